@@ -1,0 +1,41 @@
+"""notifier: route alerts to WeCom and other channels, at once and durably.
+
+Plugin authors need only :data:`hookimpl`; see ``notifier.hookspecs`` for the hooks and
+``docs/writing-a-plugin.md`` for a worked example. Applications use :class:`Alert` and
+:class:`Dispatcher`. Heavy modules load on first use so ``notifier --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("notifier")
+
+if TYPE_CHECKING:
+    from notifier.dispatcher import Dispatcher
+    from notifier.errors import NotifierError
+    from notifier.models import Alert, Receipt
+
+_LAZY = {
+    "Alert": "notifier.models",
+    "Receipt": "notifier.models",
+    "Dispatcher": "notifier.dispatcher",
+    "NotifierError": "notifier.errors",
+}
+
+__all__ = ["Alert", "Dispatcher", "NotifierError", "Receipt", "__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'notifier' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

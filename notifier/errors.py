@@ -1,0 +1,155 @@
+"""One rooted error tree.
+
+Every error the framework raises derives from :class:`NotifierError` and carries data the
+caller reads instead of matching message strings: above all ``retryable``, which the
+dispatcher and the outbox use to decide between "try again later" and "dead letter".
+Low-level exceptions (``requests``, ``sqlite3``, ``tomllib``) are translated at the
+boundary where they occur, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+
+class NotifierError(Exception):
+    """Base of every error raised by notifier and its plugins.
+
+    :param message: a one-line, secret-free description.
+    :param retryable: whether trying the same operation again later may succeed.
+    :param attempts: how many requests the failed operation made (for receipts).
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, attempts: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@attrs.frozen
+class ConfigIssue:
+    """One problem found in a configuration file."""
+
+    file: str
+    path: str
+    expected: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.expected}"
+
+
+class ConfigError(NotifierError):
+    """The configuration is missing or invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = tuple(issues)
+        lines = [str(i) for i in self.issues]
+        head = lines[0] if len(lines) == 1 else f"{len(lines)} configuration errors:\n  " + (
+            "\n  ".join(lines)
+        )
+        super().__init__(head, retryable=False)
+
+
+class PluginError(NotifierError):
+    """A plugin could not be loaded, or plugins conflict."""
+
+
+class DuplicateKindError(PluginError):
+    """Two plugins claim the same channel kind name."""
+
+    def __init__(self, kind: str, first: str, second: str) -> None:
+        self.kind, self.first, self.second = kind, first, second
+        super().__init__(
+            f"channel kind {kind!r} is provided by both {first!r} and {second!r}; "
+            f"uninstall or disable one (NOTIFIER_DISABLE_PLUGINS)"
+        )
+
+
+class UnsupportedOperation(NotifierError):
+    """The channel's kind does not implement the requested operation."""
+
+
+class ChannelError(NotifierError):
+    """A delivery failed for a reason specific to one channel."""
+
+
+class AuthError(ChannelError):
+    """Credentials were rejected or a token could not be obtained."""
+
+
+class RateLimited(ChannelError):
+    """The provider (or our own pacing) refused the call for now.
+
+    :param retry_after: seconds to wait before the next attempt, when known.
+    """
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, attempts: int = 1
+    ) -> None:
+        super().__init__(message, retryable=True, attempts=attempts)
+        self.retry_after = retry_after
+
+
+class ProviderError(ChannelError):
+    """The provider answered with an error envelope.
+
+    :param code: the provider's error code (``errcode``, ``code``, HTTP status, ...).
+    :param provider_message: the provider's own error text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | str | None = None,
+        provider_message: str = "",
+        retryable: bool = False,
+        attempts: int = 1,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, attempts=attempts)
+        self.code = code
+        self.provider_message = provider_message
+        self.request_id = request_id
+
+
+class TokenInvalid(ProviderError):
+    """The provider says the cached access token is invalid or expired."""
+
+
+class TransportError(ChannelError):
+    """The request failed below HTTP: connection refused or reset, timeout, TLS.
+
+    :param sent: whether the request may have reached the server. A non-idempotent call
+        is retried only when this is false.
+    """
+
+    def __init__(
+        self, message: str, *, sent: bool, retryable: bool = True, attempts: int = 1
+    ) -> None:
+        super().__init__(message, retryable=retryable, attempts=attempts)
+        self.sent = sent
+
+
+class DeliveryTimeout(ChannelError):
+    """A channel did not finish within the dispatcher's per-delivery timeout."""
+
+    retryable = True
+
+
+class OutboxError(NotifierError):
+    """The durable outbox cannot be opened or written (corrupt, locked, unwritable)."""

@@ -1,0 +1,153 @@
+"""Channel kinds and their option schemas.
+
+A plugin contributes channel kinds through :func:`notifier.hookspecs.notifier_channel_kinds`.
+Each :class:`ChannelKind` names itself, declares its options as :class:`Option` records
+(the configuration loader validates a channel's table against them and reports every
+problem at once) and says how to build a configured channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from notifier.clock import SYSTEM_CLOCK, Clock
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list of strings",
+    dict: "a table of strings",
+}
+
+
+@attrs.frozen
+class Option:
+    """One option of a channel kind.
+
+    :param type: ``str``, ``int``, ``float``, ``bool``, ``list`` (of strings) or ``dict``
+        (string to string).
+    :param secret: the value is a credential: it becomes a
+        :class:`~notifier.redact.Secret` and never appears in output.
+    :param choices: allowed values, if limited.
+    :param minimum: lowest allowed value for numbers.
+    """
+
+    name: str
+    type: type = str
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    help: str = ""
+
+    @property
+    def expected(self) -> str:
+        text = _TYPE_NAMES[self.type]
+        if self.choices:
+            text += " (one of " + ", ".join(repr(c) for c in self.choices) + ")"
+        if self.minimum is not None:
+            text += f" >= {self.minimum:g}"
+        return text
+
+    def check(self, value: Any) -> str | None:
+        """``None`` when ``value`` fits this option, else what was expected instead."""
+        ok: bool
+        if self.type is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is list:
+            ok = isinstance(value, list) and all(isinstance(v, str | int) for v in value)
+        elif self.type is dict:
+            ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        else:
+            ok = isinstance(value, self.type)
+        if ok and self.choices and value not in self.choices:
+            ok = False
+        if ok and self.minimum is not None and value < self.minimum:
+            ok = False
+        if ok:
+            return None
+        return f"expected {self.expected}, got {_describe(value)}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"string {value!r}" if len(value) < 40 else "a string"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, list):
+        return "a list" + ("" if all(isinstance(v, str) for v in value) else " of non-strings")
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+@attrs.frozen
+class RateLimit:
+    """At most ``count`` deliveries in any window of ``per`` seconds."""
+
+    count: int = attrs.field(validator=attrs.validators.gt(0))
+    per: float = attrs.field(validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
+class ChannelSpec:
+    """A configured channel: its name, kind and validated options (secrets wrapped)."""
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    rate_limit: RateLimit | None = None
+    timeout: float = 30.0
+    source: str = ""  # the config file it came from, for messages
+
+
+@attrs.frozen
+class BuildContext:
+    """What the host gives a kind's ``build`` besides the channel's own options.
+
+    :param pool_size: how many deliveries may run at once; size connection pools to it.
+    :param observe: call with each :class:`~notifier.http.events.RequestEvent`; forwards to
+        the ``notifier_http_request`` hook.
+    """
+
+    clock: Clock = SYSTEM_CLOCK
+    pool_size: int = 8
+    observe: Callable[[Any], None] | None = None
+
+
+@attrs.frozen
+class ChannelKind:
+    """A kind of channel a plugin provides.
+
+    :param name: what ``kind = "..."`` in a config file says; unique across plugins.
+    :param build: ``build(spec, context) -> channel``; the channel object is the plugin's
+        own and is handed back to the plugin's operation hooks.
+    :param rate_limit: the provider's limit, applied unless the config sets another.
+    :param deduplicates: the provider drops repeats of one idempotency key, so a send may
+        be retried even after the request reached it.
+    """
+
+    name: str
+    build: Callable[[ChannelSpec, BuildContext], Any]
+    options: tuple[Option, ...] = ()
+    description: str = ""
+    rate_limit: RateLimit | None = None
+    can_create_group: bool = False
+    deduplicates: bool = False
+    plugin: str = ""  # the distribution that provides it, filled in by the manager
+
+    def option(self, name: str) -> Option | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None

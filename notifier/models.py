@@ -1,0 +1,271 @@
+"""Value objects that cross the plugin boundary: alerts, deliveries, receipts, groups.
+
+All are frozen attrs classes. Change one with :func:`attrs.evolve`; build one from
+untrusted data with its ``from_dict`` constructor, which validates and raises
+:class:`~notifier.errors.NotifierError` subclasses with clear messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+class Status(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Outcome(enum.StrEnum):
+    """What happened to one delivery (one alert on one channel)."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # permanently: dead letter
+    QUEUED = "queued"  # not delivered yet; the outbox will try again
+    DEDUPLICATED = "deduplicated"  # the same alert was delivered within the dedup window
+
+
+def _str_map(value: Mapping[str, Any] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a table of strings, got {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _utc(value: datetime | str | float | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class Link:
+    """A link shown with an alert (dashboard, runbook, silence)."""
+
+    url: str = attrs.field(validator=attrs.validators.instance_of(str))
+    title: str = ""
+
+    @classmethod
+    def coerce(cls, value: Link | str | Mapping[str, Any]) -> Link:
+        if isinstance(value, Link):
+            return value
+        if isinstance(value, str):
+            return cls(url=value)
+        if isinstance(value, Mapping) and "url" in value:
+            return cls(url=str(value["url"]), title=str(value.get("title", "")))
+        raise TypeError(f"a link is a URL string or a table with 'url', got {value!r}")
+
+
+def _links(values: Any) -> tuple[Link, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str | Mapping | Link):
+        values = [values]
+    return tuple(Link.coerce(v) for v in values)
+
+
+def _severity(value: str) -> str:
+    value = str(value).lower()
+    if value not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class Alert:
+    """One alert, firing or resolved.
+
+    ``fingerprint`` identifies the alert across its life (firing, re-firing, resolved): it
+    defaults to a hash of the title and labels, so the same problem gets the same
+    fingerprint from every sender. Pass one explicitly when the source system has its own.
+    """
+
+    title: str = attrs.field(validator=attrs.validators.instance_of(str))
+    body: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    severity: str = attrs.field(default="warning", converter=_severity)
+    labels: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
+    annotations: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
+    status: Status = attrs.field(default=Status.FIRING, converter=Status)
+    fingerprint: str = attrs.field(default="")
+    starts_at: datetime = attrs.field(factory=_now, converter=_utc)
+    ends_at: datetime | None = attrs.field(default=None, converter=_utc)
+    links: tuple[Link, ...] = attrs.field(default=(), converter=_links)
+    source: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.title.strip():
+            raise ValueError("an alert needs a non-empty title")
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", self.compute_fingerprint())
+
+    def compute_fingerprint(self) -> str:
+        canonical = json.dumps(
+            {"title": self.title, "labels": dict(sorted(self.labels.items()))},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def resolved(self) -> bool:
+        return self.status is Status.RESOLVED
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """Build an alert from JSON-like data; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an alert is a JSON object, got {type(data).__name__}")
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown alert field(s): {', '.join(unknown)}")
+        if "title" not in data:
+            raise ValueError("an alert needs a 'title'")
+        try:
+            return cls(**dict(data))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid alert: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "body": self.body,
+            "severity": self.severity,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "status": self.status.value,
+            "fingerprint": self.fingerprint,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "links": [{"url": link.url, "title": link.title} for link in self.links],
+            "source": self.source,
+        }
+
+
+@attrs.frozen
+class DeliveryContext:
+    """What a channel needs to know about one delivery besides the alert.
+
+    :param idempotency_key: stable across retries of this delivery; pass it to providers
+        that deduplicate.
+    :param attempt: 1 for the first try, counting retries over time from the outbox.
+    :param mentions: extra people to notify, from the matching route (``"@all"`` for
+        everyone).
+    :param timeout: seconds the dispatcher allows this delivery.
+    """
+
+    idempotency_key: str = ""
+    attempt: int = 1
+    mentions: tuple[str, ...] = ()
+    timeout: float = 30.0
+
+
+@attrs.frozen
+class SendResult:
+    """What a channel's send hook returns on success.
+
+    :param attempts: HTTP requests made, retries included.
+    :param details: provider facts worth keeping (partial failures, request ids).
+    """
+
+    message_id: str | None = None
+    attempts: int = 1
+    parts: int = 1
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Receipt:
+    """The result of one delivery: one alert on one channel. Never holds a secret."""
+
+    channel: str
+    outcome: Outcome = attrs.field(converter=Outcome)
+    attempts: int = 0
+    latency_ms: float = 0.0
+    message_id: str | None = None
+    error: str | None = None
+    fingerprint: str = ""
+    kind: str = ""
+    details: dict[str, Any] = attrs.field(factory=dict)
+    next_attempt_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "channel": self.channel,
+            "outcome": self.outcome.value,
+            "attempts": self.attempts,
+            "latency_ms": round(self.latency_ms, 3),
+            "message_id": self.message_id,
+            "error": self.error,
+            "fingerprint": self.fingerprint,
+            "kind": self.kind,
+        }
+        if self.details:
+            data["details"] = self.details
+        if self.next_attempt_at is not None:
+            data["next_attempt_at"] = self.next_attempt_at
+        return data
+
+
+def _members(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+@attrs.frozen
+class GroupSpec:
+    """A group chat to create."""
+
+    name: str
+    owner: str | None = None
+    members: tuple[str, ...] = attrs.field(default=(), converter=_members)
+    chat_id: str | None = None
+
+
+@attrs.frozen
+class GroupInfo:
+    """A group chat as the provider knows it."""
+
+    chat_id: str
+    name: str = ""
+    owner: str | None = None
+    members: tuple[str, ...] = attrs.field(default=(), converter=_members)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chat_id": self.chat_id,
+            "name": self.name,
+            "owner": self.owner,
+            "members": list(self.members),
+        }
+
+
+@attrs.frozen
+class GroupUpdate:
+    """Changes to a group chat; ``None`` fields stay as they are."""
+
+    name: str | None = None
+    owner: str | None = None
+    add_members: tuple[str, ...] = attrs.field(default=(), converter=_members)
+    remove_members: tuple[str, ...] = attrs.field(default=(), converter=_members)
