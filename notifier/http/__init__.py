@@ -1,0 +1,75 @@
+"""The shared HTTP layer: declared endpoints over a pooled, authenticating, caching,
+retrying client. See ``docs/http.md``.
+
+A channel declares its provider calls as :class:`Endpoint` records, picks an auth
+strategy, and calls them through one :class:`HttpClient` per configuration::
+
+    send = Endpoint("send", "POST", "webhook/send", parse=errcode_envelope(codes))
+    client = client_from_options(spec, context, spec.options["api_root"],
+                                 QueryKeyAuth("key", spec.options["key"]))
+    result = client.call(send, json={"msgtype": "text", "text": {"content": "hi"}})
+"""
+
+from notifier.http.auth import (
+    GATEWAY_HEADER,
+    AccessTokenAuth,
+    BearerAuth,
+    GatewayAuth,
+    HeaderAuth,
+    QueryKeyAuth,
+    TokenCache,
+    TokenFetcher,
+    credential_id,
+    endpoint_token_fetcher,
+)
+from notifier.http.cache import ExpiringCache
+from notifier.http.client import (
+    DEFAULT_TIMEOUT,
+    CallResult,
+    HttpClient,
+    InsecureTransportWarning,
+)
+from notifier.http.endpoint import Endpoint, Parsed, Parser, Step
+from notifier.http.envelopes import (
+    ErrorCodes,
+    check_status,
+    errcode_envelope,
+    gateway_envelope,
+    json_or_status,
+)
+from notifier.http.events import RequestEvent
+from notifier.http.options import HTTP_OPTIONS, client_from_options
+from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "GATEWAY_HEADER",
+    "HTTP_OPTIONS",
+    "AccessTokenAuth",
+    "BearerAuth",
+    "CallResult",
+    "Endpoint",
+    "ErrorCodes",
+    "ExpiringCache",
+    "GatewayAuth",
+    "HeaderAuth",
+    "HttpClient",
+    "InsecureTransportWarning",
+    "Parsed",
+    "Parser",
+    "QueryKeyAuth",
+    "RequestEvent",
+    "RetryPolicy",
+    "Step",
+    "TokenCache",
+    "TokenFetcher",
+    "check_status",
+    "client_from_options",
+    "credential_id",
+    "endpoint_token_fetcher",
+    "errcode_envelope",
+    "gateway_envelope",
+    "json_or_status",
+    "may_retry",
+    "parse_retry_after",
+]

@@ -1,0 +1,449 @@
+"""One pooled, authenticating, caching, retrying HTTP client per provider configuration.
+
+The client owns a ``requests.Session`` whose adapter pool follows the dispatcher's
+concurrency, so deliveries reuse keep-alive connections. It resolves proxy settings from
+the environment once, when built: with ``trust_env`` on, requests re-reads proxies and
+``~/.netrc`` on every request, a large share of a loopback request's cost. It runs its
+own retry loop (urllib3's is off) so that every attempt is counted and observed, and it
+translates every low-level exception into :mod:`notifier.errors` with secrets scrubbed.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json as jsonlib
+import logging
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+import requests
+import requests.utils
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from notifier.clock import SYSTEM_CLOCK, Clock
+from notifier.errors import NotifierError, ProviderError, TokenInvalid, TransportError
+from notifier.http.cache import MISSING, ExpiringCache
+from notifier.http.endpoint import Endpoint, Parsed
+from notifier.http.events import ERROR, OK, RETRY, RequestEvent
+from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
+from notifier.redact import Secret, install_log_redaction, redact, reveal, scrub_exception
+
+log = logging.getLogger("notifier.http")
+
+DEFAULT_TIMEOUT = (3.05, 10.0)  # connect just above a TCP retransmit window, then read
+USER_AGENT = "notifier/0.1"
+_REQUEST_ID_HEADERS = ("X-Request-Id", "X-Bkapi-Request-Id")
+
+
+class InsecureTransportWarning(UserWarning):
+    """TLS certificate verification is off for a channel."""
+
+
+@attrs.frozen
+class CallResult:
+    """The outcome of one successful :meth:`HttpClient.call`.
+
+    :param data: what the endpoint's parser returned.
+    :param attempts: requests made, retries and the token-refresh retry included; 0 when
+        the answer came from the cache.
+    :param status: the final HTTP status.
+    :param request_id: the provider's or gateway's request id, when it sent one.
+    """
+
+    data: Any
+    attempts: int
+    status: int | None
+    request_id: str | None = None
+    from_cache: bool = False
+
+
+class _Steps(AuthBase):
+    """The client's auth followed by an endpoint's own before-request steps."""
+
+    def __init__(self, auth: AuthBase | None, steps: tuple[Callable[..., Any], ...]) -> None:
+        self.auth, self.steps = auth, steps
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.auth is not None:
+            request = self.auth(request)
+        for step in self.steps:
+            request = step(request) or request
+        return request
+
+
+class HttpClient:
+    """Calls :class:`~notifier.http.endpoint.Endpoint` declarations under ``api_root``.
+
+    :param api_root: base URL from deployment config; endpoint paths are joined onto it.
+    :param auth: injected into every request of an ``authenticated`` endpoint.
+    :param channel: the configured channel's name, for messages, logs and events.
+    :param pool_size: keep-alive connections kept per host; match the dispatcher's
+        concurrency so no delivery waits for or discards a connection.
+    :param timeout: default ``(connect, read)`` seconds for every request.
+    :param verify_tls: ``False`` turns certificate checks off, with a warning.
+    :param observe: called with a :class:`RequestEvent` after every attempt.
+    """
+
+    def __init__(
+        self,
+        api_root: str,
+        *,
+        auth: AuthBase | None = None,
+        channel: str = "",
+        pool_size: int = 8,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        verify_tls: bool = True,
+        retry: RetryPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        observe: Callable[[RequestEvent], None] | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        install_log_redaction()  # urllib3 logs full URLs, query strings included, at DEBUG
+        self.api_root = api_root.rstrip("/") + "/"
+        self.auth = auth
+        self.channel = channel
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self.observe = observe
+        self._rng = random.Random()
+        self._cache = ExpiringCache(cache_size, clock=clock)
+        self.session = self._build_session(pool_size)
+        # Resolved once here (the session does not trust the environment per request).
+        self.proxies: dict[str, str] = dict(requests.utils.get_environ_proxies(self.api_root))
+        self.verify: bool | str = _ca_bundle() if verify_tls else False
+        if not verify_tls:
+            text = f"TLS certificate verification is off for {self._who()} ({self.api_root})"
+            warnings.warn(text, InsecureTransportWarning, stacklevel=2)
+            log.warning(redact(text))
+
+    def _build_session(self, pool_size: int) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        # Providers need no cookies; refusing them keeps threads from sharing a jar.
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def __repr__(self) -> str:
+        return f"HttpClient({redact(self.api_root)!r}, channel={self.channel!r})"
+
+    def _who(self) -> str:
+        return f"channel {self.channel!r}" if self.channel else "HTTP client"
+
+    # -- the call -------------------------------------------------------------------------
+
+    def url_for(self, endpoint: Endpoint, path_params: Mapping[str, Any] | None = None) -> str:
+        path = endpoint.path
+        if path_params:
+            quoted = {k: requests.utils.quote(str(v), safe="") for k, v in path_params.items()}
+            path = path.format(**quoted)
+        return self.api_root + path.lstrip("/")
+
+    def call(
+        self,
+        endpoint: Endpoint,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        path_params: Mapping[str, Any] | None = None,
+    ) -> CallResult:
+        """Send ``endpoint`` with retries and return its parsed answer.
+
+        :param params: query parameters (values may be :class:`~notifier.redact.Secret`).
+        :param json: a body sent as UTF-8 JSON (``ensure_ascii=False``).
+        :param idempotency_key: the provider deduplicates this call by this key (sent in
+            ``endpoint.idempotency_header`` if set), so it may be retried even after the
+            server may have received it.
+        :raises NotifierError: with ``attempts`` set; low-level causes are scrubbed.
+        """
+        url = self.url_for(endpoint, path_params)
+        params = _revealed(params) if params else None
+        request_headers = dict(_revealed(headers) if headers else {})
+        body = data
+        if json is not None:
+            body = jsonlib.dumps(_revealed(json), ensure_ascii=False).encode("utf-8")
+            request_headers.setdefault("Content-Type", "application/json")
+        if idempotency_key and endpoint.idempotency_header:
+            request_headers[endpoint.idempotency_header] = idempotency_key
+
+        cache_key = None
+        if endpoint.cache_ttl is not None and endpoint.method == "GET":
+            cache_key = (self._identity(endpoint), endpoint.method, url, _frozen(params))
+            cached = self._cache.get(cache_key)
+            if cached is not MISSING:
+                return attrs.evolve(cached, attempts=0, from_cache=True)
+
+        request = requests.Request(
+            endpoint.method,
+            url,
+            params=params,
+            data=body,
+            headers=request_headers,
+            auth=_Steps(self.auth if endpoint.authenticated else None, endpoint.before),
+        )
+        replay_safe = endpoint.idempotent or idempotency_key is not None
+        result = self._attempts(endpoint, request, replay_safe=replay_safe)
+        if cache_key is not None:
+            self._cache.put(cache_key, result, endpoint.cache_ttl or 0)
+        return result
+
+    def _attempts(
+        self, endpoint: Endpoint, request: requests.Request, *, replay_safe: bool
+    ) -> CallResult:
+        budget = self.retry.max_attempts
+        attempt = failures = 0
+        refreshed_token = False
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            prepared = self._prepare(endpoint, request, requests_made=attempt - 1)
+            shown_url = redact(prepared.url or "")
+            response: requests.Response | None = None
+            try:
+                response = self._send(endpoint, prepared)
+                outcome = self._parse(endpoint, response)
+            except NotifierError as exc:
+                error = self._relabel(exc, endpoint)
+                error.attempts = attempt
+                status = response.status_code if response is not None else None
+                if response is not None:
+                    # Re-read with our clock: the parser used the system clock for dates.
+                    asked = parse_retry_after(response.headers.get("Retry-After"), self.clock)
+                    if asked is not None:
+                        error.retry_after = asked  # type: ignore[attr-defined]
+                retry, wait = False, 0.0
+                if isinstance(error, TokenInvalid):
+                    # One refresh per call: a second invalid answer means the fresh token
+                    # is rejected too, and asking again would loop.
+                    invalidate = getattr(self.auth, "invalidate_request", None)
+                    if not refreshed_token and invalidate is not None and endpoint.authenticated:
+                        invalidate(prepared)
+                        refreshed_token = retry = True
+                        budget += 1  # a protocol step, not a failure retry
+                elif attempt < budget and may_retry(error, replay_safe=replay_safe):
+                    failures += 1
+                    wait = self.retry.wait_for(error, failures, self._rng)
+                    # A long server-requested pause is the outbox's job, not a thread's.
+                    retry = wait <= self.retry.max_wait
+                self._report(endpoint, prepared, shown_url, status, error, started, attempt, retry)
+                if not retry:
+                    raise  # ``error`` is ``exc``, relabelled; its cause chain is already scrubbed
+                if wait > 0:
+                    self.clock.sleep(wait)
+                continue
+            self._report(
+                endpoint, prepared, shown_url, response.status_code, None, started, attempt, False
+            )
+            request_id = None
+            if isinstance(outcome, Parsed):
+                outcome, request_id = outcome.data, outcome.request_id
+            if request_id is None:
+                request_id = next(
+                    (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers),
+                    None,
+                )
+            return CallResult(outcome, attempt, response.status_code, request_id)
+
+    def _prepare(
+        self, endpoint: Endpoint, request: requests.Request, *, requests_made: int
+    ) -> requests.PreparedRequest:
+        """Build the request; auth runs here, so a token fetch happens here."""
+        try:
+            return self.session.prepare_request(request)
+        except NotifierError as exc:
+            exc.attempts = requests_made  # this attempt never went out
+            raise
+        except Exception as exc:  # a malformed URL or parameter: a configuration problem
+            scrub_exception(exc)
+            raise TransportError(
+                f"{self._label(endpoint)}: cannot build the request: {redact(str(exc))}",
+                sent=False,
+                retryable=False,
+                attempts=requests_made,
+            ) from exc
+
+    def _send(self, endpoint: Endpoint, prepared: requests.PreparedRequest) -> requests.Response:
+        try:
+            return self.session.send(
+                prepared,
+                timeout=endpoint.timeout or self.timeout,
+                proxies=self.proxies,
+                verify=self.verify,
+                allow_redirects=False,  # a redirect would resend (or drop) auth elsewhere
+            )
+        except requests.RequestException as exc:
+            # requests quotes the full URL, access token or webhook key included.
+            scrub_exception(exc)
+            sent = _may_have_reached_server(exc)
+            retryable = isinstance(exc, requests.ConnectionError | requests.Timeout) and not (
+                isinstance(exc, requests.exceptions.SSLError)
+            )
+            raise TransportError(
+                f"{_describe(exc, sent)}: {_shorten(redact(str(exc)))}",
+                sent=sent,
+                retryable=retryable,
+            ) from exc
+
+    def _parse(self, endpoint: Endpoint, response: requests.Response) -> Any:
+        try:
+            return endpoint.parse(response)
+        except NotifierError:
+            raise
+        except Exception as exc:  # a parser bug must still surface as a typed error
+            scrub_exception(exc)
+            raise ProviderError(
+                f"could not read the answer (HTTP {response.status_code}): "
+                f"{type(exc).__name__}: {_shorten(redact(str(exc)))}",
+                code=response.status_code,
+            ) from exc
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _label(self, endpoint: Endpoint) -> str:
+        return f"{self._who()}, {endpoint.name}"
+
+    def _relabel(self, error: NotifierError, endpoint: Endpoint) -> NotifierError:
+        """Prefix the channel and endpoint so a message says where it failed (once)."""
+        label = self._label(endpoint)
+        if not error.message.startswith(label):
+            error.message = f"{label}: {redact(error.message)}"
+            error.args = (error.message,)
+        return error
+
+    def _identity(self, endpoint: Endpoint) -> str:
+        if not endpoint.authenticated or self.auth is None:
+            return ""
+        return str(getattr(self.auth, "identity", id(self.auth)))
+
+    def _report(
+        self,
+        endpoint: Endpoint,
+        prepared: requests.PreparedRequest,
+        url: str,
+        status: int | None,
+        error: NotifierError | None,
+        started: float,
+        attempt: int,
+        retry: bool,
+    ) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000
+        outcome = OK if error is None else RETRY if retry else ERROR
+        code = getattr(error, "code", None) if error is not None else None
+        text = redact(str(error)) if error is not None else None
+        log.debug(
+            "%s %s %s -> %s%s in %.1f ms (attempt %d, %s)%s",
+            self.channel or "-",
+            endpoint.method,
+            url,
+            status if status is not None else "no answer",
+            f" code {code}" if code is not None else "",
+            duration_ms,
+            attempt,
+            outcome,
+            f": {text}" if text else "",
+        )
+        if self.observe is None:
+            return
+        event = RequestEvent(
+            channel=self.channel,
+            endpoint=endpoint.name,
+            method=endpoint.method,
+            url=url,
+            status=status,
+            code=code,
+            duration_ms=duration_ms,
+            attempt=attempt,
+            outcome=outcome,
+            error=text,
+        )
+        try:
+            self.observe(event)
+        except Exception:  # an observer's bug must not fail a delivery
+            log.exception("request observer failed for %s", self._label(endpoint))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _may_have_reached_server(exc: requests.RequestException) -> bool:
+    """False only when the request provably never left: the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return True  # the proxy may have forwarded it
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return not isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema)
+
+
+def _describe(exc: requests.RequestException, sent: bool) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "read timed out (the server may have received the request)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection dropped after sending" if sent else "could not connect"
+    return "request failed"
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _revealed(value: Any) -> Any:
+    """``value`` with every Secret inside replaced by its plain value, for the wire."""
+    if isinstance(value, Mapping):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_revealed(v) for v in value]
+    return reveal(value) if isinstance(value, Secret) else value
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, order-independent form of parameters, for cache keys."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _ca_bundle() -> bool | str:
+    # What requests would read from the environment on every request, read once.
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True

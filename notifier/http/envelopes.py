@@ -1,0 +1,219 @@
+"""Reusable after-response steps: turn an answer into data or a typed error.
+
+Providers report failure in two layers: the HTTP status (429, 5xx from them or a proxy)
+and their own envelope, which for many Chinese APIs means HTTP 200 with a non-zero
+``errcode``. A parser must check both; looking only at the status reports failures as
+success. Messages here name the code and the provider's text; the client prefixes the
+channel and endpoint names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import requests
+
+from notifier.clock import SYSTEM_CLOCK
+from notifier.errors import AuthError, NotifierError, ProviderError, RateLimited, TokenInvalid
+from notifier.redact import redact
+
+Code = int | str
+
+
+def _codes(values: Iterable[Code]) -> frozenset[Code]:
+    return frozenset(values)
+
+
+@attrs.frozen
+class ErrorCodes:
+    """How a provider's error codes map onto the error tree.
+
+    Codes not listed are permanent :class:`ProviderError` failures.
+
+    :param token_invalid: the access token is invalid or expired: refresh once and retry.
+    :param busy: transient server trouble: retryable (within a call only when safe).
+    :param rate_limited: over a rate limit: :class:`RateLimited`.
+    :param auth: bad credentials or no permission: :class:`AuthError`, never retried.
+    :param rate_limit_wait: seconds to suggest for ``retry_after`` when a rate-limited
+        answer has no ``Retry-After`` header (e.g. 60 for per-minute windows).
+    """
+
+    token_invalid: frozenset[Code] = attrs.field(default=(), converter=_codes)
+    busy: frozenset[Code] = attrs.field(default=(), converter=_codes)
+    rate_limited: frozenset[Code] = attrs.field(default=(), converter=_codes)
+    auth: frozenset[Code] = attrs.field(default=(), converter=_codes)
+    rate_limit_wait: float | None = None
+
+    def error(
+        self,
+        code: Code,
+        provider_message: str,
+        *,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        label: str = "errcode",
+    ) -> NotifierError:
+        text = redact(str(provider_message or ""))
+        message = f"{label} {code}: {text}" if text else f"{label} {code}"
+        error: NotifierError
+        if code in self.token_invalid:
+            error = TokenInvalid(message, code=code, provider_message=text, request_id=request_id)
+        elif code in self.rate_limited:
+            wait = retry_after if retry_after is not None else self.rate_limit_wait
+            error = RateLimited(f"rate limited: {message}", retry_after=wait)
+        elif code in self.auth:
+            error = AuthError(message, retryable=False)
+        elif code in self.busy:
+            error = ProviderError(
+                message, code=code, provider_message=text, retryable=True, request_id=request_id
+            )
+        else:
+            error = ProviderError(message, code=code, provider_message=text, request_id=request_id)
+        # Every error from an envelope carries the code, so events and receipts can show
+        # it whatever the class (RateLimited and AuthError have no such field of their own).
+        error.code = code  # type: ignore[attr-defined]
+        error.provider_message = text  # type: ignore[attr-defined]
+        return error
+
+
+def retry_after_of(response: requests.Response) -> float | None:
+    from notifier.http.retry import parse_retry_after  # a cycle at import time otherwise
+
+    return parse_retry_after(response.headers.get("Retry-After"), SYSTEM_CLOCK)
+
+
+def check_status(response: requests.Response) -> None:
+    """Raise for an HTTP-level failure: 429 -> :class:`RateLimited`, 5xx -> retryable
+    :class:`ProviderError`, 401/403 -> :class:`AuthError`, other 3xx/4xx -> permanent."""
+    status = response.status_code
+    if status < 300:
+        return
+    reason = redact(response.reason or "")
+    message = f"HTTP {status} {reason}".rstrip()
+    error: NotifierError
+    if status == 429:
+        error = RateLimited(f"rate limited: {message}", retry_after=retry_after_of(response))
+    elif status >= 500:
+        error = ProviderError(message, code=status, provider_message=reason, retryable=True)
+        error.retry_after = retry_after_of(response)  # type: ignore[attr-defined]
+    elif status in (401, 403):
+        error = AuthError(message, retryable=False)
+    else:
+        error = ProviderError(message, code=status, provider_message=reason)
+    error.code = status  # type: ignore[attr-defined]
+    raise error
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise ProviderError(
+            f"answer is not JSON (HTTP {response.status_code}, {redact(kind)})",
+            code=response.status_code,
+        ) from None  # the decoder's message says nothing useful and may quote the body
+
+
+def json_or_status(response: requests.Response) -> Any:
+    """The plain parser: HTTP status decides; the body is returned as JSON (or text, or
+    ``None`` when empty)."""
+    check_status(response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def errcode_envelope(
+    codes: ErrorCodes | None = None,
+    *,
+    code_field: str = "errcode",
+    message_field: str = "errmsg",
+    ok: Iterable[Code] = (0,),
+) -> Callable[[requests.Response], Any]:
+    """A parser for ``{"errcode": 0, "errmsg": "ok", ...}`` APIs; returns the whole body.
+
+    A 429 or 5xx is handled by status first (a proxy's error page has no envelope); any
+    other answer must carry ``code_field``, whatever its HTTP status.
+    """
+    rules = codes or ErrorCodes()
+    ok_codes = frozenset(ok)
+
+    def parse(response: requests.Response) -> Any:
+        if response.status_code == 429 or response.status_code >= 500:
+            check_status(response)
+        body = _json(response) if response.content else None
+        if not isinstance(body, dict) or code_field not in body:
+            check_status(response)
+            raise ProviderError(
+                f"answer has no {code_field} (HTTP {response.status_code})",
+                code=response.status_code,
+            )
+        code = body[code_field]
+        if code in ok_codes:
+            return body
+        raise rules.error(
+            code,
+            str(body.get(message_field, "")),
+            retry_after=retry_after_of(response),
+            label=code_field,
+        )
+
+    return parse
+
+
+def gateway_envelope(
+    codes: ErrorCodes | None = None,
+    *,
+    inner_code_field: str = "errcode",
+    inner_message_field: str = "errmsg",
+) -> Callable[[requests.Response], Any]:
+    """A parser for API gateways answering ``{"result", "code", "message", "data",
+    "request_id"}``; returns :class:`~notifier.http.endpoint.Parsed` with ``data``.
+
+    ``result: false`` is a failure carrying the gateway's code and message; a provider
+    ``errcode`` inside ``data`` is classified with ``codes`` either way. The gateway's
+    request id is kept on the result and on errors, for support.
+    """
+    from notifier.http.endpoint import Parsed  # endpoint imports this module
+
+    rules = codes or ErrorCodes()
+
+    def parse(response: requests.Response) -> Any:
+        if response.status_code == 429 or response.status_code >= 500:
+            check_status(response)
+        body = _json(response) if response.content else None
+        if not isinstance(body, dict) or "result" not in body:
+            check_status(response)
+            raise ProviderError(
+                f"answer is not a gateway envelope (HTTP {response.status_code})",
+                code=response.status_code,
+            )
+        request_id = body.get("request_id")
+        data = body.get("data")
+        inner = data.get(inner_code_field) if isinstance(data, dict) else None
+        if inner not in (None, 0):
+            raise rules.error(
+                inner,
+                str(data.get(inner_message_field, "")),
+                request_id=request_id,
+                retry_after=retry_after_of(response),
+                label=inner_code_field,
+            )
+        if not body["result"]:
+            code = body.get("code", response.status_code)
+            text = redact(str(body.get("message", "")))
+            raise ProviderError(
+                f"gateway code {code}: {text}",
+                code=code,
+                provider_message=text,
+                request_id=request_id,
+            )
+        return Parsed(data, request_id)
+
+    return parse

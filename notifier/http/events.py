@@ -1,0 +1,44 @@
+"""What the HTTP layer reports after every attempt.
+
+One :class:`RequestEvent` per request on the wire (retries included), handed to the
+client's ``observe`` callable; the host forwards it to the ``notifier_http_request`` hook,
+so metrics and audit logs can be added without touching any channel.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+#: the request succeeded and its answer was accepted
+OK = "ok"
+#: the attempt failed and the client will try again
+RETRY = "retry"
+#: the attempt failed and the error is raised to the caller
+ERROR = "error"
+
+
+@attrs.frozen
+class RequestEvent:
+    """One attempt of one endpoint call. Every text field is already redacted.
+
+    :param channel: the configured channel's name ("" for a client without one).
+    :param endpoint: the :class:`~notifier.http.endpoint.Endpoint`'s name.
+    :param url: the full URL with credentials masked.
+    :param status: the HTTP status, ``None`` when no answer arrived.
+    :param code: the provider's error code (``errcode``, gateway ``code``), when known.
+    :param duration_ms: wall time of this attempt, token fetch included.
+    :param attempt: 1 for the first request of a call, 2 for its first retry, ...
+    :param outcome: ``"ok"``, ``"retry"`` or ``"error"``.
+    :param error: the error's message when the attempt failed.
+    """
+
+    channel: str
+    endpoint: str
+    method: str
+    url: str
+    status: int | None
+    code: int | str | None
+    duration_ms: float
+    attempt: int
+    outcome: str = attrs.field(validator=attrs.validators.in_((OK, RETRY, ERROR)))
+    error: str | None = None

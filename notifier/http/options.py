@@ -1,0 +1,91 @@
+"""Configuration options every HTTP-based channel kind shares, and a client from them.
+
+A kind appends :data:`HTTP_OPTIONS` to its own option schema and builds its client with
+:func:`client_from_options`, so timeouts, TLS verification and retries are configured the
+same way for every provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from requests.auth import AuthBase
+
+from notifier.http.client import DEFAULT_TIMEOUT, HttpClient
+from notifier.http.retry import RetryPolicy
+from notifier.kinds import BuildContext, ChannelSpec, Option
+
+HTTP_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "connect_timeout",
+        float,
+        default=DEFAULT_TIMEOUT[0],
+        minimum=0.01,
+        help="seconds to wait for a TCP/TLS connection",
+    ),
+    Option(
+        "read_timeout",
+        float,
+        default=DEFAULT_TIMEOUT[1],
+        minimum=0.01,
+        help="seconds to wait for an answer once connected",
+    ),
+    Option(
+        "verify_tls",
+        bool,
+        default=True,
+        help="check the provider's TLS certificate; turn off only for a test deployment",
+    ),
+    Option(
+        "max_attempts",
+        int,
+        default=3,
+        minimum=1,
+        help="requests per call at most, retries included",
+    ),
+)
+
+
+def client_from_options(
+    spec: ChannelSpec,
+    context: BuildContext,
+    api_root: str,
+    auth: AuthBase | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    observe: Callable[[Any], None] | None = None,
+) -> HttpClient:
+    """An :class:`HttpClient` for the channel ``spec`` describes.
+
+    Options missing from ``spec.options`` take :data:`HTTP_OPTIONS` defaults; the pool
+    size, clock and observer come from the host's ``context``.
+
+    :param retry: a base policy whose ``max_attempts`` the channel's option overrides.
+    """
+    options = spec.options
+    defaults = {opt.name: opt.default for opt in HTTP_OPTIONS}
+
+    def get(name: str) -> Any:
+        value = options.get(name)
+        return defaults[name] if value is None else value
+
+    base = retry or RetryPolicy()
+    policy = RetryPolicy(
+        max_attempts=int(get("max_attempts")),
+        backoff=base.backoff,
+        backoff_max=base.backoff_max,
+        jitter=base.jitter,
+        max_wait=base.max_wait,
+    )
+    return HttpClient(
+        api_root,
+        auth=auth,
+        channel=spec.name,
+        pool_size=context.pool_size,
+        timeout=(float(get("connect_timeout")), float(get("read_timeout"))),
+        verify_tls=bool(get("verify_tls")),
+        retry=policy,
+        clock=context.clock,
+        observe=observe if observe is not None else context.observe,
+    )
