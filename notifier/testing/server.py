@@ -320,6 +320,9 @@ def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # Headers and body go out in two writes; without NODELAY, Nagle holds the
+            # body until the client's delayed ACK (~40 ms per request on Linux).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connection_number = owner._connected(self.connection)
 
         def finish(self) -> None:
