@@ -288,7 +288,7 @@ class HttpClient:
             )
         except requests.RequestException as exc:
             # requests quotes the full URL, access token or webhook key included.
-            scrub_exception(exc)
+            _scrub_deep(exc)
             sent = _may_have_reached_server(exc)
             retryable = isinstance(exc, requests.ConnectionError | requests.Timeout) and not (
                 isinstance(exc, requests.exceptions.SSLError)
@@ -394,6 +394,28 @@ class HttpClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _scrub_deep(exc: BaseException) -> None:
+    """Scrub messages, and the text and requests urllib3/requests keep as attributes
+    (``MaxRetryError.url`` and ``_message``, ``RequestException.request``), which error
+    reporters that serialise exception attributes would otherwise show."""
+    scrub_exception(exc)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for name, value in list(getattr(current, "__dict__", {}).items()):
+            if isinstance(value, str):  # url, urllib3's _message, ...
+                setattr(current, name, redact(value))
+        if isinstance(current, requests.RequestException):
+            current.request = None  # its URL carries the credential
+        todo.extend([current.__cause__, current.__context__])
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        todo.append(getattr(current, "reason", None))
 
 
 def _may_have_reached_server(exc: requests.RequestException) -> bool:
