@@ -240,15 +240,13 @@ class HttpClient:
                     wait = self.retry.wait_for(error, failures, self._rng)
                     # A long server-requested pause is the outbox's job, not a thread's.
                     retry = wait <= self.retry.max_wait
-                self._report(endpoint, prepared, shown_url, status, error, started, attempt, retry)
+                self._report(endpoint, shown_url, status, error, started, attempt, retry)
                 if not retry:
                     raise  # ``error`` is ``exc``, relabelled; its cause chain is already scrubbed
                 if wait > 0:
                     self.clock.sleep(wait)
                 continue
-            self._report(
-                endpoint, prepared, shown_url, response.status_code, None, started, attempt, False
-            )
+            self._report(endpoint, shown_url, response.status_code, None, started, attempt, False)
             request_id = None
             if isinstance(outcome, Parsed):
                 outcome, request_id = outcome.data, outcome.request_id
@@ -333,7 +331,6 @@ class HttpClient:
     def _report(
         self,
         endpoint: Endpoint,
-        prepared: requests.PreparedRequest,
         url: str,
         status: int | None,
         error: NotifierError | None,

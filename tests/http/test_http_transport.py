@@ -274,3 +274,25 @@ def test_redirects_are_not_followed(clock):
         with pytest.raises(ProviderError) as caught:
             client.call(Endpoint("old", "GET", "old", parse=json_or_status))
     assert caught.value.code == 302
+
+
+def test_an_idempotent_call_that_keeps_failing_stops_after_max_attempts(
+    provider, make_client, clock
+):
+    client = make_client()
+    client.call(SEND, json={})
+    provider.fail_next(5, status=500, path="/appchat/get")
+    with pytest.raises(ProviderError) as caught:
+        client.call(GET_CHAT, params={"chatid": "c"})
+    assert caught.value.attempts == 3
+    assert len(provider.requests_to("/appchat/get")) == 3
+    assert clock.sleeps == [0.5, 1.0]
+
+
+def test_path_placeholders_are_filled_and_quoted(clock):
+    with LocalServer() as server:
+        server.handle = lambda request: {"path": request.path}
+        client = HttpClient(server.url + "/api/v1", clock=clock)
+        item = Endpoint("item", "GET", "items/{item_id}")
+        result = client.call(item, path_params={"item_id": "a b/c"})
+    assert result.data == {"path": "/api/v1/items/a%20b%2Fc"}
