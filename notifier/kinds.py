@@ -35,6 +35,8 @@ class Option:
         :class:`~notifier.redact.Secret` and never appears in output.
     :param choices: allowed values, if limited.
     :param minimum: lowest allowed value for numbers.
+    :param path: the value is a file path; a relative one is resolved against the
+        directory of the config file that set it.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Option:
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
     help: str = ""
+    path: bool = False
 
     @property
     def expected(self) -> str:

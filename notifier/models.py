@@ -160,6 +160,16 @@ class Alert:
         }
 
 
+def delivery_key(alert: Alert, channel: str) -> str:
+    """A stable idempotency key for one alert on one channel.
+
+    The same firing (fingerprint and start time) or resolution gets the same key however
+    often it is sent, so retries and re-sends after a crash can be recognised.
+    """
+    raw = "\x1f".join((alert.fingerprint, alert.status.value, alert.starts_at.isoformat(), channel))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
 @attrs.frozen
 class DeliveryContext:
     """What a channel needs to know about one delivery besides the alert.

@@ -1,0 +1,75 @@
+"""The ``console`` channel: print each alert to the terminal."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+import attrs
+
+from notifier import hookimpl
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.render import render_markdown, render_text
+
+_STREAMS = {"stdout": lambda: sys.stdout, "stderr": lambda: sys.stderr}
+# One lock for every console channel: two channels printing at once must not interleave.
+_PRINT_LOCK = threading.Lock()
+
+
+@attrs.define
+class ConsoleChannel:
+    name: str
+    stream: str
+    format: str
+
+    @property
+    def kind(self) -> str:
+        return "console"
+
+    def write(self, text: str) -> None:
+        out: TextIO = _STREAMS[self.stream]()
+        with _PRINT_LOCK:
+            out.write(text.rstrip("\n") + "\n\n")
+            out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def build(spec: ChannelSpec, context: BuildContext) -> ConsoleChannel:
+    return ConsoleChannel(spec.name, spec.options["stream"], spec.options["format"])
+
+
+@hookimpl
+def notifier_channel_kinds() -> list[ChannelKind]:
+    return [
+        ChannelKind(
+            name="console",
+            build=build,
+            description="Print each alert to the terminal (no network).",
+            options=(
+                Option(
+                    "stream", choices=("stdout", "stderr"), default="stdout", help="where to print"
+                ),
+                Option(
+                    "format",
+                    choices=("text", "markdown"),
+                    default="text",
+                    help="how to render the alert",
+                ),
+            ),
+        )
+    ]
+
+
+@hookimpl
+def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
+    if not isinstance(channel, ConsoleChannel):
+        return None
+    text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
+    if delivery.mentions:
+        text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
+    channel.write(f"[{channel.name}] {text}")
+    return SendResult()

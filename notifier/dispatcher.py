@@ -1,0 +1,316 @@
+"""The dispatcher: routes an alert, delivers it to every chosen channel at once.
+
+Each delivery (one alert on one channel) runs on a bounded worker pool, paced by the
+channel's rate limit, and is isolated: an exception becomes a failed receipt, and a
+delivery that outlives its ``delivery_timeout`` gets a failed :class:`DeliveryTimeout`
+receipt while the others carry on. The dispatcher fans out over channels itself rather
+than through one 1:N hook call, because pluggy stops at the first exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+
+from notifier.clock import SYSTEM_CLOCK, Clock
+from notifier.config import Config, load_config
+from notifier.errors import (
+    ConfigError,
+    ConfigIssue,
+    DeliveryTimeout,
+    NotifierError,
+    ProviderError,
+    RateLimited,
+    UnsupportedOperation,
+)
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec
+from notifier.models import (
+    Alert,
+    DeliveryContext,
+    GroupInfo,
+    GroupSpec,
+    GroupUpdate,
+    Outcome,
+    Receipt,
+    delivery_key,
+)
+from notifier.plugins import PluginHost
+from notifier.ratelimit import SlidingWindow
+from notifier.redact import redact, scrub_exception
+from notifier.routing import Target, resolve
+
+log = logging.getLogger(__name__)
+
+# How often the gatherer looks for deliveries past their deadline while none finishes.
+_POLL = 0.05
+
+
+@attrs.define
+class LiveChannel:
+    """A configured channel, built and ready: its spec, kind, plugin object and pacing."""
+
+    spec: ChannelSpec
+    kind: ChannelKind
+    channel: Any
+    pacer: SlidingWindow | None
+
+
+@attrs.define(eq=False)
+class _Task:
+    live: LiveChannel
+    alert: Alert
+    delivery: DeliveryContext
+    started: float | None = None
+    future: Future[Receipt] | None = None
+    receipt: Receipt | None = None
+
+
+class Dispatcher:
+    """Routes alerts and delivers them through configured channels.
+
+    Use as a context manager, or call :meth:`close`, to release worker threads, HTTP
+    sessions and connections.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        host: PluginHost | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config = config
+        self.host = host or PluginHost.load()
+        self.clock = clock
+        workers = config.dispatcher.workers
+        observe = self.host.http_request if self.host.observes_http else None
+        context = BuildContext(clock=clock, pool_size=workers, observe=observe)
+        self.channels: dict[str, LiveChannel] = {}
+        issues: list[ConfigIssue] = []
+        for name, spec in config.channels.items():
+            try:
+                built = self.host.build_channel(spec, context)
+            except ConfigError as exc:
+                issues.extend(exc.issues)
+                continue
+            except Exception as exc:
+                scrub_exception(exc)
+                issues.append(ConfigIssue(spec.source, f"channels.{name}", f"buildable: {exc}"))
+                continue
+            pacer = SlidingWindow(spec.rate_limit, clock) if spec.rate_limit else None
+            self.channels[name] = LiveChannel(spec, self.host.kinds[spec.kind], built, pacer)
+        if issues:
+            self._close_channels()
+            raise ConfigError(issues)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notifier-delivery")
+        self._closed = False
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        host: PluginHost | None = None,
+    ) -> Self:
+        """Load plugins and the config file (``path`` or ``$NOTIFIER_CONFIG``), build
+        every channel. Raises :class:`ConfigError` listing every problem."""
+        host = host or PluginHost.load(env=env)
+        return cls(load_config(path, host, env), host=host, clock=clock or SYSTEM_CLOCK)
+
+    # -- dispatching ----------------------------------------------------------------
+
+    def targets(self, alert: Alert) -> list[Target]:
+        """The channels ``alert`` would go to, with route mentions."""
+        return resolve(self.config.routes, self.channels, alert)
+
+    def dispatch(self, alert: Alert) -> list[Receipt]:
+        """Deliver ``alert`` to every channel its routes choose, concurrently.
+
+        Never raises for a channel's failure: each channel gets a receipt.
+        """
+        return self.dispatch_many([alert])
+
+    def dispatch_many(self, alerts: Iterable[Alert]) -> list[Receipt]:
+        """Deliver many alerts at once; receipts in alert order, then route order."""
+        tasks = [
+            _Task(self.channels[t.channel], alert, self._context(alert, t))
+            for alert in alerts
+            for t in self.targets(alert)
+        ]
+        for task in tasks:
+            task.future = self._pool.submit(self._attempt, task)
+        self._gather(tasks)
+        return [task.receipt for task in tasks]  # type: ignore[misc]
+
+    def deliver(
+        self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
+    ) -> Receipt:
+        """One paced, isolated attempt on the calling thread; never raises.
+
+        The durable outbox calls this for each due delivery.
+        """
+        live = self.channels[channel]
+        delivery = delivery or self._context(alert, Target(channel))
+        receipt = self._attempt(_Task(live, alert, delivery))
+        self.host.delivery_finished(alert, receipt)
+        return receipt
+
+    def _context(self, alert: Alert, target: Target) -> DeliveryContext:
+        spec = self.channels[target.channel].spec
+        return DeliveryContext(
+            idempotency_key=delivery_key(alert, target.channel),
+            mentions=target.mentions,
+            timeout=spec.timeout,
+        )
+
+    def _attempt(self, task: _Task) -> Receipt:
+        live = task.live
+        if live.pacer is not None:
+            live.pacer.acquire()
+        task.started = time.monotonic()
+        try:
+            result = self.host.send(live.channel, task.alert, task.delivery)
+        except Exception as exc:
+            return self._failed(task, exc)
+        return Receipt(
+            channel=live.spec.name,
+            outcome=Outcome.DELIVERED,
+            attempts=result.attempts,
+            latency_ms=(time.monotonic() - task.started) * 1000,
+            message_id=result.message_id,
+            fingerprint=task.alert.fingerprint,
+            kind=live.spec.kind,
+            details=_details(result.details, parts=result.parts),
+        )
+
+    def _failed(self, task: _Task, exc: BaseException) -> Receipt:
+        live = task.live
+        scrub_exception(exc)
+        details: dict[str, Any] = {}
+        if isinstance(exc, NotifierError):
+            text, attempts, retryable = str(exc), exc.attempts, exc.retryable
+            if isinstance(exc, ProviderError) and exc.code is not None:
+                details["code"] = exc.code
+        else:
+            # A plugin bug or an untranslated library error: keep it, try again later.
+            text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
+            log.debug("channel %s raised", live.spec.name, exc_info=exc)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, RateLimited) and live.pacer is not None:
+            live.pacer.block_for(retry_after or live.pacer.limit.per)
+        details["retryable"] = retryable
+        if retry_after is not None:
+            details["retry_after"] = retry_after
+        started = task.started or time.monotonic()
+        return Receipt(
+            channel=live.spec.name,
+            outcome=Outcome.FAILED,
+            attempts=attempts,
+            latency_ms=(time.monotonic() - started) * 1000,
+            error=redact(text),
+            fingerprint=task.alert.fingerprint,
+            kind=live.spec.kind,
+            details=details,
+        )
+
+    def _gather(self, tasks: list[_Task]) -> None:
+        pending: dict[Future[Receipt], _Task] = {t.future: t for t in tasks if t.future}
+        while pending:
+            now = time.monotonic()
+            poll = _POLL
+            for future, task in list(pending.items()):
+                if task.started is None or future.done():
+                    continue
+                left = task.started + task.live.spec.timeout - now
+                if left <= 0:
+                    del pending[future]
+                    task.receipt = self._timed_out(task)
+                    self.host.delivery_finished(task.alert, task.receipt)
+                else:
+                    poll = min(poll, left)
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                task.receipt = future.result()
+                self.host.delivery_finished(task.alert, task.receipt)
+
+    def _timed_out(self, task: _Task) -> Receipt:
+        timeout = task.live.spec.timeout
+        log.warning("channel %s: no answer within %gs", task.live.spec.name, timeout)
+        error = DeliveryTimeout(
+            f"channel {task.live.spec.name!r} did not finish within {timeout:g}s (delivery_timeout)"
+        )
+        return self._failed(task, error)
+
+    # -- groups ---------------------------------------------------------------------
+
+    def create_group(self, channel: str, group: GroupSpec) -> GroupInfo:
+        return self.host.create_group(self._group_channel(channel), group)
+
+    def get_group(self, channel: str, chat_id: str) -> GroupInfo:
+        return self.host.get_group(self._group_channel(channel), chat_id)
+
+    def update_group(self, channel: str, chat_id: str, update: GroupUpdate) -> GroupInfo:
+        return self.host.update_group(self._group_channel(channel), chat_id, update)
+
+    def _group_channel(self, name: str) -> Any:
+        live = self.channels.get(name)
+        if live is None:
+            known = ", ".join(sorted(self.channels)) or "none"
+            raise UnsupportedOperation(f"no channel named {name!r} (configured: {known})")
+        if not live.kind.can_create_group:
+            able = sorted(k.name for k in self.host.kinds.values() if k.can_create_group)
+            raise UnsupportedOperation(
+                f"channel {name!r} is of kind {live.spec.kind!r}, which cannot manage group "
+                f"chats; kinds that can: {', '.join(able) or 'none installed'}"
+            )
+        return live.channel
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        # Do not wait: a hung delivery already has its timeout receipt.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._close_channels()
+
+    def _close_channels(self) -> None:
+        for live in self.channels.values():
+            close = getattr(live.channel, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:
+                log.exception("closing channel %s failed", live.spec.name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _details(details: Mapping[str, Any], *, parts: int) -> dict[str, Any]:
+    out = dict(details)
+    if parts > 1:
+        out["parts"] = parts
+    return out
