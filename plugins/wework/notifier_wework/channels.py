@@ -1,0 +1,288 @@
+"""The channel objects the WeCom kinds build, and what they do with an alert.
+
+* :class:`DirectChannel` (kind ``wework``): the WeCom API with an access token; sends to an
+  app group chat (``chat_id``) or as an application message (``agent_id`` and recipients),
+  and creates, reads and updates app group chats.
+* :class:`GatewayChannel` (kind ``wework-gateway``): the same group chats through the
+  enterprise API gateway, which offers ``create_appchat/`` and ``send_appchat/`` only.
+* :class:`~notifier_wework.robot.RobotChannel` (kind ``wework-robot``), in its own module.
+
+Each holds one :class:`~notifier.http.HttpClient`; ``close()`` releases its connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from notifier.errors import ChannelError, NotifierError, UnsupportedOperation
+from notifier.http import CallResult, Endpoint, HttpClient
+from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
+from notifier_wework import endpoints as ep
+from notifier_wework.messages import Overflow, body, contents, render
+from notifier_wework.options import CHAT_ID
+from notifier_wework.parts import PartLedger, PartsSent, send_parts
+
+log = logging.getLogger("notifier.wework")
+
+PARTIAL_FIELDS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
+
+
+@attrs.frozen
+class AppTarget:
+    """Recipients of an application message: an agent and users, departments, tags."""
+
+    agent_id: int
+    users: tuple[str, ...] = ()
+    parties: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+class WeComChannel:
+    """What the three WeCom channels share: a client, a format and how to overflow."""
+
+    kind: ClassVar[str] = ""
+    #: the provider drops a repeat of this channel's sends, so a retry is harmless
+    deduplicates: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        client: HttpClient,
+        *,
+        msgtype: str,
+        overflow: Overflow,
+        ledger: PartLedger,
+    ) -> None:
+        self.name, self.client = name, client
+        self.msgtype, self.overflow = msgtype, overflow
+        self.ledger = ledger
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _parts(self, alert: Alert, msgtype: str | None = None, suffix: str = "") -> list[str]:
+        msgtype = msgtype or self.msgtype
+        return contents(render(alert, msgtype), msgtype, self.overflow, suffix=suffix)
+
+    def _send_all(
+        self, bodies: Sequence[dict[str, Any]], endpoint: Endpoint, delivery: DeliveryContext
+    ) -> PartsSent:
+        def call(payload: dict[str, Any]) -> CallResult:
+            return self.client.call(endpoint, json=payload)
+
+        sent = send_parts(
+            bodies, call, ledger=self.ledger, idempotency_key=delivery.idempotency_key
+        )
+        log.debug("channel %r: sent %d of %d part(s)", self.name, len(sent.results), sent.total)
+        return sent
+
+    def _unsupported(self, what: str, why: str) -> UnsupportedOperation:
+        return UnsupportedOperation(f"channel {self.name!r} ({self.kind}): {what}: {why}")
+
+
+def send_result(sent: PartsSent, message_id: str | None, details: dict[str, Any]) -> SendResult:
+    if sent.skipped:
+        details["resumed_at_part"] = sent.skipped + 1
+    return SendResult(
+        message_id=message_id, attempts=sent.attempts, parts=sent.total, details=details
+    )
+
+
+def _ids(value: Any) -> list[str]:
+    return [v for v in str(value or "").split("|") if v]
+
+
+def _members(group: GroupSpec) -> list[str]:
+    return list(dict.fromkeys([*([group.owner] if group.owner else []), *group.members]))
+
+
+def _check_group(channel: WeComChannel, group: GroupSpec, chat_id: str | None) -> list[str]:
+    members = _members(group)
+    if len(members) < 2:
+        raise ChannelError(
+            f"channel {channel.name!r}: a WeCom group chat needs at least 2 members, owner "
+            f"included; got {len(members)}",
+            retryable=False,
+            attempts=0,
+        )
+    if chat_id is not None and not CHAT_ID.fullmatch(chat_id):
+        raise ChannelError(
+            f"channel {channel.name!r}: a chat id is 1 to 32 letters and digits, got {chat_id!r}",
+            retryable=False,
+            attempts=0,
+        )
+    return members
+
+
+class _GroupChat(WeComChannel):
+    """A channel that sends to one app group chat by its id."""
+
+    create_endpoint: ClassVar[Endpoint]
+    send_endpoint: ClassVar[Endpoint]
+
+    def __init__(
+        self, name: str, client: HttpClient, *, chat_id: str | None, safe: bool, **common: Any
+    ) -> None:
+        super().__init__(name, client, **common)
+        self.chat_id, self.safe = chat_id, safe
+
+    def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        if not self.chat_id:
+            raise ChannelError(f"channel {self.name!r}: no chat_id to send to", retryable=False)
+        extra = {"safe": 1} if self.safe else {}
+        bodies = [
+            {"chatid": self.chat_id, **body(self.msgtype, c), **extra} for c in self._parts(alert)
+        ]
+        sent = self._send_all(bodies, self.send_endpoint, delivery)
+        details: dict[str, Any] = {"chat_id": self.chat_id}
+        request_ids = [r.request_id for r in sent.results if r.request_id]
+        if request_ids:
+            details["request_ids"] = request_ids
+        if delivery.mentions:
+            # App group chats have no mention fields; say so rather than drop them silently.
+            details["mentions_not_sent"] = list(delivery.mentions)
+        return send_result(sent, None, details)
+
+    def create_group(self, group: GroupSpec) -> GroupInfo:
+        # Without an explicit id, create the chat this channel is configured to send to.
+        chat_id = group.chat_id or self.chat_id
+        members = _check_group(self, group, chat_id)
+        payload: dict[str, Any] = {"name": group.name, "userlist": members}
+        if group.owner:
+            payload["owner"] = group.owner
+        if chat_id:
+            payload["chatid"] = chat_id
+        data = self.client.call(self.create_endpoint, json=payload).data
+        return GroupInfo(
+            chat_id=str(data["chatid"]),
+            name=group.name,
+            owner=group.owner or members[0],
+            members=members,
+        )
+
+
+class DirectChannel(_GroupChat):
+    """Kind ``wework``: an app group chat or an application message, with a token."""
+
+    kind = "wework"
+    create_endpoint = ep.APPCHAT_CREATE
+    send_endpoint = ep.APPCHAT_SEND
+
+    def __init__(
+        self,
+        name: str,
+        client: HttpClient,
+        *,
+        app: AppTarget | None,
+        duplicate_check: int | None,
+        **common: Any,
+    ) -> None:
+        super().__init__(name, client, **common)
+        self.app = app
+        self.duplicate_check = duplicate_check if app is not None else None
+        # Only application messages with the duplicate check are dropped on repeat.
+        self.deduplicates = self.duplicate_check is not None
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        if self.app is None:
+            return self._send_chat(alert, delivery)
+        return self._send_app(alert, delivery, self.app)
+
+    def _send_app(self, alert: Alert, delivery: DeliveryContext, app: AppTarget) -> SendResult:
+        # A route's mentions are people to notify: they become recipients too.
+        users = list(dict.fromkeys([*app.users, *delivery.mentions]))
+        recipients = {"touser": users, "toparty": app.parties, "totag": app.tags}
+        base: dict[str, Any] = {k: "|".join(v) for k, v in recipients.items() if v}
+        base["agentid"] = app.agent_id
+        if self.safe:
+            base["safe"] = 1
+        if self.duplicate_check is not None:
+            base["enable_duplicate_check"] = 1
+            base["duplicate_check_interval"] = self.duplicate_check
+        bodies = [{**base, **body(self.msgtype, c)} for c in self._parts(alert)]
+        endpoint = ep.MESSAGE_SEND if self.duplicate_check is None else ep.MESSAGE_SEND_CHECKED
+        sent = self._send_all(bodies, endpoint, delivery)
+        details: dict[str, Any] = {}
+        message_ids = [str(r.data["msgid"]) for r in sent.results if r.data.get("msgid")]
+        if len(message_ids) > 1:
+            details["message_ids"] = message_ids
+        for field in PARTIAL_FIELDS:  # delivered, but not to these recipients
+            missed = [i for r in sent.results for i in _ids(r.data.get(field))]
+            if missed:
+                details[field] = list(dict.fromkeys(missed))
+        return send_result(sent, message_ids[0] if message_ids else None, details)
+
+    def get_group(self, chat_id: str) -> GroupInfo:
+        data = self.client.call(ep.APPCHAT_GET, params={"chatid": chat_id}).data
+        info = data.get("chat_info") or {}
+        return GroupInfo(
+            chat_id=str(info.get("chatid") or chat_id),
+            name=str(info.get("name") or ""),
+            owner=info.get("owner") or None,
+            members=info.get("userlist") or (),
+        )
+
+    def update_group(self, chat_id: str, update: GroupUpdate) -> GroupInfo:
+        payload: dict[str, Any] = {"chatid": chat_id}
+        if update.name is not None:
+            payload["name"] = update.name
+        if update.owner is not None:
+            payload["owner"] = update.owner
+        if update.add_members:
+            payload["add_user_list"] = list(update.add_members)
+        if update.remove_members:
+            payload["del_user_list"] = list(update.remove_members)
+        self.client.call(ep.APPCHAT_UPDATE, json=payload)
+        return self.get_group(chat_id)  # the update answers nothing about the result
+
+
+class GatewayChannel(_GroupChat):
+    """Kind ``wework-gateway``: app group chats through the enterprise API gateway."""
+
+    kind = "wework-gateway"
+    create_endpoint = ep.GATEWAY_CREATE
+    send_endpoint = ep.GATEWAY_SEND
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        try:
+            return self._send_chat(alert, delivery)
+        except NotifierError as exc:
+            _add_request_id(exc)
+            raise
+
+    def create_group(self, group: GroupSpec) -> GroupInfo:
+        try:
+            return super().create_group(group)
+        except NotifierError as exc:
+            _add_request_id(exc)
+            raise
+
+    def get_group(self, chat_id: str) -> GroupInfo:
+        raise self._unsupported("reading a group", _GATEWAY_ONLY)
+
+    def update_group(self, chat_id: str, update: GroupUpdate) -> GroupInfo:
+        raise self._unsupported("changing a group", _GATEWAY_ONLY)
+
+
+_GATEWAY_ONLY = (
+    "the API gateway offers create_appchat/ and send_appchat/ only; use a 'wework' channel "
+    "with the application's corp_id and secret"
+)
+
+
+def _add_request_id(exc: NotifierError) -> None:
+    """Put the gateway's request id into the message: support asks for it first."""
+    request_id = getattr(exc, "request_id", None)
+    if request_id and request_id not in exc.message:
+        exc.message = f"{exc.message} (gateway request id {request_id})"
+        exc.args = (exc.message,)
