@@ -59,9 +59,14 @@ class DispatcherSettings:
 
 _DISPATCHER_OPTIONS = (
     Option("workers", int, default=8, minimum=1, help="deliveries that may run at once"),
-    Option("delivery_timeout", float, default=30.0, minimum=0.001,
-           help="seconds one delivery may take before it counts as failed"),
-)  # fmt: skip
+    Option(
+        "delivery_timeout",
+        float,
+        default=30.0,
+        minimum=0.001,
+        help="seconds one delivery may take before it counts as failed",
+    ),
+)
 
 
 @attrs.frozen
@@ -129,8 +134,11 @@ def parse_config(
         if key not in TOP_LEVEL:
             issues.add(key, f"no such top-level key; expected one of {', '.join(TOP_LEVEL)}")
 
-    dispatcher = DispatcherSettings(**_options(data.get("dispatcher", {}), _DISPATCHER_OPTIONS,
-                                               "dispatcher", issues, env, base_dir))  # fmt: skip
+    dispatcher = DispatcherSettings(
+        **_options(
+            data.get("dispatcher", {}), _DISPATCHER_OPTIONS, "dispatcher", issues, env, base_dir
+        )
+    )
     channels: dict[str, ChannelSpec] = {}
     raw_channels = data.get("channels", {})
     if not isinstance(raw_channels, Mapping):

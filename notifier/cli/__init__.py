@@ -1,0 +1,1 @@
+"""The ``notifier`` command line. Each subcommand is a module with ``register()``."""

@@ -1,0 +1,46 @@
+"""Terminal output: aligned tables and a progress bar that only a terminal sees."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        out.write(line.rstrip() + "\n")
+
+
+def print_json(data: Any, out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+class Progress:
+    """``[#####.....] 120/500 alerts`` redrawn in place on stderr, when it is a terminal."""
+
+    def __init__(self, total: int, what: str = "alerts", out: TextIO | None = None) -> None:
+        self.total, self.what = total, what
+        self.out = out or sys.stderr
+        self.enabled = total > 1 and self.out.isatty()
+        self.done = 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * self.done // max(self.total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        self.out.write(f"\r[{bar}] {self.done}/{self.total} {self.what}")
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.out.write("\n")
+            self.out.flush()

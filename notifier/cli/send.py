@@ -1,0 +1,180 @@
+"""``notifier send``: one alert from flags or stdin, or many from a JSON-lines file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from notifier.cli.main import FAILED, OK, USAGE, UsageError
+
+if TYPE_CHECKING:
+    from notifier.models import Alert, Receipt
+
+# Alerts per dispatch_many call when sending a file: big enough to keep every worker
+# busy, small enough that the progress bar moves.
+BATCH = 200
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "send",
+        parents=[common],
+        help="dispatch alerts and print the receipts",
+        description="Dispatch one alert (from flags, or as JSON on stdin) or many (--file, "
+        "JSON lines) through the configured routes. Exit 0 when every delivery succeeded, "
+        "1 when any failed, 2 for usage or configuration errors.",
+    )
+    p.add_argument("--title", help="alert title; with it, the alert comes from these flags")
+    p.add_argument("--body", default="", help="alert text")
+    p.add_argument(
+        "--severity", default="warning", choices=("critical", "error", "warning", "info")
+    )
+    p.add_argument("--status", default="firing", choices=("firing", "resolved"))
+    p.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)"
+    )
+    p.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an annotation (repeatable)",
+    )
+    p.add_argument("--link", action="append", default=[], metavar="URL", help="a link (repeatable)")
+    p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
+    p.add_argument("--file", metavar="PATH", help="send every alert in a JSON-lines file")
+    p.add_argument("--json", action="store_true", help="print receipts as a JSON array")
+    p.set_defaults(handler=run)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _from_flags(args: argparse.Namespace) -> Alert:
+
+    try:
+        return _alert_from_flags(args)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _alert_from_flags(args: argparse.Namespace) -> Alert:
+    from notifier.models import Alert
+
+    return Alert(
+        title=args.title,
+        body=args.body,
+        severity=args.severity,
+        status=args.status,
+        labels=_pairs(args.label, "--label"),
+        annotations=_pairs(args.annotation, "--annotation"),
+        links=args.link,
+        fingerprint=args.fingerprint or "",
+        source="cli",
+    )
+
+
+def _read_file(path: str) -> tuple[list[Alert], list[str]]:
+    """Every valid alert in the file, and one message per invalid line."""
+    from notifier.models import Alert
+
+    alerts, problems = [], []
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                alerts.append(Alert.from_dict(json.loads(line)))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{path}:{number}: {exc}")
+    return alerts, problems
+
+
+def _from_stdin() -> Alert:
+    from notifier.models import Alert
+
+    text = sys.stdin.read()
+    try:
+        return Alert.from_dict(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"stdin: {exc}") from None
+
+
+def _batches(alerts: list[Alert]) -> Iterator[list[Alert]]:
+    for start in range(0, len(alerts), BATCH):
+        yield alerts[start : start + BATCH]
+
+
+def run(args: argparse.Namespace) -> int:
+    from notifier.cli.output import Progress
+
+    problems: list[str] = []
+    if args.title is not None:
+        alerts = [_from_flags(args)]
+    elif args.file:
+        alerts, problems = _read_file(args.file)
+    elif not sys.stdin.isatty():
+        alerts = [_from_stdin()]
+    else:
+        raise UsageError("give --title, --file, or an alert as JSON on stdin")
+    for problem in problems:
+        print(f"notifier send: skipped {problem}", file=sys.stderr)
+
+    from notifier.dispatcher import Dispatcher
+
+    receipts: list[tuple[Alert, Receipt]] = []
+    progress = Progress(len(alerts))
+    with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
+        unrouted = 0
+        for batch in _batches(alerts):
+            for alert in batch:
+                if not dispatcher.targets(alert):
+                    unrouted += 1
+            receipts.extend(_pair(batch, dispatcher.dispatch_many(batch)))
+            progress.advance(len(batch))
+        progress.finish()
+    if unrouted:
+        print(
+            f"notifier send: {unrouted} alert(s) matched no route and went nowhere", file=sys.stderr
+        )
+    _print(receipts, as_json=args.json, many=len(alerts) > 1)
+    if problems:
+        return USAGE
+    return OK if not unrouted and all(r.ok for _, r in receipts) else FAILED
+
+
+def _pair(alerts: list[Alert], receipts: list[Receipt]) -> list[tuple[Alert, Receipt]]:
+    by_fingerprint = {a.fingerprint: a for a in alerts}
+    return [(by_fingerprint[r.fingerprint], r) for r in receipts]
+
+
+def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) -> None:
+    from notifier.cli.output import print_json, table
+
+    if as_json:
+        print_json([r.to_dict() for _, r in receipts])
+        return
+    headers = ["CHANNEL", "OUTCOME", "ATTEMPTS", "LATENCY", "MESSAGE ID", "ERROR"]
+    rows = [
+        [r.channel, r.outcome.value, r.attempts, f"{r.latency_ms:.1f} ms", r.message_id, r.error]
+        for _, r in receipts
+    ]
+    if many:
+        headers.insert(0, "ALERT")
+        for row, (alert, _) in zip(rows, receipts, strict=True):
+            row.insert(0, alert.title if len(alert.title) <= 32 else alert.title[:31] + "…")
+    table(headers, rows)
