@@ -1,0 +1,113 @@
+"""The ``slack`` channel kind (an incoming webhook) and its hooks.
+
+The webhook URL is the credential: ``https://hooks.slack.com/services/T…/B…/<token>``.
+The channel's HTTP client is rooted at the URL without its last segment and the send
+endpoint's path is that segment, filled in at the moment of the call, so the token is a
+:class:`~notifier.redact.Secret` everywhere else (logs, events, errors, ``repr``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import notifier
+from notifier.errors import ConfigError, ConfigIssue
+from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.redact import Secret, reveal
+from notifier_slack.answers import webhook_answer
+from notifier_slack.blocks import render_payload
+
+KIND = "slack"
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "url",
+        required=True,
+        secret=True,
+        help="the incoming webhook URL from the Slack app (https://hooks.slack.com/services/...)",
+    ),
+    *HTTP_OPTIONS,
+)
+
+SEND = Endpoint(
+    "send",
+    "POST",
+    "{token}",
+    parse=webhook_answer,
+    description="incoming webhook message",
+)
+
+
+class SlackChannel:
+    """One configured incoming webhook."""
+
+    def __init__(self, name: str, client: HttpClient, token: Secret) -> None:
+        self.name = name
+        self.client = client
+        self._token = token
+
+    kind = KIND
+
+    def __repr__(self) -> str:
+        return f"SlackChannel({self.name!r})"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        result = self.client.call(
+            SEND, json=render_payload(alert, delivery), path_params={"token": self._token.reveal()}
+        )
+        details = {"request_id": result.request_id} if result.request_id else {}
+        return SendResult(message_id=None, attempts=result.attempts, details=details)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def split_webhook_url(url: str, *, file: str = "<inline>", channel: str = "") -> tuple[str, str]:
+    """``(root, token)`` of a webhook URL: everything up to the last ``/``, and the rest.
+
+    :raises ConfigError: when ``url`` is not an http(s) URL ending in a token.
+    """
+    parts = urlsplit(url)
+    head, _, token = parts.path.rstrip("/").rpartition("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file,
+                    f"channels.{channel}.url" if channel else "url",
+                    "the incoming webhook URL, https://hooks.slack.com/services/T…/B…/…",
+                )
+            ]
+        )
+    return f"{parts.scheme}://{parts.netloc}{head}/", token
+
+
+def build(spec: ChannelSpec, context: BuildContext) -> SlackChannel:
+    url = reveal(spec.options["url"]) or ""
+    root, token = split_webhook_url(url, file=spec.source or "<inline>", channel=spec.name)
+    return SlackChannel(spec.name, client_from_options(spec, context, root), Secret(token))
+
+
+SLACK = ChannelKind(
+    KIND,
+    build,
+    OPTIONS,
+    description="Slack incoming webhook: text plus Block Kit blocks",
+    # Slack allows about one message a second per webhook, with short bursts.
+    rate_limit=RateLimit(1, 1.0),
+)
+
+
+@notifier.hookimpl
+def notifier_channel_kinds() -> list[ChannelKind]:
+    return [SLACK]
+
+
+@notifier.hookimpl
+def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
+    if not isinstance(channel, SlackChannel):
+        return None
+    return channel.send(alert, delivery)
