@@ -292,7 +292,7 @@ def _resolve(
         elif "default" in raw:
             value = raw["default"]
         else:
-            issues.add(path, f"environment variable {name} is not set ({opt.expected})")
+            issues.add(path, f"environment variable {name} is not set (expected {opt.expected})")
             return _INVALID
         if value is _INVALID:
             issues.add(path, f"environment variable {name} to hold {opt.expected}")
