@@ -257,9 +257,11 @@ class FakeWeCom(LocalServer):
         self._tokens: dict[str, _Token] = {}
         self._calls: list[Call] = []
         self._sent: list[Sent] = []
-        self._envelope_faults: list[tuple[int, str | None]] = []
+        # [errcode, path, matching calls still to let through first]
+        self._envelope_faults: list[list[Any]] = []
         self._robot_times: dict[str, deque[float]] = {}
         self._recent_app: dict[str, tuple[float, str]] = {}
+        self._expire_after: int | None = None
         super().__init__()
 
     # -- addresses ------------------------------------------------------------------------
@@ -285,6 +287,22 @@ class FakeWeCom(LocalServer):
         with self._state:
             for token in self._tokens.values():
                 token.expires_at = float("-inf")
+
+    def expire_tokens_after(self, calls: int) -> None:
+        """Once ``calls`` more API calls (not ``gettoken``) have been answered, make every
+        token issued until then stale: a token expiring in the middle of a burst."""
+        with self._state:
+            self._expire_after = calls
+
+    def _count_toward_expiry(self, endpoint: str) -> None:
+        with self._state:
+            if self._expire_after is None or endpoint == "gettoken":
+                return
+            self._expire_after -= 1
+            if self._expire_after <= 0:
+                self._expire_after = None
+                for token in self._tokens.values():
+                    token.expires_at = float("-inf")
 
     def forget_tokens(self) -> None:
         """Forget every token issued so far: calls with one answer 40014."""
@@ -330,6 +348,7 @@ class FakeWeCom(LocalServer):
         body: bytes = b"",
         delay: float = 1.0,
         path: str | None = None,
+        after: int = 0,
     ) -> None:
         """Make the next ``count`` matching requests fail.
 
@@ -340,6 +359,8 @@ class FakeWeCom(LocalServer):
             :meth:`LocalServer.fail_next`.
         :param path: an endpoint (``"webhook/send"``, ``"send_appchat/"``) or a full path.
             Envelope faults without a path skip ``gettoken``.
+        :param after: envelope faults only: let this many matching calls through first
+            (``after=1``: the second part of a split message fails).
         """
         full = self._path(path)
         if kind in (None, "5xx"):
@@ -353,7 +374,7 @@ class FakeWeCom(LocalServer):
             if code is None:
                 raise ValueError("kind='errcode' needs errcode=")
             with self._state:
-                self._envelope_faults.extend([(code, full)] * count)
+                self._envelope_faults.extend([code, full, after] for _ in range(count))
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
 
@@ -418,16 +439,25 @@ class FakeWeCom(LocalServer):
 
     def _take_fault(self, path: str, endpoint: str) -> int | None:
         with self._state:
-            for i, (code, want) in enumerate(self._envelope_faults):
+            for i, fault in enumerate(self._envelope_faults):
+                code, want, skip = fault
                 if want == path or (want is None and endpoint != "gettoken"):
+                    if skip:
+                        fault[2] -= 1
+                        return None
                     del self._envelope_faults[i]
                     return code
         return None
 
     def _record(self, endpoint: str, request: Request, body: Any, code: int) -> None:
         call = Call(
-            endpoint, request.method, dict(request.query), body, dict(request.headers),
-            self.clock.monotonic(), code,
+            endpoint,
+            request.method,
+            dict(request.query),
+            body,
+            dict(request.headers),
+            self.clock.monotonic(),
+            code,
         )
         with self._state:
             self._calls.append(call)
@@ -458,6 +488,7 @@ class FakeWeCom(LocalServer):
             except _Fail as fail:
                 answer = {"errcode": fail.code, "errmsg": _errmsg(fail.code, fail.detail)}
             self._record(endpoint, request, body, answer["errcode"])
+            self._count_toward_expiry(endpoint)
             return Response.from_json(answer)
 
         return handler
@@ -683,7 +714,10 @@ class FakeWeCom(LocalServer):
 
 def _envelope(result: bool, code: int, message: str, data: Any, request_id: str) -> dict[str, Any]:
     return {
-        "result": result, "code": code, "message": message, "data": data,
+        "result": result,
+        "code": code,
+        "message": message,
+        "data": data,
         "request_id": request_id,
     }
 

@@ -62,7 +62,9 @@ def token(server, http):
 @pytest.fixture
 def chat(server, http, token):
     answer = call(
-        server, http, "appchat/create",
+        server,
+        http,
+        "appchat/create",
         {"name": "oncall", "owner": "zhangsan", "userlist": ["zhangsan", "lisi"], "chatid": "ops1"},
         token=token,
     )
@@ -104,16 +106,18 @@ def test_gettoken_rejects_bad_credentials_with_http_200(server, http, params, er
 
 def test_tokens_expire_by_the_injected_clock(server, http, token, chat, wework_clock):
     wework_clock.advance(7199)
-    assert call(server, http, "appchat/send", {"chatid": chat, **text("hi")}, token=token)[
-        "errcode"
-    ] == 0
+    assert (
+        call(server, http, "appchat/send", {"chatid": chat, **text("hi")}, token=token)["errcode"]
+        == 0
+    )
     wework_clock.advance(1)
     answer = call(server, http, "appchat/send", {"chatid": chat, **text("hi")}, token=token)
     assert answer["errcode"] == 42001
     fresh = get_token(server, http)
-    assert call(server, http, "appchat/send", {"chatid": chat, **text("hi")}, token=fresh)[
-        "errcode"
-    ] == 0
+    assert (
+        call(server, http, "appchat/send", {"chatid": chat, **text("hi")}, token=fresh)["errcode"]
+        == 0
+    )
 
 
 def test_token_lifetime_is_configurable(wework_clock, http):
@@ -143,24 +147,40 @@ def test_expired_unknown_and_missing_tokens_have_their_own_codes(server, http, t
 def test_create_get_update_and_send_to_a_group_chat(server, http, token, chat):
     info = call(server, http, "appchat/get", method="GET", token=token, chatid=chat)
     assert info["chat_info"] == {
-        "chatid": "ops1", "name": "oncall", "owner": "zhangsan",
-        "userlist": ["zhangsan", "lisi"], "chat_type": 0,
+        "chatid": "ops1",
+        "name": "oncall",
+        "owner": "zhangsan",
+        "userlist": ["zhangsan", "lisi"],
+        "chat_type": 0,
     }
-    update = {"chatid": chat, "name": "oncall-2", "add_user_list": ["wangwu"],
-              "del_user_list": ["lisi"]}
+    update = {
+        "chatid": chat,
+        "name": "oncall-2",
+        "add_user_list": ["wangwu"],
+        "del_user_list": ["lisi"],
+    }
     assert call(server, http, "appchat/update", update, token=token)["errcode"] == 0
     info = call(server, http, "appchat/get", method="GET", token=token, chatid=chat)
     assert info["chat_info"]["userlist"] == ["zhangsan", "wangwu"]
     assert info["chat_info"]["name"] == "oncall-2"
-    assert call(server, http, "appchat/send", {"chatid": chat, **markdown("**x**")},
-                token=token)["errcode"] == 0
+    assert (
+        call(server, http, "appchat/send", {"chatid": chat, **markdown("**x**")}, token=token)[
+            "errcode"
+        ]
+        == 0
+    )
     (sent,) = server.chat_messages(chat)
     assert sent.msgtype == "markdown" and sent.content == "**x**"
 
 
 def test_create_generates_a_chat_id_and_cuts_long_names(server, http, token):
-    answer = call(server, http, "appchat/create",
-                  {"name": "群" * 60, "userlist": ["zhangsan", "lisi"]}, token=token)
+    answer = call(
+        server,
+        http,
+        "appchat/create",
+        {"name": "群" * 60, "userlist": ["zhangsan", "lisi"]},
+        token=token,
+    )
     assert answer["errcode"] == 0
     chat = server.chats[answer["chatid"]]
     assert len(answer["chatid"]) <= 32 and answer["chatid"].isalnum()
@@ -183,13 +203,15 @@ def test_create_checks_members_and_chat_ids(server, http, token, chat, body, err
 
 
 def test_unknown_chats_answer_86001(server, http, token):
-    assert call(server, http, "appchat/send", {"chatid": "nope", **text("x")},
-                token=token)["errcode"] == 86001
-    assert call(server, http, "appchat/get", method="GET", token=token,
-                chatid="nope")["errcode"] == 86001
-    assert call(server, http, "appchat/update", {"chatid": "nope"}, token=token)[
-        "errcode"
-    ] == 86001
+    assert (
+        call(server, http, "appchat/send", {"chatid": "nope", **text("x")}, token=token)["errcode"]
+        == 86001
+    )
+    assert (
+        call(server, http, "appchat/get", method="GET", token=token, chatid="nope")["errcode"]
+        == 86001
+    )
+    assert call(server, http, "appchat/update", {"chatid": "nope"}, token=token)["errcode"] == 86001
 
 
 def test_text_and_markdown_limits_are_utf8_bytes(server, http, token, chat):
@@ -208,8 +230,9 @@ def test_text_and_markdown_limits_are_utf8_bytes(server, http, token, chat):
 
 
 def test_bodies_that_are_not_json_answer_47001(server, http, token):
-    response = http.post(server.api_root + "appchat/send", params={"access_token": token},
-                         data=b"{not json")
+    response = http.post(
+        server.api_root + "appchat/send", params={"access_token": token}, data=b"{not json"
+    )
     assert response.json()["errcode"] == 47001
 
 
@@ -217,8 +240,13 @@ def test_bodies_that_are_not_json_answer_47001(server, http, token):
 
 
 def test_application_message_reports_invalid_recipients_with_errcode_0(server, http, token):
-    body = {"agentid": server.agent_id, "touser": "zhangsan|ghost", "toparty": "1|99",
-            "totag": "7", **text("disk full")}
+    body = {
+        "agentid": server.agent_id,
+        "touser": "zhangsan|ghost",
+        "toparty": "1|99",
+        "totag": "7",
+        **text("disk full"),
+    }
     answer = call(server, http, "message/send", body, token=token)
     assert answer["errcode"] == 0
     assert answer["invaliduser"] == "ghost"
@@ -251,8 +279,13 @@ def test_application_message_needs_the_tokens_agent_id(server, http, token):
 def test_duplicate_check_drops_identical_repeats_within_the_interval(
     server, http, token, wework_clock
 ):
-    body = {"agentid": server.agent_id, "touser": "zhangsan", **text("same"),
-            "enable_duplicate_check": 1, "duplicate_check_interval": 600}
+    body = {
+        "agentid": server.agent_id,
+        "touser": "zhangsan",
+        **text("same"),
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": 600,
+    }
     first = call(server, http, "message/send", body, token=token)
     second = call(server, http, "message/send", body, token=token)
     assert first["errcode"] == second["errcode"] == 0
@@ -289,8 +322,9 @@ def robot(server, http, body, key=None):
 
 
 def test_robot_text_with_mentions_is_recorded(server, http):
-    body = text("disk full", mentioned_list=["zhangsan", "@all"],
-                mentioned_mobile_list=["13800000000"])
+    body = text(
+        "disk full", mentioned_list=["zhangsan", "@all"], mentioned_mobile_list=["13800000000"]
+    )
     assert robot(server, http, body) == 0
     (sent,) = server.robot_messages()
     assert sent.body["text"]["mentioned_list"] == ["zhangsan", "@all"]
@@ -360,14 +394,19 @@ def test_busy_and_rate_faults_answer_envelopes_and_skip_gettoken(server, http, c
     token = get_token(server, http)  # not consumed by gettoken
     body = {"chatid": chat, **text("x")}
     assert [call(server, http, "appchat/send", body, token=token)["errcode"] for _ in range(4)] == [
-        -1, 45009, 48002, 0,
+        -1,
+        45009,
+        48002,
+        0,
     ]
 
 
 def test_faults_can_target_one_endpoint(server, http, token, chat):
     server.fail_next(1, "busy", path="webhook/send")
-    assert call(server, http, "appchat/send", {"chatid": chat, **text("x")},
-                token=token)["errcode"] == 0
+    assert (
+        call(server, http, "appchat/send", {"chatid": chat, **text("x")}, token=token)["errcode"]
+        == 0
+    )
     assert robot(server, http, text("x")) == -1
     assert robot(server, http, text("x")) == 0
 
@@ -420,13 +459,20 @@ def gateway(server, http, resource, body, auth=None):
     return answer
 
 
-AUTH = {"bk_app_code": "fake-app", "bk_app_secret": "fake-gateway-secret-0001",
-        "bk_username": "alert-bot"}
+AUTH = {
+    "bk_app_code": "fake-app",
+    "bk_app_secret": "fake-gateway-secret-0001",
+    "bk_username": "alert-bot",
+}
 
 
 def test_gateway_creates_and_sends_with_header_auth(server, http):
-    create = {"name": "oncall", "owner": "zhangsan", "userlist": ["zhangsan", "lisi"],
-              "chatid": "gw1"}
+    create = {
+        "name": "oncall",
+        "owner": "zhangsan",
+        "userlist": ["zhangsan", "lisi"],
+        "chatid": "gw1",
+    }
     answer = gateway(server, http, "create_appchat/", create, AUTH)
     assert answer["result"] is True and answer["code"] == 0
     assert answer["data"]["chatid"] == "gw1"
@@ -487,3 +533,19 @@ def test_the_fixtures_work_in_a_users_test_suite(pytester):
         """
     )
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_envelope_faults_can_let_calls_through_first(server, http, token, chat):
+    server.fail_next(1, "busy", path="appchat/send", after=2)
+    body = {"chatid": chat, **text("x")}
+    codes = [call(server, http, "appchat/send", body, token=token)["errcode"] for _ in range(4)]
+    assert codes == [0, 0, -1, 0]
+
+
+def test_tokens_can_expire_after_a_number_of_calls(server, http, token, chat):
+    server.expire_tokens_after(2)
+    body = {"chatid": chat, **text("x")}
+    codes = [call(server, http, "appchat/send", body, token=token)["errcode"] for _ in range(3)]
+    assert codes == [0, 0, 42001]
+    fresh = get_token(server, http)  # tokens issued afterwards stay valid
+    assert call(server, http, "appchat/send", body, token=fresh)["errcode"] == 0
