@@ -1,9 +1,12 @@
 """The dispatcher: routes an alert, delivers it to every chosen channel at once.
 
-Each delivery (one alert on one channel) runs on a bounded worker pool, paced by the
-channel's rate limit, and is isolated: an exception becomes a failed receipt, and a
-delivery that outlives its ``delivery_timeout`` gets a failed :class:`DeliveryTimeout`
-receipt while the others carry on. The dispatcher fans out over channels itself rather
+Each delivery (one alert on one channel) runs on its channel's lane, a bounded worker
+pool of ``[dispatcher] workers`` threads (started on demand), paced by the channel's rate
+limit, and is isolated: an exception becomes a failed receipt, and a delivery that
+outlives its ``delivery_timeout`` gets a failed :class:`DeliveryTimeout` receipt while
+the others carry on. Lanes are per channel so a channel whose deliveries hang ties up
+only its own threads; once all of them are hung, its queued deliveries fail at once
+instead of waiting. The dispatcher fans out over channels itself rather
 than through one 1:N hook call, because pluggy stops at the first exception.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -54,12 +58,23 @@ _POLL = 0.05
 
 @attrs.define
 class LiveChannel:
-    """A configured channel, built and ready: its spec, kind, plugin object and pacing."""
+    """A configured channel, built and ready: its spec, kind, plugin object, pacing and
+    the lane its deliveries run on."""
 
     spec: ChannelSpec
     kind: ChannelKind
     channel: Any
     pacer: SlidingWindow | None
+    lane: ThreadPoolExecutor
+    workers: int
+    # Deliveries past their deadline whose threads have not come back yet.
+    hung: int = 0
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def saturated(self) -> bool:
+        with self.lock:
+            return self.hung >= self.workers
 
 
 @attrs.define(eq=False)
@@ -70,6 +85,7 @@ class _Task:
     started: float | None = None
     future: Future[Receipt] | None = None
     receipt: Receipt | None = None
+    abandoned: bool = False
 
 
 class Dispatcher:
@@ -105,12 +121,13 @@ class Dispatcher:
                 issues.append(ConfigIssue(spec.source, f"channels.{name}", f"buildable: {exc}"))
                 continue
             pacer = SlidingWindow(spec.rate_limit, clock) if spec.rate_limit else None
-            self.channels[name] = LiveChannel(spec, self.host.kinds[spec.kind], built, pacer)
-        if issues:
-            self._close_channels()
-            raise ConfigError(issues)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notifier-delivery")
+            lane = ThreadPoolExecutor(workers, thread_name_prefix=f"notifier-{name}")
+            kind = self.host.kinds[spec.kind]
+            self.channels[name] = LiveChannel(spec, kind, built, pacer, lane, workers)
         self._closed = False
+        if issues:
+            self.close()
+            raise ConfigError(issues)
 
     @classmethod
     def from_config(
@@ -147,7 +164,7 @@ class Dispatcher:
             for t in self.targets(alert)
         ]
         for task in tasks:
-            task.future = self._pool.submit(self._attempt, task)
+            task.future = task.live.lane.submit(self._run, task)
         self._gather(tasks)
         return [task.receipt for task in tasks]  # type: ignore[misc]
 
@@ -171,6 +188,15 @@ class Dispatcher:
             mentions=target.mentions,
             timeout=spec.timeout,
         )
+
+    def _run(self, task: _Task) -> Receipt:
+        try:
+            return self._attempt(task)
+        finally:
+            live = task.live
+            with live.lock:
+                if task.abandoned:
+                    live.hung -= 1
 
     def _attempt(self, task: _Task) -> Receipt:
         live = task.live
@@ -228,30 +254,45 @@ class Dispatcher:
             now = time.monotonic()
             poll = _POLL
             for future, task in list(pending.items()):
-                if task.started is None or future.done():
+                if future.done():
+                    continue
+                if task.started is None:
+                    if task.live.saturated and future.cancel():
+                        del pending[future]
+                        self._finish(task, self._timed_out(task, hung=True))
                     continue
                 left = task.started + task.live.spec.timeout - now
-                if left <= 0:
-                    del pending[future]
-                    task.receipt = self._timed_out(task)
-                    self.host.delivery_finished(task.alert, task.receipt)
-                else:
+                if left > 0:
                     poll = min(poll, left)
+                    continue
+                with task.live.lock:
+                    if future.done():
+                        continue
+                    task.abandoned = True
+                    task.live.hung += 1
+                del pending[future]
+                self._finish(task, self._timed_out(task))
             if not pending:
                 break
             done, _ = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
             for future in done:
-                task = pending.pop(future)
-                task.receipt = future.result()
-                self.host.delivery_finished(task.alert, task.receipt)
+                self._finish(pending.pop(future), future.result())
 
-    def _timed_out(self, task: _Task) -> Receipt:
-        timeout = task.live.spec.timeout
-        log.warning("channel %s: no answer within %gs", task.live.spec.name, timeout)
-        error = DeliveryTimeout(
-            f"channel {task.live.spec.name!r} did not finish within {timeout:g}s (delivery_timeout)"
-        )
-        return self._failed(task, error)
+    def _finish(self, task: _Task, receipt: Receipt) -> None:
+        task.receipt = receipt
+        self.host.delivery_finished(task.alert, receipt)
+
+    def _timed_out(self, task: _Task, *, hung: bool = False) -> Receipt:
+        name, timeout = task.live.spec.name, task.live.spec.timeout
+        if hung:
+            message = (
+                f"channel {name!r} not tried: all {task.live.workers} of its workers are "
+                f"stuck in deliveries past their {timeout:g}s delivery_timeout"
+            )
+        else:
+            message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
+        log.warning("%s", message)
+        return self._failed(task, DeliveryTimeout(message))
 
     # -- groups ---------------------------------------------------------------------
 
@@ -283,12 +324,9 @@ class Dispatcher:
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        # Do not wait: a hung delivery already has its timeout receipt.
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._close_channels()
-
-    def _close_channels(self) -> None:
         for live in self.channels.values():
+            # Do not wait: a hung delivery already has its timeout receipt.
+            live.lane.shutdown(wait=False, cancel_futures=True)
             close = getattr(live.channel, "close", None)
             if close is None:
                 continue
