@@ -21,7 +21,7 @@ from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, Endpoint, HeaderAuth, HttpClient, client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.redact import Secret
+from notifier.redact import Secret, register
 from notifier.render import render_markdown, render_text
 
 PLACEHOLDERS = (
@@ -105,6 +105,7 @@ def build(spec: ChannelSpec, context: BuildContext) -> WebhookChannel:
         )
     # The URL may carry a token: it is a Secret, and only its origin becomes the API root.
     path = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+    register(path)  # urllib3 logs the request line: path and query without the origin
     headers = {k: Secret(v) for k, v in (spec.options.get("headers") or {}).items()}
     client = client_from_options(
         spec, context, f"{parts.scheme}://{parts.netloc}/", HeaderAuth(headers)
