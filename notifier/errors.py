@@ -24,9 +24,7 @@ class NotifierError(Exception):
 
     retryable: bool = False
 
-    def __init__(
-        self, message: str, *, retryable: bool | None = None, attempts: int = 1
-    ) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None, attempts: int = 1) -> None:
         super().__init__(message)
         self.message = message
         if retryable is not None:
@@ -56,8 +54,10 @@ class ConfigError(NotifierError):
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
         self.issues = tuple(issues)
         lines = [str(i) for i in self.issues]
-        head = lines[0] if len(lines) == 1 else f"{len(lines)} configuration errors:\n  " + (
-            "\n  ".join(lines)
+        head = (
+            lines[0]
+            if len(lines) == 1
+            else f"{len(lines)} configuration errors:\n  " + ("\n  ".join(lines))
         )
         super().__init__(head, retryable=False)
 

@@ -103,9 +103,7 @@ def notifier_get_group(channel: Any, chat_id: str) -> GroupInfo | None:
 
 
 @hookspec(firstresult=True)
-def notifier_update_group(
-    channel: Any, chat_id: str, update: GroupUpdate
-) -> GroupInfo | None:
+def notifier_update_group(channel: Any, chat_id: str, update: GroupUpdate) -> GroupInfo | None:
     """Rename a group chat, change its owner, add or remove members.
 
     Stops at first non-None result.

@@ -18,9 +18,7 @@ from typing import Any
 MASK = "***"
 
 # Query parameters and JSON fields whose values are credentials wherever they appear.
-_PARAM_NAMES = (
-    "access_token|corpsecret|secret|key|sign|token|app_secret|bk_app_secret|password"
-)
+_PARAM_NAMES = "access_token|corpsecret|secret|key|sign|token|app_secret|bk_app_secret|password"
 _PARAM_RE = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_PARAM_NAMES})=([^&\s'\"#]+)")
 _JSON_RE = re.compile(rf"(?i)(\"(?:{_PARAM_NAMES})\"\s*:\s*\")([^\"]*)(\")")
 

@@ -25,9 +25,23 @@ import attrs
 from notifier.models import Alert
 
 __all__ = [
-    "DINGTALK", "MARKDOWN", "PART_PREFIX", "SLACK", "TRUNCATION_MARKER", "WECOM", "Dialect",
-    "byte_len", "fit", "headline", "render", "render_card", "render_html",
-    "render_markdown", "render_text", "status_tag", "tone",
+    "DINGTALK",
+    "MARKDOWN",
+    "PART_PREFIX",
+    "SLACK",
+    "TRUNCATION_MARKER",
+    "WECOM",
+    "Dialect",
+    "byte_len",
+    "fit",
+    "headline",
+    "render",
+    "render_card",
+    "render_html",
+    "render_markdown",
+    "render_text",
+    "status_tag",
+    "tone",
 ]
 
 TRUNCATION_MARKER = "…[truncated]"
@@ -95,9 +109,7 @@ WECOM = Dialect(
 DINGTALK = Dialect(
     "dingtalk", colored='<font color="{color}">{text}</font>', colors=_HEX, newline="\n\n"
 )
-SLACK = Dialect(
-    "slack", heading="*{}*", bold="*{}*", link="<{url}|{title}>", escape=_slack_escape
-)
+SLACK = Dialect("slack", heading="*{}*", bold="*{}*", link="<{url}|{title}>", escape=_slack_escape)
 
 
 def _when(value: datetime | None) -> str:
