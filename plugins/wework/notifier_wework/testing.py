@@ -262,6 +262,7 @@ class FakeWeCom(LocalServer):
         self._robot_times: dict[str, deque[float]] = {}
         self._recent_app: dict[str, tuple[float, str]] = {}
         self._expire_after: int | None = None
+        self._issued: list[str] = []
         super().__init__()
 
     # -- addresses ------------------------------------------------------------------------
@@ -308,6 +309,13 @@ class FakeWeCom(LocalServer):
         """Forget every token issued so far: calls with one answer 40014."""
         with self._state:
             self._tokens.clear()
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every token handed out, stale and forgotten ones included: what must never
+        appear in a client's output."""
+        with self._state:
+            return list(self._issued)
 
     @property
     def valid_tokens(self) -> list[str]:
@@ -508,6 +516,7 @@ class FakeWeCom(LocalServer):
             raise _Fail(INVALID_SECRET)
         token = secrets.token_urlsafe(48)
         self._tokens[token] = _Token(secret, self.clock.monotonic() + self.token_lifetime)
+        self._issued.append(token)
         return {"access_token": token, "expires_in": int(self.token_lifetime)}
 
     def _authorize(self, request: Request) -> _Token:
