@@ -63,8 +63,11 @@ def test_unknown_keys_are_errors_everywhere(tmp_path: Path, host: PluginHost) ->
         host,
     )
     assert issues[0].startswith("colour | no such top-level key")
-    assert any(i.startswith("channels.audit.pathh | no such option for kind 'jsonl'") and
-               "did you mean 'path'?" in i for i in issues)  # fmt: skip
+    assert any(
+        i.startswith("channels.audit.pathh | no such option for kind 'jsonl'")
+        and "did you mean 'path'?" in i
+        for i in issues
+    )
     assert any(i.startswith("dispatcher.worker | no such option") for i in issues)
     assert any(i.startswith("routes[0].severities | no such route key") for i in issues)
     assert len(issues) == 4
@@ -138,8 +141,10 @@ def test_missing_environment_secret_names_the_variable_never_a_value(
         host,
         env={"HOOK_URL": "http://127.0.0.1:9/hook-s3cr3t-value"},
     )
-    assert issues == ["channels.hook.headers.Authorization | environment variable HOOK_TOKEN "
-                      "is not set (expected a string)"]  # fmt: skip
+    assert issues == [
+        "channels.hook.headers.Authorization | environment variable HOOK_TOKEN "
+        "is not set (expected a string)"
+    ]
     assert "s3cr3t" not in " ".join(issues)
 
 

@@ -158,12 +158,16 @@ def test_routes_choose_channels_and_pass_mentions(host: PluginHost, plugin) -> N
     data = {
         "channels": {"pager": {"kind": "ok"}, "chat": {"kind": "ok"}, "audit": {"kind": "ok"}},
         "routes": [
-            {"severity": ["critical"], "channels": ["pager"], "mentions": ["@all"],
-             "continue": True},
+            {
+                "severity": ["critical"],
+                "channels": ["pager"],
+                "mentions": ["@all"],
+                "continue": True,
+            },
             {"labels": {"team": "db"}, "channels": ["chat", "pager"], "mentions": ["dba"]},
             {"channels": ["audit"]},
         ],
-    }  # fmt: skip
+    }
     with _dispatcher(host, data) as dispatcher:
         critical_db = dispatcher.dispatch(
             Alert(title="a", severity="critical", labels={"team": "db"})
