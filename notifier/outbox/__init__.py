@@ -1,0 +1,47 @@
+"""Durable delivery: an embedded outbox on SQLite.
+
+Every delivery (one alert on one channel) is written before it is attempted and moves
+through ``pending -> inflight -> delivered``, or back to ``pending`` with a later next
+attempt after a retryable failure, or to ``dead`` (a dead letter the operator can retry
+or purge). Channels are delivered in order, each by one worker at a time, paced by their
+rate limit across every process sharing the file, guarded by a circuit breaker, with
+repeats inside the dedup window dropped. See ``docs/outbox.md``.
+
+Modules: :mod:`~.database` (the connection), :mod:`~.schema`, :mod:`~.store` (write and
+claim), :mod:`~.attempts` (record attempts), :mod:`~.admin` (operator views),
+:mod:`~.gates`, :mod:`~.policy` (backoff, breaker, dedup), :mod:`~.settings`,
+:mod:`~.runner` (where lanes run), :mod:`~.lane` and :mod:`~.engine`.
+"""
+
+from __future__ import annotations
+
+from notifier.outbox.engine import DrainReport, OutboxDelivery, Round, owner_alive, worker_id
+from notifier.outbox.paths import MEMORY, default_path
+from notifier.outbox.policy import Backoff, CircuitBreaker, is_duplicate
+from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
+from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.store import OutboxStore
+
+__all__ = [
+    "MEMORY",
+    "Backoff",
+    "CircuitBreaker",
+    "Claim",
+    "Delivery",
+    "DeliveryState",
+    "DrainReport",
+    "Enqueued",
+    "InlineRunner",
+    "NewDelivery",
+    "OutboxDelivery",
+    "OutboxSettings",
+    "OutboxStore",
+    "Round",
+    "Runner",
+    "ThreadPoolRunner",
+    "default_path",
+    "is_duplicate",
+    "owner_alive",
+    "worker_id",
+]

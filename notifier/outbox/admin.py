@@ -1,0 +1,103 @@
+"""Operator views and housekeeping: counts, dead letters, retry, purge, pruning."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from notifier.outbox.records import Delivery, DeliveryState
+
+if TYPE_CHECKING:
+    from notifier.outbox.database import Database
+
+# Dedup rows are kept at least this long, so "a resolved alert is sent once" holds for a
+# day even with a short dedup window.
+DEDUP_MEMORY = 86_400.0
+
+
+# ":ids" is a JSON array of ids, or NULL for every one; nothing is spliced into SQL.
+_COUNTS = (
+    "SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state"
+    " ORDER BY channel, state"
+)
+_DEAD = (
+    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
+    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
+    " deduplicated, lease_owner, lease_expires FROM deliveries"
+    " WHERE state = 'dead' AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
+)
+_RETRY = (
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now,"
+    " enqueued_at = :now, updated_at = :now WHERE state = 'dead'"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+)
+_CHANNELS = (
+    "INSERT OR IGNORE INTO channels (name) SELECT DISTINCT channel FROM deliveries"
+    " WHERE state = 'pending' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+)
+_PURGE = (
+    "DELETE FROM deliveries WHERE state = :state"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+    " AND (:before IS NULL OR updated_at < :before)"
+)
+
+
+def _ids(ids: Sequence[int] | None) -> str | None:
+    return None if ids is None else json.dumps([int(i) for i in ids])
+
+
+class AdminMixin:
+    db: Database
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` over every delivery kept."""
+        found: dict[str, dict[str, int]] = {}
+        with self.db.read("counting deliveries") as conn:
+            for channel, state, number in conn.execute(_COUNTS):
+                found.setdefault(channel, {})[state] = number
+        return found
+
+    def dead_letters(self, *, channel: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Dead letters, oldest first, with their (redacted) last errors."""
+        args = {"channel": channel, "limit": limit}
+        with self.db.read("listing dead letters") as conn:
+            rows = conn.execute(_DEAD, args).fetchall()
+        return [Delivery.from_row(r) for r in rows]
+
+    def retry_dead(self, now: float, ids: Sequence[int] | None = None) -> int:
+        """Queue dead letters again (all of them when ``ids`` is ``None``).
+
+        They start over: attempts at 0, due now, ``max_age`` counted from now. Each keeps
+        its id, so it takes its original place in its channel's order.
+        """
+        args = {"now": now, "ids": _ids(ids)}
+        with self.db.write("retrying dead letters") as conn:
+            moved = conn.execute(_RETRY, args).rowcount
+            conn.execute(_CHANNELS, {"ids": args["ids"]})
+        return moved
+
+    def purge(
+        self,
+        state: DeliveryState = DeliveryState.DEAD,
+        *,
+        ids: Sequence[int] | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete finished deliveries: dead letters by default, or delivered ones.
+
+        :param older_than: only those last updated before this time.
+        """
+        state = DeliveryState(state)
+        if state not in (DeliveryState.DEAD, DeliveryState.DELIVERED):
+            raise ValueError("only dead and delivered deliveries can be purged")
+        args = {"state": state.value, "ids": _ids(ids), "before": older_than}
+        with self.db.write("purging deliveries") as conn:
+            return conn.execute(_PURGE, args).rowcount
+
+    def prune(self, now: float, *, dedup_window: float, longest_window: float) -> None:
+        """Forget send times older than any rate window and dedup rows past their use."""
+        keep = max(dedup_window, DEDUP_MEMORY)
+        with self.db.write("pruning") as conn:
+            conn.execute("DELETE FROM sends WHERE at <= ?", (now - longest_window,))
+            conn.execute("DELETE FROM dedup WHERE sent_at <= ?", (now - keep,))

@@ -1,0 +1,227 @@
+"""Recording attempts: take a send slot, then mark a delivery delivered, retried or dead.
+
+Each method checks that the caller still holds the delivery's lease; a worker whose
+lease expired (it was stalled, and another worker reclaimed the lane) finds ``False``
+and leaves the delivery to its new owner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from notifier.kinds import RateLimit
+from notifier.outbox.gates import slots
+from notifier.outbox.policy import CircuitBreaker, CircuitState
+from notifier.redact import redact
+
+if TYPE_CHECKING:
+    from notifier.outbox.database import Database
+    from notifier.outbox.records import Delivery
+
+# start_attempt's answer when the lane lease was lost: stop, touch nothing.
+LEASE_LOST = math.inf
+
+# Statements are whole literals (values bound, lists as JSON); live-row filters repeat the
+# partial indexes' WHERE text exactly (schema.LIVE).
+_RENEW = (
+    "UPDATE deliveries SET lease_expires = ?"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?"
+)
+_BACK_TO_PENDING = (
+    "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
+    " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
+    " AND lease_owner = ?"
+)
+_DELIVERED = (
+    "UPDATE deliveries SET state = 'delivered', attempts = attempts + ?, deduplicated = ?,"
+    " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+    " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
+)
+_RETRY = (
+    "UPDATE deliveries SET state = 'pending', attempts = attempts + ?, next_attempt_at = ?,"
+    " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+    " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
+)
+_DEAD = (
+    "UPDATE deliveries SET state = 'dead', attempts = attempts + ?, last_error = ?,"
+    " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+    " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
+)
+_OWNERS = (
+    "SELECT lease_owner FROM channels WHERE lease_owner IS NOT NULL UNION"
+    " SELECT lease_owner FROM deliveries"
+    " WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
+)
+# Errors are kept for operators; the redacted text is plenty, and bounded.
+_MAX_ERROR = 2000
+
+
+def _error(text: str) -> str:
+    return redact(str(text))[:_MAX_ERROR]
+
+
+class AttemptsMixin:
+    db: Database
+
+    def start_attempt(
+        self,
+        channel: str,
+        owner: str,
+        ids: Sequence[int],
+        now: float,
+        lease: float,
+        rate_limit: RateLimit | None = None,
+    ) -> float:
+        """Take a send slot for ``ids[0]`` and renew the lease on ``ids``.
+
+        :return: 0 when the send may start now; else seconds to wait (the channel's rate
+            limit is used up, or the provider blocked it), and nothing was taken;
+            :data:`LEASE_LOST` when ``owner`` no longer holds the lane.
+        """
+        with self.db.write("starting a delivery") as conn:
+            row = conn.execute(
+                "SELECT blocked_until, lease_owner FROM channels WHERE name = ?", (channel,)
+            ).fetchone()
+            if row is None or row[1] != owner:
+                return LEASE_LOST
+            if row[0] > now:
+                return row[0] - now
+            if rate_limit is not None:
+                conn.execute(
+                    "DELETE FROM sends WHERE channel = ? AND at <= ?",
+                    (channel, now - rate_limit.per),
+                )
+                free, wait = slots(conn, channel, now, rate_limit)
+                if free == 0:
+                    return wait
+                conn.execute(
+                    "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
+                    (channel, now, ids[0]),
+                )
+            until = now + lease
+            conn.execute("UPDATE channels SET lease_expires = ? WHERE name = ?", (until, channel))
+            conn.execute(_RENEW, (until, json.dumps(list(ids)), owner))
+        return 0.0
+
+    def end_lane(self, channel: str, owner: str, now: float) -> int:
+        """Give up the lane: deliveries still in flight under ``owner`` go back to pending.
+
+        :return: how many went back.
+        """
+        with self.db.write("releasing a channel") as conn:
+            back = conn.execute(
+                _BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)
+            ).rowcount
+            conn.execute(
+                "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
+                " WHERE name = ? AND lease_owner = ?",
+                (channel, owner),
+            )
+        return back
+
+    def mark_delivered(
+        self, delivery: Delivery, owner: str, now: float, *, deduplicated: bool = False
+    ) -> bool:
+        """The delivery was sent (or is a duplicate of one sent within the window)."""
+        with self.db.write("recording a delivery") as conn:
+            done = conn.execute(
+                _DELIVERED,
+                (0 if deduplicated else 1, deduplicated, now, delivery.id, owner),
+            ).rowcount
+            if done and not deduplicated:
+                conn.execute(
+                    "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (delivery.fingerprint, delivery.status, delivery.channel, now),
+                )
+                conn.execute(
+                    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0"
+                    " WHERE name = ?",
+                    (delivery.channel,),
+                )
+        return bool(done)
+
+    def mark_retry(
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: float,
+        next_at: float,
+        error: str,
+        *,
+        count_attempt: bool = True,
+        breaker: CircuitBreaker | None = None,
+        block_until: float | None = None,
+    ) -> bool:
+        """Back to pending until ``next_at``, keeping ``error`` (redacted).
+
+        :param count_attempt: false for a provider's rate-limit refusal, which is pacing,
+            not a failure: it counts toward neither ``max_attempts`` nor the breaker.
+        :param breaker: count a failure toward the channel's circuit.
+        :param block_until: the provider asked for a pause: claim nothing from the
+            channel before then.
+        """
+        with self.db.write("scheduling a retry") as conn:
+            done = conn.execute(
+                _RETRY,
+                (int(count_attempt), next_at, _error(error), now, delivery.id, owner),
+            ).rowcount
+            if done and breaker is not None:
+                row = conn.execute(
+                    "SELECT circuit, failures, open_until FROM channels WHERE name = ?",
+                    (delivery.channel,),
+                ).fetchone()
+                state = breaker.on_failure(CircuitState(*row), now)
+                conn.execute(
+                    "UPDATE channels SET circuit = ?, failures = ?, open_until = ? WHERE name = ?",
+                    (state.circuit.value, state.failures, state.open_until, delivery.channel),
+                )
+            if done and block_until is not None:
+                conn.execute(
+                    "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
+                    (block_until, delivery.channel),
+                )
+        return bool(done)
+
+    def mark_dead(
+        self, delivery: Delivery, owner: str, now: float, error: str, *, count_attempt: bool = True
+    ) -> bool:
+        """Failed permanently: keep it as a dead letter with ``error`` (redacted)."""
+        with self.db.write("recording a dead letter") as conn:
+            done = conn.execute(
+                _DEAD,
+                (int(count_attempt), _error(error), now, delivery.id, owner),
+            ).rowcount
+        return bool(done)
+
+    def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:
+        """When each status of ``fingerprint`` was last sent on ``channel``."""
+        with self.db.read("reading the dedup window") as conn:
+            rows = conn.execute(
+                "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?",
+                (fingerprint, channel),
+            ).fetchall()
+        return dict(rows)
+
+    def recover_orphans(self, alive: Callable[[str], bool], now: float) -> int:
+        """Release lanes and deliveries held by workers that ``alive`` says are gone.
+
+        A worker killed mid-delivery leaves its lease behind; without this its
+        deliveries would wait for the lease to expire.
+
+        :return: how many deliveries went back to pending.
+        """
+        with self.db.write("recovering deliveries of stopped workers") as conn:
+            owners = {row[0] for row in conn.execute(_OWNERS)}
+            back = 0
+            for owner in sorted(o for o in owners if o and not alive(o)):
+                back += conn.execute(_BACK_TO_PENDING, (now, owner)).rowcount
+                conn.execute(
+                    "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
+                    " WHERE lease_owner = ?",
+                    (owner,),
+                )
+        return back

@@ -1,0 +1,170 @@
+"""One SQLite connection to the outbox file: opening, migrating, transactions, errors.
+
+The file runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives
+the process being killed (it is in the WAL, which the OS holds), and commits cost no
+fsync; ``synchronous = "full"`` also survives power loss, at a cost per commit. Several
+processes may share one file; ``busy_timeout`` makes each wait for the others' short
+write transactions instead of failing at once.
+
+Every ``sqlite3`` exception is translated here into an :class:`~notifier.errors.OutboxError`
+that says what is wrong with the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+from notifier.errors import OutboxError
+from notifier.outbox import schema
+from notifier.outbox.paths import MEMORY, resolve
+
+SYNCHRONOUS = ("normal", "full")
+
+
+def translate(exc: sqlite3.Error, path: str, doing: str) -> OutboxError:
+    """An :class:`OutboxError` for ``exc``, raised while ``doing`` something to ``path``."""
+    text = str(exc)
+    lower = text.lower()
+    if "locked" in lower or "busy" in lower:
+        return OutboxError(
+            f"outbox {path} is locked by another process ({doing}); it is busy for longer "
+            f"than busy_timeout allows: retry, or raise [outbox] busy_timeout",
+            retryable=True,
+        )
+    if "not a database" in lower or "malformed" in lower or "corrupt" in lower:
+        return OutboxError(
+            f"outbox {path} is corrupt or not a SQLite database ({text}); move it aside "
+            f"(queued deliveries in it are lost) and notifier starts a new one"
+        )
+    if "unable to open" in lower or "readonly" in lower or "read-only" in lower:
+        return OutboxError(
+            f"cannot write outbox {path} ({text}): check that its directory exists and is "
+            f"writable, or set [outbox] path"
+        )
+    if "disk is full" in lower or "i/o error" in lower:
+        return OutboxError(f"outbox {path}: {doing} failed: {text}", retryable=True)
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in lower:
+        return OutboxError(f"outbox {path} is closed")
+    return OutboxError(f"outbox {path}: {doing} failed: {text}")
+
+
+class Database:
+    """A migrated, thread-safe connection to one outbox file (or ``:memory:``).
+
+    One connection serves every thread of the process behind a lock: SQLite allows one
+    writer at a time anyway, and the outbox's transactions are short.
+    """
+
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls, path: str | None = None, *, busy_timeout: float = 5.0, synchronous: str = "normal"
+    ) -> Database:
+        """Open (creating and migrating as needed) the outbox at ``path``.
+
+        :raises OutboxError: the file is corrupt, locked, not an outbox, or not writable.
+        """
+        if synchronous not in SYNCHRONOUS:
+            raise OutboxError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
+        path = resolve(path)
+        if path != MEMORY:
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise OutboxError(
+                    f"cannot create the outbox directory {parent}: {exc.strerror}; "
+                    f"set [outbox] path to a writable place"
+                ) from exc
+            if os.path.isdir(path):
+                raise OutboxError(f"outbox path {path} is a directory; name a file")
+        try:
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise translate(exc, path, "opening") from exc
+        db = cls(path, conn)
+        try:
+            with db._translated("opening"):
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            db._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return db
+
+    @property
+    def memory(self) -> bool:
+        return self.path == MEMORY
+
+    @contextlib.contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, doing) from exc
+
+    @contextlib.contextmanager
+    def write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction: taken at once (``BEGIN IMMEDIATE``), all or nothing."""
+        with self._lock, self._translated(doing):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def read(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection for reads; each statement sees one consistent snapshot."""
+        with self._lock, self._translated(doing):
+            yield self._conn
+
+    def _migrate(self) -> None:
+        with self.write("upgrading its schema") as conn:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id not in (0, schema.APPLICATION_ID):
+                raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
+            if version == 0:
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
+            if version > schema.VERSION:
+                raise OutboxError(
+                    f"outbox {self.path} has schema version {version}, newer than this "
+                    f"notifier understands ({schema.VERSION}); upgrade notifier"
+                )
+            for script in schema.MIGRATIONS[version:]:
+                # executescript would COMMIT first; run statement by statement instead so
+                # a failed migration leaves the file as it was.
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {schema.VERSION}")
+
+    def check(self) -> str:
+        """SQLite's ``quick_check`` verdict: ``"ok"`` or the problems found."""
+        with self.read("checking it") as conn:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        return "\n".join(str(r[0]) for r in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,302 @@
+"""Durable delivery: write every delivery first, then deliver due work, in order.
+
+:class:`OutboxDelivery` joins the store, the policies and a runner around one function,
+``deliver(channel_name, alert, DeliveryContext) -> Receipt`` (the dispatcher's single
+paced, isolated, timed attempt, which never raises).
+
+* :meth:`OutboxDelivery.submit` writes deliveries, delivers what it can now, and returns
+  a receipt for each: delivered, deduplicated, failed, or queued for later;
+* :meth:`OutboxDelivery.drain` delivers everything due now, waiting for rate limits and
+  provider pauses, then returns (``notifier worker --once``);
+* :meth:`OutboxDelivery.run_forever` keeps delivering until stopped (``notifier worker``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from notifier.clock import SYSTEM_CLOCK, Clock
+from notifier.errors import OutboxError
+from notifier.kinds import RateLimit
+from notifier.models import Outcome, Receipt
+from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
+from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
+from notifier.outbox.runner import Runner, ThreadPoolRunner
+from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.store import OutboxStore
+
+log = logging.getLogger("notifier.outbox")
+
+MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
+_MIN_WAIT = 0.001
+_WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
+_OUTCOMES = {DeliveryState.DELIVERED: Outcome.DELIVERED, DeliveryState.DEAD: Outcome.FAILED}
+
+
+def worker_id() -> str:
+    """``host:pid:token``: unique per engine, and says which process holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the worker named ``owner`` may still be running.
+
+    Only a process on this host can be checked; anything else counts as alive and its
+    leases simply expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or sys.platform == "win32":
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@attrs.frozen
+class Round:
+    """One claim-and-deliver pass: how many were claimed, and receipts by delivery id."""
+
+    claimed: int
+    receipts: Mapping[int, Receipt]
+
+
+@attrs.frozen
+class DrainReport:
+    """What :meth:`OutboxDelivery.drain` did, by outcome, and what is still queued."""
+
+    outcomes: Mapping[str, int]
+    rounds: int
+    waited: float
+
+
+class OutboxDelivery:
+    """Delivers through ``deliver`` with everything written to ``store`` first."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        deliver: DeliverFn,
+        *,
+        settings: OutboxSettings | None = None,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        runner: Runner | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or OutboxSettings()
+        self.rate_limits = dict(rate_limits or {})
+        self.clock = clock
+        self.owner = owner or worker_id()
+        self._own_runner = runner is None
+        self.runner = runner or ThreadPoolRunner(self.settings.workers)
+        self._stop = threading.Event()
+        self._stop_events: list[threading.Event] = [self._stop]
+        self._last_maintenance = float("-inf")
+        self._lane = LaneContext(
+            store=store,
+            deliver=deliver,
+            settings=self.settings,
+            rate_limits=self.rate_limits,
+            clock=clock,
+            owner=self.owner,
+            rng=rng or random.Random(),
+            stopping=self.stopping,
+        )
+
+    @classmethod
+    def open(cls, settings: OutboxSettings, deliver: DeliverFn, **kwargs: object) -> OutboxDelivery:
+        """Open the store ``settings`` names and build the engine on it."""
+        store = OutboxStore.open(
+            settings.path, busy_timeout=settings.busy_timeout, synchronous=settings.synchronous
+        )
+        return cls(store, deliver, settings=settings, **kwargs)  # type: ignore[arg-type]
+
+    def stopping(self) -> bool:
+        return any(event.is_set() for event in self._stop_events)
+
+    # -- writing and delivering ----------------------------------------------------------
+
+    def enqueue(self, items: Iterable[NewDelivery]) -> list[Enqueued]:
+        """Write deliveries without delivering them."""
+        return self.store.enqueue_many(
+            items, now=self.clock.time(), dedup_window=self.settings.dedup_window
+        )
+
+    def submit(self, items: Iterable[NewDelivery]) -> list[Receipt]:
+        """Write deliveries, deliver what is due now (without waiting), receipt each.
+
+        A delivery that could not be finished now is ``queued`` with its next attempt
+        time; a worker (or a later call) delivers it.
+        """
+        enqueued = self.enqueue(items)
+        attempted: dict[int, Receipt] = {}
+        while not self.stopping():
+            done = self.process()
+            attempted.update(done.receipts)
+            if not done.claimed:
+                break
+        return self.receipts(enqueued, attempted)
+
+    def receipts(
+        self, enqueued: Iterable[Enqueued], attempted: Mapping[int, Receipt] | None = None
+    ) -> list[Receipt]:
+        """A receipt for each written delivery: what was tried now, else its stored state."""
+        enqueued, attempted = list(enqueued), attempted or {}
+        wanted = [e.id for e in enqueued if e.id is not None and e.id not in attempted]
+        stored = self.store.get(wanted)
+        out = []
+        for e in enqueued:
+            if e.id in attempted:
+                out.append(attempted[e.id])
+                continue
+            receipt = Receipt(
+                e.channel,
+                e.outcome,
+                fingerprint=e.fingerprint,
+                details={"idempotency_key": e.key, "delivery_id": e.id},
+            )
+            d = stored.get(e.id) if e.id is not None else None
+            if d is not None:
+                outcome = _OUTCOMES.get(d.state, Outcome.QUEUED)
+                later = d.next_attempt_at if outcome is Outcome.QUEUED else None
+                receipt = attrs.evolve(
+                    receipt,
+                    outcome=outcome,
+                    attempts=d.attempts,
+                    error=d.last_error,
+                    next_attempt_at=later,
+                )
+            elif e.outcome is not Outcome.DEDUPLICATED:
+                receipt = attrs.evolve(receipt, outcome=Outcome.FAILED, error="purged")
+            out.append(receipt)
+        return out
+
+    def process(self) -> Round:
+        """Claim due deliveries and deliver them: channels in parallel, each in order."""
+        claims = self.store.claim_due(
+            self.clock.time(),
+            self.settings.batch_size,
+            self.owner,
+            self.settings.lease,
+            rate_limits=self.rate_limits,
+            breaker=self.settings.breaker,
+        )
+        if not claims:
+            return Round(0, {})
+        futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
+        receipts: dict[int, Receipt] = {}
+        failure: BaseException | None = None
+        for future in futures:  # wait for every lane before reporting any failure
+            try:
+                receipts.update(future.result())
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return Round(sum(len(c.deliveries) for c in claims), receipts)
+
+    def drain(self, until_idle: bool = True) -> DrainReport:
+        """Deliver everything due now; with ``until_idle``, wait out rate limits too.
+
+        Deliveries that are not due when the drain starts (waiting out a backoff or an
+        open circuit), and those that fail during it, are left queued.
+        """
+        start = self.clock.time()
+        outcomes: collections.Counter[str] = collections.Counter()
+        rounds, waited = 0, 0.0
+        while not self.stopping():
+            done = self.process()
+            rounds += 1
+            outcomes.update(r.outcome.value for r in done.receipts.values())
+            if done.claimed:
+                continue
+            if not until_idle:
+                break
+            now = self.clock.time()
+            wakes = self.store.wakes(
+                now, rate_limits=self.rate_limits, breaker=self.settings.breaker
+            )
+            ready = [w.ready_at for w in wakes if w.head_due_at <= start and w.reason in _WAITABLE]
+            if not ready:
+                break
+            pause = max(min(ready) - now, _MIN_WAIT)
+            self.clock.sleep(pause)
+            waited += pause
+        return DrainReport(dict(outcomes), rounds, waited)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Deliver due work until ``stop`` is set; sleep until the next is due."""
+        self._stop_events.append(stop)
+        try:
+            self.recover()
+            while not self.stopping():
+                try:
+                    done = self.process()
+                    self.maintain()
+                except OutboxError as exc:  # locked or full: say so, keep going
+                    log.warning("outbox: %s", exc)
+                    stop.wait(self.settings.poll_interval)
+                    continue
+                if not done.claimed:
+                    stop.wait(self._idle_wait())
+        finally:
+            self._stop_events.remove(stop)
+
+    def _idle_wait(self) -> float:
+        now = self.clock.time()
+        wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
+        poll = self.settings.poll_interval
+        soonest = min((w.ready_at for w in wakes), default=now + poll)
+        return min(max(soonest - now, 0.01), poll)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Put back deliveries held by workers on this host that are no longer running."""
+        back = self.store.recover_orphans(owner_alive, self.clock.time())
+        if back:
+            log.info("outbox: %d in-flight deliveries of stopped workers queued again", back)
+        return back
+
+    def maintain(self, force: bool = False) -> None:
+        """Prune old send times and dedup rows; drop delivered rows past keep_delivered."""
+        now = self.clock.time()
+        if not force and now - self._last_maintenance < MAINTENANCE_EVERY:
+            return
+        self._last_maintenance = now
+        longest = max((r.per for r in self.rate_limits.values()), default=0.0)
+        self.store.prune(now, dedup_window=self.settings.dedup_window, longest_window=longest)
+        self.store.purge(DeliveryState.DELIVERED, older_than=now - self.settings.keep_delivered)
+
+    def close(self) -> None:
+        """Stop lanes between deliveries, shut our runner down, close the store."""
+        self._stop.set()
+        if self._own_runner:
+            self.runner.shutdown(wait=True)
+        self.store.close()
+
+    def __enter__(self) -> OutboxDelivery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

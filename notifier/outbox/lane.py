@@ -1,0 +1,165 @@
+"""One channel's lane: send claimed deliveries in order and record how each went.
+
+A lane stops at the first delivery that must wait (a retryable failure, a full rate
+window, a provider's pause): the deliveries behind it go back to pending untouched, so
+the channel's order holds. Whatever happens, the lane gives its lease back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from notifier.clock import Clock
+from notifier.kinds import RateLimit
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.outbox.attempts import LEASE_LOST
+from notifier.outbox.policy import is_duplicate
+from notifier.outbox.records import Claim, Delivery
+from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.store import OutboxStore
+from notifier.redact import redact
+
+log = logging.getLogger("notifier.outbox")
+
+DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
+
+
+@attrs.frozen
+class LaneContext:
+    """Everything a lane needs; built once per engine."""
+
+    store: OutboxStore
+    deliver: DeliverFn
+    settings: OutboxSettings
+    rate_limits: Mapping[str, RateLimit]
+    clock: Clock
+    owner: str
+    rng: random.Random
+    stopping: Callable[[], bool]
+
+
+def failure_facts(receipt: Receipt) -> tuple[bool, float | None, bool]:
+    """``(retryable, retry_after, rate_limited)`` of a failed receipt.
+
+    The dispatcher puts these in ``details``; a receipt without them is treated as a
+    permanent failure, the safe reading for an error nobody classified.
+    """
+    details = receipt.details or {}
+    retry_after = details.get("retry_after")
+    try:
+        retry_after = None if retry_after is None else max(float(retry_after), 0.0)
+    except (TypeError, ValueError):
+        retry_after = None
+    rate_limited = bool(details.get("rate_limited")) or details.get("error") == "RateLimited"
+    return bool(details.get("retryable")) or rate_limited, retry_after, rate_limited
+
+
+def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) -> Receipt:
+    """``receipt`` (or a fresh one) naming the stored delivery it is about."""
+    details = dict(receipt.details) if receipt is not None else {}
+    details.update(delivery_id=delivery.id, idempotency_key=delivery.key)
+    details.update(changes.pop("extra", {}))
+    if receipt is None:
+        receipt = Receipt(delivery.channel, Outcome.QUEUED, fingerprint=delivery.fingerprint)
+    return attrs.evolve(receipt, details=details, **changes)
+
+
+def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
+    """Deliver ``claim`` in order; a receipt for each delivery that was settled or tried."""
+    receipts: dict[int, Receipt] = {}
+    store, settings, owner = ctx.store, ctx.settings, ctx.owner
+    deliveries = claim.deliveries
+    try:
+        for i, d in enumerate(deliveries):
+            if ctx.stopping():
+                break
+            now = ctx.clock.time()
+            if now - d.enqueued_at >= settings.max_age:
+                error = f"not delivered within max_age ({settings.max_age:g}s)"
+                error += f"; last error: {d.last_error}" if d.last_error else ""
+                store.mark_dead(d, owner, now, error, count_attempt=False)
+                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                continue
+            try:
+                alert = d.alert()
+            except ValueError as exc:
+                error = f"stored alert is unreadable: {exc}"
+                store.mark_dead(d, owner, now, error, count_attempt=False)
+                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                continue
+            window = settings.dedup_window
+            if window > 0 and is_duplicate(
+                d.status, store.sent_times(d.fingerprint, d.channel), now, window
+            ):
+                store.mark_delivered(d, owner, now, deduplicated=True)
+                receipts[d.id] = _ours(d, outcome=Outcome.DEDUPLICATED)
+                continue
+            ids = [x.id for x in deliveries[i:]]
+            limit = ctx.rate_limits.get(d.channel)
+            wait = store.start_attempt(d.channel, owner, ids, now, settings.lease, limit)
+            if wait == LEASE_LOST:
+                log.warning(
+                    "outbox: lost the lease on channel %s; another worker has it", d.channel
+                )
+                return receipts
+            if wait > 0:
+                break
+            context = DeliveryContext(
+                idempotency_key=d.key, attempt=d.attempts + 1, mentions=d.mentions
+            )
+            receipt = _attempt(ctx, d, alert, context)
+            receipts[d.id] = settled = _settle(ctx, d, receipt)
+            if settled.outcome is Outcome.QUEUED:
+                break
+    finally:
+        store.end_lane(claim.channel, owner, ctx.clock.time())
+    return receipts
+
+
+def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Receipt:
+    try:
+        return ctx.deliver(d.channel, alert, context)
+    except Exception as exc:  # deliver promises not to raise; if it does, retry later
+        log.exception("outbox: delivering to %s raised", d.channel)
+        error = redact(f"{type(exc).__name__}: {exc}")
+        return Receipt(d.channel, Outcome.FAILED, error=error, details={"retryable": True})
+
+
+def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt) -> Receipt:
+    """Record ``receipt`` for ``d``: delivered, back to pending, or dead."""
+    store, settings, owner = ctx.store, ctx.settings, ctx.owner
+    now = ctx.clock.time()
+    attempt = d.attempts + 1
+    if receipt.ok:
+        store.mark_delivered(d, owner, now)
+        return _ours(d, receipt, extra={"attempt": attempt})
+    error = redact(receipt.error or "delivery failed")
+    retryable, retry_after, rate_limited = failure_facts(receipt)
+    if rate_limited:
+        # Pacing, not failure: the delivery keeps its place and its attempt count; the
+        # whole channel pauses past the provider's window.
+        limit = ctx.rate_limits.get(d.channel)
+        pause = retry_after if retry_after is not None else (limit.per if limit else 1.0)
+        until = now + pause
+        store.mark_retry(d, owner, now, d.next_attempt_at, error, count_attempt=False,
+                         block_until=until)  # fmt: skip
+        return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=until)
+    if not retryable:
+        store.mark_dead(d, owner, now, error)
+        return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
+    if attempt >= settings.max_attempts:
+        error = f"gave up after {attempt} attempts: {error}"
+        store.mark_dead(d, owner, now, error)
+        return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
+    next_at = now + settings.backoff.delay(attempt, ctx.rng, retry_after)
+    if next_at - d.enqueued_at > settings.max_age:
+        error = f"gave up: the next attempt would be past max_age ({settings.max_age:g}s): {error}"
+        store.mark_dead(d, owner, now, error)
+        return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
+    store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker)
+    return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=next_at)

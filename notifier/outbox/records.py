@@ -1,0 +1,147 @@
+"""What the outbox stores: delivery states, new and stored deliveries, enqueue results.
+
+A *delivery* is one alert on one channel. Its idempotency key is a stable hash of what
+makes it the same notification (fingerprint, status, channel, start time), so every retry
+of it, and a second enqueue of the very same alert, carries the same key.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from typing import Any
+
+import attrs
+
+from notifier.models import Alert, Outcome
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its next attempt
+    INFLIGHT = "inflight"  # claimed by a worker under a lease
+    DELIVERED = "delivered"  # sent (or recognised as a duplicate); kept for a while
+    DEAD = "dead"  # failed permanently: a dead letter for the operator
+
+
+def idempotency_key(alert: Alert, channel: str) -> str:
+    """The stable key of ``alert`` on ``channel``: the same for every retry and re-send."""
+    parts = (alert.fingerprint, alert.status.value, channel, alert.starts_at.isoformat())
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def _channel(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a delivery needs a channel name, got {value!r}")
+
+
+def _alert(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, Alert):
+        raise TypeError(f"a delivery needs an Alert, got {type(value).__name__}")
+
+
+def _mentions(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+@attrs.frozen
+class NewDelivery:
+    """An alert to write to the outbox for one channel.
+
+    :param mentions: people the matching route asks to notify; kept for every retry.
+    """
+
+    alert: Alert = attrs.field(validator=_alert)
+    channel: str = attrs.field(validator=_channel)
+    mentions: tuple[str, ...] = attrs.field(default=(), converter=_mentions)
+
+    @property
+    def key(self) -> str:
+        return idempotency_key(self.alert, self.channel)
+
+
+@attrs.frozen
+class Enqueued:
+    """What became of one :class:`NewDelivery`.
+
+    :param id: the stored delivery (``None`` when deduplicated: nothing was written).
+    :param outcome: ``QUEUED`` (written, or the same delivery was already queued:
+        ``coalesced``) or ``DEDUPLICATED`` (sent within the dedup window).
+    """
+
+    channel: str
+    key: str
+    fingerprint: str
+    outcome: Outcome
+    id: int | None = None
+    coalesced: bool = False
+
+
+@attrs.frozen
+class Delivery:
+    """A delivery as stored. ``alert_json`` is parsed on demand by :meth:`alert`."""
+
+    id: int
+    channel: str
+    key: str
+    fingerprint: str
+    status: str
+    alert_json: str = attrs.field(repr=False)
+    mentions: tuple[str, ...]
+    state: DeliveryState = attrs.field(converter=DeliveryState)
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    enqueued_at: float  # creation, or the operator's last retry: max_age counts from here
+    updated_at: float
+    deduplicated: bool = False
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Delivery:
+        values = list(row)
+        try:
+            values[6] = tuple(str(m) for m in json.loads(values[6]))
+        except (TypeError, ValueError):
+            values[6] = ()
+        values[14] = bool(values[14])
+        return cls(*values)
+
+    def alert(self) -> Alert:
+        """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""
+        try:
+            data = json.loads(self.alert_json)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"stored alert is not JSON: {exc}") from exc
+        return Alert.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "state": self.state.value,
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "idempotency_key": self.key,
+        }
+
+
+@attrs.frozen
+class Claim:
+    """Deliveries of one channel claimed by one worker, to be sent in this order.
+
+    :param probe: the channel's circuit is half-open and this single delivery tests it.
+    """
+
+    channel: str
+    deliveries: tuple[Delivery, ...]
+    probe: bool = False

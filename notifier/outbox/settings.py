@@ -1,0 +1,125 @@
+"""The ``[outbox]`` configuration table, validated into :class:`OutboxSettings`.
+
+Each key is declared as a :class:`~notifier.kinds.Option`, so problems read the same as
+a channel's ("outbox.max_attempts: expected an integer >= 1, got string 'ten'") and all
+of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from notifier.errors import ConfigError, ConfigIssue
+from notifier.kinds import Option
+from notifier.outbox.paths import resolve
+from notifier.outbox.policy import Backoff, CircuitBreaker
+
+OPTIONS: tuple[Option, ...] = (
+    Option("enabled", bool, default=True, help="write every delivery to the outbox first"),
+    Option("path", str, default="", help='the SQLite file; ":memory:" keeps it in memory'),
+    Option("max_attempts", int, default=30, minimum=1, help="attempts before dead letter"),
+    Option("max_age", float, default=86_400.0, minimum=1, help="seconds before dead letter"),
+    Option("backoff_initial", float, default=1.0, minimum=0.001, help="first retry delay"),
+    Option("backoff_max", float, default=600.0, minimum=0.001, help="longest retry delay"),
+    Option("dedup_window", float, default=300.0, minimum=0, help="0 turns dedup off"),
+    Option("breaker_threshold", int, default=5, minimum=0, help="failures in a row; 0: off"),
+    Option("breaker_cooldown", float, default=60.0, minimum=0.001, help="seconds open"),
+    Option("lease", float, default=300.0, minimum=1, help="seconds a worker holds a claim"),
+    Option("batch_size", int, default=100, minimum=1, help="deliveries per channel per claim"),
+    Option("workers", int, default=4, minimum=1, help="channels delivered at once"),
+    Option("keep_delivered", float, default=86_400.0, minimum=0, help="seconds kept"),
+    Option("poll_interval", float, default=1.0, minimum=0.01, help="worker's idle poll"),
+    Option("busy_timeout", float, default=5.0, minimum=0, help="wait for other writers"),
+    Option("synchronous", str, default="normal", choices=("normal", "full")),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+# Upper bounds that keep values inside what SQLite and a thread pool can take.
+_MAXIMUM = {"batch_size": 10_000, "workers": 256, "max_attempts": 1_000_000}
+
+
+def _check(option: Option, value: Any) -> str | None:
+    problem = option.check(value)
+    if problem is not None:
+        return problem
+    if option.type is float and not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    top = _MAXIMUM.get(option.name)
+    if top is not None and value > top:
+        return f"expected {option.expected} and <= {top}, got {value!r}"
+    if option.name == "path" and "\0" in value:
+        return "expected a file path, got a string with a NUL character"
+    return None
+
+
+@attrs.frozen
+class OutboxSettings:
+    """Validated ``[outbox]`` settings; every default is usable as it is."""
+
+    enabled: bool = True
+    path: str = attrs.field(default="", converter=resolve)
+    max_attempts: int = 30
+    max_age: float = 86_400.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 600.0
+    dedup_window: float = 300.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 60.0
+    lease: float = 300.0
+    batch_size: int = 100
+    workers: int = 4
+    keep_delivered: float = 86_400.0
+    poll_interval: float = 1.0
+    busy_timeout: float = 5.0
+    synchronous: str = "normal"
+
+    @classmethod
+    def from_table(
+        cls, table: Mapping[str, Any] | None, *, file: str = "<inline>"
+    ) -> OutboxSettings:
+        """Settings from a parsed ``[outbox]`` table.
+
+        :raises ConfigError: listing every unknown key and every value of the wrong type
+            or range.
+        """
+        if table is None:
+            return cls()
+        if not isinstance(table, Mapping):
+            raise ConfigError([ConfigIssue(file, "outbox", "expected a table of settings")])
+        issues = []
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            option = _BY_NAME.get(key) if isinstance(key, str) else None
+            if option is None:
+                known = ", ".join(sorted(_BY_NAME))
+                issues.append(ConfigIssue(file, f"outbox.{key}", f"a known key ({known})"))
+                continue
+            problem = _check(option, value)
+            if problem is not None:
+                issues.append(ConfigIssue(file, f"outbox.{key}", problem))
+            else:
+                values[key] = float(value) if option.type is float else value
+        low, high = values.get("backoff_initial", 1.0), values.get("backoff_max", 600.0)
+        if high < low:
+            expected = f"expected a number >= backoff_initial ({low:g}), got {high:g}"
+            issues.append(ConfigIssue(file, "outbox.backoff_max", expected))
+        if issues:
+            raise ConfigError(issues)
+        return cls(**values)
+
+    @property
+    def memory(self) -> bool:
+        return self.path == ":memory:"
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_initial, max(self.backoff_max, self.backoff_initial))
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        if self.breaker_threshold == 0:
+            return None
+        return CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)

@@ -1,0 +1,238 @@
+"""The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
+
+Ordering: each channel is a lane delivered in id order by one worker at a time. A claim
+takes the channel's *lane lease* and the longest due prefix of its queue; the first
+delivery that is not due yet (waiting out its backoff) holds back the ones behind it,
+so a channel that was down receives its backlog in the order it was written.
+
+Every method is one short transaction, so processes sharing the file see each other's
+claims, sends and circuit changes at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from notifier.kinds import RateLimit
+from notifier.models import Outcome
+from notifier.outbox.admin import AdminMixin
+from notifier.outbox.attempts import AttemptsMixin
+from notifier.outbox.database import Database
+from notifier.outbox.gates import Wake, gate
+from notifier.outbox.policy import CircuitBreaker, is_duplicate
+from notifier.outbox.records import Claim, Delivery, Enqueued, NewDelivery
+
+# Id and key lists travel as one JSON array parameter (json_each), never spliced into SQL.
+_SELECT_IDS = (
+    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
+    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
+    " deduplicated, lease_owner, lease_expires FROM deliveries"
+    " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+)
+_INSERT = (
+    "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
+    " state, next_attempt_at, created_at, enqueued_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+)
+# Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
+_LIVE_KEYS = (
+    "SELECT idempotency_key, id FROM deliveries WHERE state IN ('pending', 'inflight')"
+    " AND idempotency_key IN (SELECT value FROM json_each(?))"
+)
+_LIVE_FPS = (
+    "SELECT fingerprint, channel FROM deliveries WHERE state IN ('pending', 'inflight')"
+    " AND fingerprint IN (SELECT value FROM json_each(?))"
+)
+_SENT_FPS = (
+    "SELECT fingerprint, channel, status, sent_at FROM dedup"
+    " WHERE fingerprint IN (SELECT value FROM json_each(?))"
+)
+_HEAD = (
+    "SELECT id, state, next_attempt_at, lease_expires FROM deliveries"
+    " WHERE channel = ? AND state IN ('pending', 'inflight') ORDER BY id LIMIT ?"
+)
+_CLAIM = (
+    "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
+    " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+)
+_CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
+
+
+def _json(values: Iterable[Any]) -> str:
+    return json.dumps(list(values))
+
+
+class OutboxStore(AttemptsMixin, AdminMixin):
+    """Durable deliveries in one SQLite file; see :mod:`notifier.outbox` for the model."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(
+        cls, path: str | None = None, *, busy_timeout: float = 5.0, synchronous: str = "normal"
+    ) -> OutboxStore:
+        return cls(Database.open(path, busy_timeout=busy_timeout, synchronous=synchronous))
+
+    @property
+    def path(self) -> str:
+        return self.db.path
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def enqueue_many(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float = 0.0
+    ) -> list[Enqueued]:
+        """Write deliveries in one transaction; one :class:`Enqueued` per item, in order.
+
+        A delivery whose idempotency key is already queued is not written twice
+        (``coalesced``); one sent within ``dedup_window`` is not written at all.
+        Everything is validated and serialised before the transaction starts, so a bad
+        item leaves the outbox untouched.
+        """
+        texts: dict[int, str] = {}
+        prepared = []
+        for item in items:
+            if not isinstance(item, NewDelivery):
+                raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
+            text = texts.get(id(item.alert))
+            if text is None:
+                data = item.alert.to_dict()
+                text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+                texts[id(item.alert)] = text
+            prepared.append((item, item.key, text))
+        if not prepared:
+            return []
+        with self.db.write("queueing deliveries") as conn:
+            return self._enqueue(conn, prepared, now, dedup_window)
+
+    def _enqueue(self, conn: Any, prepared: list, now: float, window: float) -> list[Enqueued]:
+        live: dict[str, int] = {}
+        keys = _json({key for _, key, _ in prepared})
+        live.update(conn.execute(_LIVE_KEYS, (keys,)).fetchall())
+        busy: set[tuple[str, str]] = set()
+        sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        if window > 0:
+            fps = _json({item.alert.fingerprint for item, _, _ in prepared})
+            busy.update(conn.execute(_LIVE_FPS, (fps,)))
+            for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
+                sent[(fp, channel)][status] = at
+        results: list[Any] = []
+        rows: list[tuple] = []
+        row_of_key: dict[str, int] = {}
+        for item, key, text in prepared:
+            fp, status, channel = item.alert.fingerprint, item.alert.status.value, item.channel
+            made = Enqueued(channel, key, fp, Outcome.QUEUED)
+            if key in live:
+                results.append(attrs.evolve(made, id=live[key], coalesced=True))
+            elif key in row_of_key:
+                results.append((row_of_key[key], made, True))
+            elif (fp, channel) not in busy and is_duplicate(
+                status, sent[(fp, channel)], now, window
+            ):
+                results.append(attrs.evolve(made, outcome=Outcome.DEDUPLICATED))
+            else:
+                row_of_key[key] = len(rows)
+                results.append((len(rows), made, False))
+                mentions = json.dumps(list(item.mentions))
+                rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
+        if rows:
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'")
+            first = ((seq.fetchone() or (0,))[0] or 0) + 1
+            conn.executemany(_INSERT, rows)
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            # AUTOINCREMENT inside our own write transaction hands out consecutive ids.
+            if last - first + 1 != len(rows):
+                raise RuntimeError("outbox ids were not handed out consecutively")
+            names = sorted({row[1] for row in rows})
+            conn.executemany(
+                "INSERT OR IGNORE INTO channels (name) VALUES (?)", [(n,) for n in names]
+            )
+        for i, result in enumerate(results):
+            if isinstance(result, tuple):
+                index, made, coalesced = result
+                results[i] = attrs.evolve(made, id=first + index, coalesced=coalesced)
+        return results
+
+    # -- claiming ----------------------------------------------------------------------
+
+    def claim_due(
+        self,
+        now: float,
+        limit: int,
+        owner: str,
+        lease: float,
+        *,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> list[Claim]:
+        """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
+
+        Takes at most ``limit`` deliveries per channel, no more than its rate limit has
+        free slots for, one when its circuit wants a probe, and none from a channel
+        another worker holds, the provider blocked, or whose circuit is open. In-flight
+        deliveries whose lease expired (their worker died) are claimed again.
+        """
+        rate_limits = rate_limits or {}
+        claims = []
+        with self.db.write("claiming due deliveries") as conn:
+            for row in conn.execute(f"{_CHANNELS} FROM channels ORDER BY name").fetchall():
+                channel = row[0]
+                g = gate(conn, row, now, rate_limits.get(channel), breaker)
+                if g.admit == 0:
+                    continue
+                take = []
+                count = limit if g.admit is None else min(limit, g.admit)
+                for id_, state, next_at, _ in conn.execute(_HEAD, (channel, count)):
+                    if state == "pending" and next_at > now:
+                        break
+                    take.append(id_)
+                if not take:
+                    continue
+                until = now + lease
+                conn.execute(_CLAIM, (owner, until, now, _json(take)))
+                probe = breaker is not None and g.admit == 1 and row[2] != "closed"
+                conn.execute(
+                    "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
+                    " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?",
+                    (owner, until, probe, channel),
+                )
+                found = conn.execute(_SELECT_IDS, (_json(take),))
+                claims.append(Claim(channel, tuple(map(Delivery.from_row, found)), probe))
+        return claims
+
+    def wakes(
+        self,
+        now: float,
+        *,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> list[Wake]:
+        """For each channel with queued work: when it can next be claimed, and why."""
+        rate_limits = rate_limits or {}
+        found = []
+        with self.db.read("reading the queue") as conn:
+            for row in conn.execute(f"{_CHANNELS} FROM channels ORDER BY name").fetchall():
+                head = conn.execute(_HEAD, (row[0], 1)).fetchone()
+                if head is None:
+                    continue
+                due = head[2]  # an in-flight head was due when it was claimed
+                g = gate(conn, row, now, rate_limits.get(row[0]), breaker)
+                found.append(Wake(row[0], due, max(due, g.ready_at), g.reason))
+        return found
+
+    def get(self, ids: Iterable[int]) -> dict[int, Delivery]:
+        """The stored deliveries with these ids (missing ones are left out)."""
+        found: dict[int, Delivery] = {}
+        with self.db.read("reading deliveries") as conn:
+            for row in conn.execute(_SELECT_IDS, (_json(ids),)):
+                found[row[0]] = Delivery.from_row(row)
+        return found
