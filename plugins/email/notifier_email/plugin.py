@@ -1,0 +1,210 @@
+"""The ``email`` channel kind (SMTP) and its hooks.
+
+Options are checked by the schema; the rules that tie options together (``tls`` and
+``starttls`` are exclusive, a password needs a username, addresses must parse) are
+checked in :func:`build` and reported as :class:`~notifier.errors.ConfigError` issues.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from email.utils import parseaddr
+from typing import Any
+
+import notifier
+from notifier.clock import Clock
+from notifier.errors import ConfigError, ConfigIssue, NotifierError, TransportError
+from notifier.http import InsecureTransportWarning
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.models import Alert, DeliveryContext, SendResult
+from notifier_email.message import build_message
+from notifier_email.pool import ConnectionPool
+from notifier_email.smtp import SmtpSettings, connect, transact
+
+log = logging.getLogger("notifier.email")
+
+KIND = "email"
+DEFAULT_PORTS = {"plain": 25, "starttls": 587, "tls": 465}
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", required=True, help="the SMTP server's host name"),
+    Option("port", int, minimum=1, help="default 465 with tls, 587 with starttls, else 25"),
+    Option("starttls", bool, default=False, help="upgrade the connection with STARTTLS"),
+    Option("tls", bool, default=False, help="implicit TLS from the first byte (port 465)"),
+    Option("username", help="log in with AUTH as this user"),
+    Option("password", secret=True, help="the AUTH password"),
+    Option("from", required=True, help="the sender address, e.g. 'Alerts <alerts@example.com>'"),
+    Option("to", list, required=True, help="recipient addresses"),
+    Option("timeout", float, default=10.0, minimum=0.1, help="seconds per SMTP step"),
+    Option("subject_prefix", default="", help="text put before every subject"),
+    Option("max_connections", int, default=3, minimum=1, help="SMTP connections open at most"),
+    Option("verify_tls", bool, default=True, help="check the server's TLS certificate"),
+    Option("ca_file", path=True, help="a PEM file of CA certificates to trust instead"),
+)
+
+
+class EmailChannel:
+    """One configured SMTP sender and recipient list, with its connection pool."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        pool: ConnectionPool,
+        *,
+        sender: str,
+        recipients: list[str],
+        subject_prefix: str = "",
+        clock: Clock,
+    ) -> None:
+        self.name = settings.channel
+        self.settings, self.pool = settings, pool
+        self.sender, self.recipients = sender, [parseaddr(value)[1] for value in recipients]
+        self.to_header = recipients  # as configured, display names included
+        self.subject_prefix, self.clock = subject_prefix, clock
+        addresses = [parseaddr(sender)[1], *recipients]
+        self.international = not all(a.isascii() for a in addresses)
+
+    def __repr__(self) -> str:
+        return f"EmailChannel({self.name!r}, {self.settings.server!r})"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        message = build_message(
+            alert,
+            sender=self.sender,
+            recipients=self.to_header,
+            now=self.clock.time(),
+            key=delivery.idempotency_key,
+            subject_prefix=self.subject_prefix,
+            international=self.international,
+        )
+        data = message.as_bytes()
+        envelope_from = parseaddr(self.sender)[1]
+        started = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            with self.pool.connection() as pooled:
+                try:
+                    accepted = transact(
+                        pooled.conn, self.settings, envelope_from, self.recipients, data,
+                        international=self.international,
+                    )  # fmt: skip
+                except TransportError as exc:
+                    pooled.broken = True
+                    # A reused connection the server had already closed: nothing was
+                    # sent, so one fresh connection may try again at once.
+                    if pooled.reused and not exc.sent and attempts == 1:
+                        continue
+                    exc.attempts = attempts
+                    raise
+                except NotifierError as exc:
+                    exc.attempts = attempts
+                    raise
+                pooled.messages += 1
+            break
+        log.debug(
+            "%s: %s accepted the message for %d of %d recipient(s) in %.1f ms: %s",
+            self.name, self.settings.server, len(self.recipients) - len(accepted.refused),
+            len(self.recipients), (time.perf_counter() - started) * 1000, accepted.reply,
+        )  # fmt: skip
+        details: dict[str, Any] = {"smtp_reply": accepted.reply}
+        if accepted.refused:
+            details["refused"] = dict(accepted.refused)
+        return SendResult(message_id=message["Message-ID"], attempts=attempts, details=details)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _address_issue(value: str) -> str | None:
+    addr = parseaddr(value)[1]
+    local, _, domain = addr.rpartition("@")
+    if not local or not domain or "@" in local or " " in addr:
+        return f"an email address like 'alerts@example.com', got {value!r}"
+    return None
+
+
+def _issues(spec: ChannelSpec) -> list[tuple[str, str]]:
+    opts = spec.options
+    found = []
+    if opts["tls"] and opts["starttls"]:
+        found.append(("tls", "tls (implicit TLS) or starttls, not both"))
+    if opts.get("port") is not None and not 0 < opts["port"] < 65536:
+        found.append(("port", "a TCP port, 1 to 65535"))
+    if opts.get("password") and not opts.get("username"):
+        found.append(("username", "a username to go with the password"))
+    if opts.get("username") and not opts.get("password"):
+        found.append(("password", "a password to go with the username"))
+    problem = _address_issue(opts["from"])
+    if problem:
+        found.append(("from", problem))
+    if not opts["to"]:
+        found.append(("to", "at least one recipient address"))
+    for index, value in enumerate(opts["to"]):
+        problem = _address_issue(value)
+        if problem:
+            found.append((f"to[{index}]", problem))
+    return found
+
+
+def build(spec: ChannelSpec, context: BuildContext) -> EmailChannel:
+    issues = _issues(spec)
+    if issues:
+        where = f"channels.{spec.name}"
+        raise ConfigError([ConfigIssue(spec.source, f"{where}.{k}", v) for k, v in issues])
+    opts = spec.options
+    mode = "tls" if opts["tls"] else "starttls" if opts["starttls"] else "plain"
+    settings = SmtpSettings(
+        host=opts["host"],
+        port=opts.get("port") or DEFAULT_PORTS[mode],
+        mode=mode,
+        username=opts.get("username"),
+        password=opts.get("password"),
+        timeout=opts["timeout"],
+        verify_tls=opts["verify_tls"],
+        ca_file=opts.get("ca_file"),
+        channel=spec.name,
+    )
+    if mode != "plain" and not settings.verify_tls:
+        text = f"TLS certificate verification is off for channel {spec.name!r} ({settings.server})"
+        warnings.warn(text, InsecureTransportWarning, stacklevel=2)
+        log.warning(text)
+    pool = ConnectionPool(
+        lambda: connect(settings),
+        size=min(opts["max_connections"], context.pool_size),
+        wait=opts["timeout"],
+        clock=context.clock,
+        label=settings.label,
+    )
+    return EmailChannel(
+        settings,
+        pool,
+        sender=opts["from"],
+        recipients=list(opts["to"]),
+        subject_prefix=opts["subject_prefix"],
+        clock=context.clock,
+    )
+
+
+EMAIL = ChannelKind(
+    KIND,
+    build,
+    OPTIONS,
+    description="Email over SMTP: plain text and HTML, connections reused across a burst",
+)
+
+
+@notifier.hookimpl
+def notifier_channel_kinds() -> list[ChannelKind]:
+    return [EMAIL]
+
+
+@notifier.hookimpl
+def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
+    if not isinstance(channel, EmailChannel):
+        return None
+    return channel.send(alert, delivery)

@@ -1,0 +1,310 @@
+"""A real SMTP server in the test process, for testing ``email`` channel configurations.
+
+:class:`FakeSMTP` runs :mod:`aiosmtpd` on 127.0.0.1 (an ephemeral port) in a thread. It
+checks ``AUTH`` against its username and password, speaks plain SMTP, STARTTLS or
+implicit TLS with a bundled test certificate (trust :attr:`FakeSMTP.ca_file`), records
+every accepted message, counts connections and logins, and can be told to answer a
+step with a temporary or permanent error, to refuse given recipients, or to hang up on
+every client as a server does with idle sessions::
+
+    from notifier_email.testing import FakeSMTP
+
+    with FakeSMTP(security="starttls") as smtp:
+        options = smtp.channel_options(to=["ops@example.com"])  # a [channels.x] table
+        ...                                                     # send through the channel
+        assert smtp.messages[0].subject.startswith("[FIRING]")
+        smtp.fail_next(451, "4.7.1 Try again later", step="rcpt")
+        smtp.refuse("nobody@example.com")                      # 550 5.1.1 for this one
+        smtp.drop_connections()                                # an idle timeout
+
+Needs ``aiosmtpd`` (``pip install aiosmtpd``). The bundled certificate and key are for
+tests only and are not secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+import threading
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import attrs
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = ["CA_FILE", "FakeSMTP", "ReceivedMail"]
+
+_CERTS = Path(__file__).with_name("certs")
+#: The CA that signed the fake server's certificate (for 127.0.0.1 and localhost).
+CA_FILE = str(_CERTS / "fake-ca.pem")
+_SERVER_PEM = str(_CERTS / "fake-server.pem")
+Security = Literal["plain", "starttls", "tls"]
+Step = Literal["mail", "rcpt", "data"]
+
+
+@attrs.frozen(eq=False)
+class ReceivedMail:
+    """One message the server accepted."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    connection: int
+    login: str | None
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=default_policy)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def part(self, subtype: str) -> str:
+        """The decoded ``text/<subtype>`` part (``"plain"`` or ``"html"``)."""
+        body = self.message.get_body(preferencelist=(subtype,))
+        if body is None or body.get_content_subtype() != subtype:
+            raise LookupError(f"no text/{subtype} part")
+        return str(body.get_content())
+
+
+@attrs.frozen
+class _Fault:
+    step: str
+    reply: str
+
+
+class FakeSMTP:
+    """An SMTP server for tests; use as a context manager. Thread-safe.
+
+    :param security: ``"plain"``, ``"starttls"`` (AUTH only after STARTTLS, like real
+        submission servers) or ``"tls"`` (implicit TLS from the first byte).
+    :param username: the only login accepted; ``None`` turns AUTH off.
+    :param size_limit: advertised ``SIZE``; larger messages are refused with 552.
+    """
+
+    def __init__(
+        self,
+        *,
+        security: Security = "plain",
+        username: str | None = "alerts",
+        password: str | None = None,
+        size_limit: int | None = 10 * 1024 * 1024,
+    ) -> None:
+        self.security = security
+        self.username = username
+        self.password = password if password is not None else "pw-" + secrets.token_hex(8)
+        self.size_limit = size_limit
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._refused: dict[str, str] = {}
+        self._sessions: list[SMTP] = []
+        self.messages: list[ReceivedMail] = []
+        self.connections = 0
+        self.logins = 0
+        self.failed_logins = 0
+        self.noops = 0
+        self._controller: Controller | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(_SERVER_PEM)
+        self._controller = _Controller(
+            self,
+            hostname="127.0.0.1",
+            port=0,
+            ssl_context=context if self.security == "tls" else None,
+            tls_context=context if self.security == "starttls" else None,
+            require_starttls=self.security == "starttls",
+            # Real servers refuse AUTH before TLS; in plain mode tests allow it.
+            auth_require_tls=self.security == "starttls",
+            auth_required=False,
+            authenticator=self._authenticate if self.username else None,
+            data_size_limit=self.size_limit,
+        )
+        self._controller.start()
+        self.reset()  # forget the controller's own readiness probe
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        if self._controller is None:
+            raise RuntimeError("server not started")
+        return self._controller.port
+
+    @property
+    def ca_file(self) -> str:
+        return CA_FILE
+
+    def channel_options(self, **overrides: Any) -> dict[str, Any]:
+        """A ``[channels.<name>]`` table for an ``email`` channel pointed at this server."""
+        options: dict[str, Any] = {
+            "kind": "email",
+            "host": self.host,
+            "port": self.port,
+            "from": "Alerts <alerts@example.com>",
+            "to": ["ops@example.com"],
+        }
+        if self.username:
+            options |= {"username": self.username, "password": self.password}
+        if self.security != "plain":
+            options |= {self.security: True, "ca_file": CA_FILE}
+        return options | overrides
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def fail_next(
+        self, code: int = 451, text: str = "4.3.0 Try again later", *, step: Step = "data",
+        count: int = 1,
+    ) -> None:  # fmt: skip
+        """Answer the next ``count`` ``MAIL``, ``RCPT`` or end-of-``DATA`` with ``code``."""
+        with self._lock:
+            self._faults += [_Fault(step, f"{code} {text}")] * count
+
+    def refuse(self, address: str, code: int = 550, text: str = "5.1.1 No such user") -> None:
+        """Refuse ``RCPT TO:<address>`` with ``code`` from now on."""
+        with self._lock:
+            self._refused[address.lower()] = f"{code} {text}"
+
+    def drop_connections(self) -> None:
+        """Hang up on every connected client, as after an idle timeout."""
+        assert self._controller is not None
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            if session.transport is not None:
+                self._controller.loop.call_soon_threadsafe(session.transport.close)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self._faults.clear()
+            self.connections = self.logins = self.failed_logins = self.noops = 0
+
+    # -- server side (runs on the server's event loop thread) ---------------------------
+
+    def _connected(self, session: SMTP) -> int:
+        with self._lock:
+            self.connections += 1
+            self._sessions.append(session)
+            return self.connections
+
+    def _fault(self, step: str) -> str | None:
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.step == step:
+                    return self._faults.pop(index).reply
+        return None
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.username
+            and secrets.compare_digest(data.password, self.password.encode())
+        )
+        with self._lock:
+            if ok:
+                self.logins += 1
+            else:
+                self.failed_logins += 1
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+    def _recipient(self, address: str) -> str | None:
+        with self._lock:
+            return self._refused.get(address.lower())
+
+    def _received(self, mail: ReceivedMail) -> None:
+        with self._lock:
+            self.messages.append(mail)
+
+
+class _Handler:
+    def __init__(self, fake: FakeSMTP) -> None:
+        self.fake = fake
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self.fake._fault("mail")
+        if fault:
+            return fault
+        envelope.mail_from, envelope.mail_options = address, list(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        refusal = self.fake._recipient(address) or self.fake._fault("rcpt")
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self.fake._fault("data")
+        if fault:
+            return fault
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        data = envelope.original_content or b""
+        number = getattr(server, "connection_number", 0)
+        mail = ReceivedMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), data, number, login)
+        self.fake._received(mail)
+        return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
+
+    async def handle_NOOP(
+        self, server: SMTP, session: Session, envelope: Envelope, arg: str
+    ) -> str:
+        with self.fake._lock:
+            self.fake.noops += 1
+        return "250 OK"
+
+
+class _Controller(Controller):
+    """aiosmtpd's controller on an ephemeral port, counting connections."""
+
+    def __init__(self, fake: FakeSMTP, **kwargs: Any) -> None:
+        self.fake = fake
+        super().__init__(_Handler(fake), **kwargs)
+
+    def factory(self) -> SMTP:
+        server = super().factory()
+        server.connection_number = self.fake._connected(server)  # type: ignore[attr-defined]
+        return server
+
+    def _trigger_server(self) -> None:
+        # Bound to port 0: learn the real port before the readiness probe connects.
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
