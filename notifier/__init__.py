@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker("notifier")
-
 if TYPE_CHECKING:
+    import pluggy
+
     from notifier.dispatcher import Dispatcher
     from notifier.errors import NotifierError
     from notifier.models import Alert, Receipt
@@ -30,7 +28,16 @@ _LAZY = {
 __all__ = ["Alert", "Dispatcher", "NotifierError", "Receipt", "__version__", "hookimpl"]
 
 
+hookimpl: pluggy.HookimplMarker
+
+
 def __getattr__(name: str) -> Any:
+    if name == "hookimpl":
+        import pluggy
+
+        # Created on first use so `notifier --version` does not import pluggy.
+        globals()["hookimpl"] = marker = pluggy.HookimplMarker("notifier")
+        return marker
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'notifier' has no attribute {name!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -70,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbosity: int) -> None:
+    import logging
+
     from notifier.redact import RedactingFilter, install_log_redaction
 
     install_log_redaction()
