@@ -178,7 +178,7 @@ class Dispatcher:
         live = self.channels[channel]
         delivery = delivery or self._context(alert, Target(channel))
         receipt = self._attempt(_Task(live, alert, delivery))
-        self.host.delivery_finished(alert, receipt)
+        self._report(alert, receipt)
         return receipt
 
     def _context(self, alert: Alert, target: Target) -> DeliveryContext:
@@ -280,7 +280,23 @@ class Dispatcher:
 
     def _finish(self, task: _Task, receipt: Receipt) -> None:
         task.receipt = receipt
-        self.host.delivery_finished(task.alert, receipt)
+        self._report(task.alert, receipt)
+
+    def _report(self, alert: Alert, receipt: Receipt) -> None:
+        if receipt.ok:
+            log.info(
+                "%s: %s %r in %.1f ms (%d attempt(s))",
+                receipt.channel,
+                receipt.outcome.value,
+                alert.title,
+                receipt.latency_ms,
+                receipt.attempts,
+            )
+        else:
+            log.warning(
+                "%s: %s %r: %s", receipt.channel, receipt.outcome.value, alert.title, receipt.error
+            )
+        self.host.delivery_finished(alert, receipt)
 
     def _timed_out(self, task: _Task, *, hung: bool = False) -> Receipt:
         name, timeout = task.live.spec.name, task.live.spec.timeout

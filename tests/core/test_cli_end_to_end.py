@@ -213,3 +213,31 @@ def test_version_and_python_dash_m_are_the_same_cli() -> None:
     if script:
         same = subprocess.run([script, "--version"], capture_output=True, text=True)
         assert same.stdout == result.stdout
+
+
+def test_verbose_logs_each_delivery_at_info(quickstart: Path) -> None:
+    quiet = notifier("send", "-c", str(quickstart), "--title", "calm")
+    assert " INFO " not in quiet.stderr
+    loud = notifier("send", "-v", "-c", str(quickstart), "--title", "loud")
+    assert "INFO notifier.dispatcher: audit: delivered 'loud'" in loud.stderr
+    assert " DEBUG " not in loud.stderr
+
+
+def test_the_progress_bar_draws_only_on_a_terminal() -> None:
+    import io
+
+    from notifier.cli.output import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    for out in (tty, pipe):
+        progress = Progress(4, out=out)
+        progress.advance(2)
+        progress.advance(2)
+        progress.finish()
+    assert pipe.getvalue() == ""
+    assert "\r[" + "#" * 15 + "." * 15 + "] 2/4 alerts" in tty.getvalue()
+    assert tty.getvalue().endswith("] 4/4 alerts\n")
