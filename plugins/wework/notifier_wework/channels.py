@@ -138,7 +138,13 @@ class _GroupChat(WeComChannel):
 
     def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
         if not self.chat_id:
-            raise ChannelError(f"channel {self.name!r}: no chat_id to send to", retryable=False)
+            raise ChannelError(
+                f"channel {self.name!r} has neither chat_id nor agent_id: it can create and "
+                "manage group chats but has nowhere to send; set chat_id (a group chat) or "
+                "agent_id with to_user, to_party or to_tag (an application message)",
+                retryable=False,
+                attempts=0,
+            )
         extra = {"safe": 1} if self.safe else {}
         bodies = [
             {"chatid": self.chat_id, **body(self.msgtype, c), **extra} for c in self._parts(alert)

@@ -146,20 +146,15 @@ def validate_direct(spec: ChannelSpec) -> list[ConfigIssue]:
             "agent_id",
             "either chat_id (a group chat) or agent_id (an application message), not both",
         )
-    elif not chat and agent is None:
-        issues.add(
-            "chat_id",
-            "chat_id (an app group chat), or agent_id with to_user, "
-            "to_party or to_tag (an application message)",
-        )
     elif agent is not None and not recipients:
         issues.add("to_user", "with agent_id, at least one of to_user, to_party, to_tag")
-    elif chat:
+    elif agent is None:
+        # Without any target the channel still creates and manages group chats.
         for name in recipients:
             issues.add(
                 name,
-                "only with agent_id; a group chat's members are set when it is "
-                "created (notifier group create)",
+                "only with agent_id (an application message); a group chat's members are "
+                "set when it is created (notifier group create)",
             )
         if o["enable_duplicate_check"]:
             issues.add(

@@ -216,3 +216,13 @@ def test_a_wrong_secret_is_a_permanent_auth_error_without_the_secret(build, wewo
     text = str(caught.value)
     assert "errcode 40001: the secret is wrong" in text and "channel 'ops'" in text
     assert "not-the-secret-9f8e7d" not in text and not caught.value.retryable
+
+
+def test_a_channel_without_a_target_creates_groups_but_refuses_to_send(build, wework_server):
+    channel = build("wework", name="admin")
+    info = plugin.notifier_create_group(channel=channel, group=ONCALL)
+    assert info.chat_id in wework_server.chats
+    with pytest.raises(ChannelError, match="has neither chat_id nor agent_id") as caught:
+        send(channel)
+    assert not caught.value.retryable and caught.value.attempts == 0
+    assert wework_server.calls_to("appchat/send") == []

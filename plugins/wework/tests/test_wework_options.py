@@ -33,9 +33,9 @@ def issues_for(host, table, name="ops"):
     ("table", "path", "expected"),
     [
         ({**DIRECT, "chat_id": "c1", "agent_id": 1}, "agent_id", "not both"),
-        (DIRECT, "chat_id", "or agent_id with to_user, to_party or to_tag"),
         ({**DIRECT, "agent_id": 1}, "to_user", "at least one of to_user, to_party, to_tag"),
         ({**DIRECT, "chat_id": "c1", "to_party": ["2"]}, "to_party", "only with agent_id"),
+        ({**DIRECT, "to_tag": ["2"]}, "to_tag", "only with agent_id"),
         (
             {**DIRECT, "chat_id": "c1", "enable_duplicate_check": True},
             "enable_duplicate_check",
