@@ -1,0 +1,113 @@
+"""An alert as DingTalk robot messages: text or markdown, mentions, byte limits.
+
+Rendering comes from :mod:`notifier.render` (plain text, or markdown in the
+:data:`~notifier.render.DINGTALK` dialect with coloured status), so an alert reads the
+same here as on every other channel. DingTalk highlights a mention only when the
+message text contains ``@<mobile>`` or ``@<userId>`` *and* the ``at`` object lists it, so
+both are added, to the first message of a split alert only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import attrs
+
+from notifier.models import Alert
+from notifier.render import DINGTALK, byte_len, fit, headline, render_markdown, render_text
+
+__all__ = ["CONTENT_LIMIT", "TITLE_LIMIT", "Mentions", "render_messages"]
+
+#: bytes of UTF-8 a robot message's ``text.content`` / ``markdown.text`` may hold
+CONTENT_LIMIT = 20000
+#: bytes kept for a markdown message's ``title`` (shown in the chat list and notification)
+TITLE_LIMIT = 128
+
+ALL = ("@all", "all")
+_MOBILE = re.compile(r"\+?\d[\d -]{5,19}")
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+@attrs.frozen
+class Mentions:
+    """Who a message notifies: phone numbers, DingTalk user ids, or everyone."""
+
+    mobiles: tuple[str, ...] = attrs.field(default=(), converter=_unique)
+    user_ids: tuple[str, ...] = attrs.field(default=(), converter=_unique)
+    everyone: bool = False
+
+    @classmethod
+    def parse(cls, values: Iterable[str]) -> Mentions:
+        """Route mentions: ``"@all"`` is everyone, a phone number (digits, optionally
+        ``+``, spaces or dashes) is a mobile, anything else a user id; a leading ``@``
+        is ignored."""
+        mobiles, user_ids, everyone = [], [], False
+        for raw in values:
+            value = raw.strip()
+            if value.lower() in ALL:
+                everyone = True
+                continue
+            value = value.removeprefix("@")
+            if _MOBILE.fullmatch(value):
+                mobiles.append(re.sub(r"[ -]", "", value))
+            elif value:
+                user_ids.append(value)
+        return cls(tuple(mobiles), tuple(user_ids), everyone)
+
+    def __or__(self, other: Mentions) -> Mentions:
+        return Mentions(
+            self.mobiles + other.mobiles, self.user_ids + other.user_ids,
+            self.everyone or other.everyone,
+        )  # fmt: skip
+
+    def __bool__(self) -> bool:
+        return bool(self.mobiles or self.user_ids or self.everyone)
+
+    @property
+    def suffix(self) -> str:
+        """The ``@...`` text DingTalk needs in the message to highlight the mentions."""
+        names = [f"@{m}" for m in (*self.mobiles, *self.user_ids)]
+        return ("\n\n" + " ".join(names)) if names else ""
+
+    def at(self) -> dict[str, Any]:
+        return {
+            "atMobiles": list(self.mobiles),
+            "atUserIds": list(self.user_ids),
+            "isAtAll": self.everyone,
+        }
+
+
+def render_messages(
+    alert: Alert,
+    *,
+    msgtype: Literal["text", "markdown"] = "markdown",
+    mentions: Mentions = Mentions(),
+    overflow: Literal["truncate", "split"] = "truncate",
+    max_parts: int = 3,
+    limit: int = CONTENT_LIMIT,
+) -> list[dict[str, Any]]:
+    """The robot message bodies for ``alert``, each within ``limit`` bytes of content.
+
+    Too long an alert is truncated with a visible marker or, with ``overflow="split"``,
+    sent as up to ``max_parts`` numbered messages (the last one truncated if needed).
+    """
+    body = render_text(alert) if msgtype == "text" else render_markdown(alert, DINGTALK)
+    suffix = mentions.suffix
+    parts = fit(body, limit - byte_len(suffix), overflow, max_parts=max_parts)
+    title = fit(headline(alert), TITLE_LIMIT)[0]
+    messages: list[dict[str, Any]] = []
+    for index, part in enumerate(parts):
+        content = part + suffix if index == 0 else part
+        if msgtype == "text":
+            message: dict[str, Any] = {"msgtype": "text", "text": {"content": content}}
+        else:
+            message = {"msgtype": "markdown", "markdown": {"title": title, "text": content}}
+        if index == 0 and mentions:
+            message["at"] = mentions.at()
+        messages.append(message)
+    return messages

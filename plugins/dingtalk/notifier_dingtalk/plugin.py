@@ -1,0 +1,159 @@
+"""The ``dingtalk-robot`` channel kind and its hooks.
+
+A DingTalk custom robot answers every call with HTTP 200 and an ``errcode``/``errmsg``
+envelope. The codes below are the ones DingTalk documents or that robots are seen to
+answer; anything else is a permanent :class:`~notifier.errors.ProviderError` carrying
+DingTalk's code and text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import notifier
+from notifier.errors import ConfigError, ConfigIssue, NotifierError
+from notifier.http import HTTP_OPTIONS, Endpoint, ErrorCodes, HttpClient, errcode_envelope
+from notifier.http.options import client_from_options
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.redact import Secret
+from notifier_dingtalk.auth import RobotAuth
+from notifier_dingtalk.messages import Mentions, render_messages
+
+KIND = "dingtalk-robot"
+API_ROOT = "https://oapi.dingtalk.com/"
+
+BUSY = -1
+TOO_FAST = 130101  # "send too fast, exceed 20 times per minute"
+THROTTLED = 410100  # "发送速度太快而限流"
+TOKEN_NOT_EXIST = 300001  # "token is not exist"
+TOKEN_NOT_EXIST_EXTERNAL = 300005  # the same answer for robots in external groups
+SECURITY = 310000  # "sign not match", "invalid timestamp", "keywords not in content", ip whitelist
+TOKEN_MISSING = 400101  # "access_token不存在"
+ROBOT_DISABLED = 400102  # "机器人已停用"
+
+CODES = ErrorCodes(
+    busy=(BUSY,),
+    rate_limited=(TOO_FAST, THROTTLED),
+    auth=(TOKEN_NOT_EXIST, TOKEN_NOT_EXIST_EXTERNAL, SECURITY, TOKEN_MISSING, ROBOT_DISABLED),
+    # A robot over 20 messages a minute is throttled for ten minutes.
+    rate_limit_wait=600.0,
+)
+
+SEND = Endpoint("send", "POST", "robot/send", parse=errcode_envelope(CODES), description="robot")
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "access_token",
+        required=True,
+        secret=True,
+        help="the robot's access_token (the value after access_token= in its webhook URL)",
+    ),
+    Option("secret", secret=True, help="the robot's signing secret (SEC...), if signing is on"),
+    Option("api_root", default=API_ROOT, help="DingTalk's API root; calls go to robot/send"),
+    Option("msgtype", default="markdown", choices=("text", "markdown"), help="message type"),
+    Option(
+        "overflow",
+        default="truncate",
+        choices=("truncate", "split"),
+        help="too long an alert is truncated, or split into numbered messages",
+    ),
+    Option("max_parts", int, default=3, minimum=1, help="messages one alert may split into"),
+    Option("at_mobiles", list, default=(), help="phone numbers to @-mention in every message"),
+    Option("at_user_ids", list, default=(), help="DingTalk user ids to @-mention"),
+    Option("at_all", bool, default=False, help="@-mention everyone in the group"),
+    *HTTP_OPTIONS,
+)
+
+
+class DingTalkRobot:
+    """One configured robot: its HTTP client and how to render for it."""
+
+    kind = KIND
+
+    def __init__(self, spec: ChannelSpec, client: HttpClient) -> None:
+        options = spec.options
+        self.name = spec.name
+        self.client = client
+        self.msgtype = options["msgtype"]
+        self.overflow = options["overflow"]
+        self.max_parts = options["max_parts"]
+        self.mentions = Mentions(
+            tuple(options["at_mobiles"] or ()),
+            tuple(options["at_user_ids"] or ()),
+            bool(options["at_all"]),
+        )
+
+    def __repr__(self) -> str:
+        return f"DingTalkRobot({self.name!r})"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = render_messages(
+            alert,
+            msgtype=self.msgtype,
+            mentions=self.mentions | Mentions.parse(delivery.mentions),
+            overflow=self.overflow,
+            max_parts=self.max_parts,
+        )
+        attempts = 0
+        for index, message in enumerate(messages):
+            try:
+                attempts += self.client.call(SEND, json=message).attempts
+            except NotifierError as exc:
+                exc.attempts += attempts
+                if index:  # say what already went out: a retry repeats those parts
+                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
+                    exc.args = (exc.message,)
+                raise
+        return SendResult(attempts=attempts, parts=len(messages))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _check_token(spec: ChannelSpec, token: Secret) -> None:
+    """A whole webhook URL pasted as the token answers "token is not exist"; say so now."""
+    value = token.reveal()
+    if "://" in value or "access_token=" in value:
+        query = parse_qs(urlsplit(value).query)
+        hint = " (its access_token= value)" if "access_token" in query else ""
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    spec.source or "<inline>",
+                    f"channels.{spec.name}.access_token",
+                    f"the robot's access_token alone, not its webhook URL{hint}",
+                )
+            ]
+        )
+
+
+def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
+    token = spec.options["access_token"]
+    _check_token(spec, token)
+    auth = RobotAuth(token, spec.options.get("secret") or None, clock=context.clock)
+    client = client_from_options(spec, context, spec.options["api_root"], auth)
+    return DingTalkRobot(spec, client)
+
+
+DINGTALK_ROBOT = ChannelKind(
+    KIND,
+    build,
+    OPTIONS,
+    description="DingTalk group robot: text or markdown, signed, with @-mentions",
+    # DingTalk's documented limit: 20 messages a minute per robot.
+    rate_limit=RateLimit(20, 60.0),
+)
+
+
+@notifier.hookimpl
+def notifier_channel_kinds() -> list[ChannelKind]:
+    return [DINGTALK_ROBOT]
+
+
+@notifier.hookimpl
+def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
+    if not isinstance(channel, DingTalkRobot):
+        return None
+    return channel.send(alert, delivery)
