@@ -33,6 +33,8 @@ SUBJECT_BYTES = 250
 #: The alert body is cut to this many bytes; each shown annotation to NOTE_BYTES.
 BODY_BYTES = 256 * 1024
 NOTE_BYTES = 16 * 1024
+#: The plain-text part never exceeds this many bytes (labels are not cut otherwise).
+TEXT_PART_BYTES = 512 * 1024
 
 # 7bit transfer encodings: every server accepts them, 8BITMIME or not.
 POLICY = SMTP.clone(cte_type="7bit")
@@ -108,7 +110,7 @@ def build_message(
     msg["X-Notifier-Severity"] = alert.severity
     if not alert.resolved and alert.severity in ("critical", "error"):
         msg["Importance"] = "high"
-    msg.set_content(render_text(alert) + "\n")
+    msg.set_content(fit(render_text(alert), TEXT_PART_BYTES - 1)[0] + "\n")
     page = _HTML_PAGE.format(title=html.escape(str(msg["Subject"])), body=render_html(alert))
     msg.add_alternative(page, subtype="html")
     return msg

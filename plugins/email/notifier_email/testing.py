@@ -136,7 +136,9 @@ class FakeSMTP:
         return self
 
     def stop(self) -> None:
+        """Hang up on every client, then stop listening: later connects are refused."""
         if self._controller is not None:
+            self.drop_connections()  # else clients' pooled connections would hang open
             self._controller.stop()
             self._controller = None
 
