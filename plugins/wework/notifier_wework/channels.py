@@ -28,6 +28,7 @@ from notifier_wework.parts import PartLedger, PartsSent, send_parts
 
 log = logging.getLogger("notifier.wework")
 
+CHAT_NAME_CHARS = 50
 PARTIAL_FIELDS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
 
 
@@ -163,16 +164,17 @@ class _GroupChat(WeComChannel):
         # Without an explicit id, create the chat this channel is configured to send to.
         chat_id = group.chat_id or self.chat_id
         members = _check_group(self, group, chat_id)
-        payload: dict[str, Any] = {"name": group.name, "userlist": members}
-        if group.owner:
-            payload["owner"] = group.owner
+        # WeCom picks a random member as owner when none is named; name one so the
+        # answer we return is the group WeCom made.
+        owner = group.owner or members[0]
+        payload: dict[str, Any] = {"name": group.name, "owner": owner, "userlist": members}
         if chat_id:
             payload["chatid"] = chat_id
         data = self.client.call(self.create_endpoint, json=payload).data
         return GroupInfo(
             chat_id=str(data["chatid"]),
-            name=group.name,
-            owner=group.owner or members[0],
+            name=group.name[:CHAT_NAME_CHARS],  # WeCom cuts longer names
+            owner=owner,
             members=members,
         )
 

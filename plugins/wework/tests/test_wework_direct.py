@@ -49,6 +49,8 @@ def test_a_group_spec_chat_id_wins_and_without_any_wecom_generates_one(build, we
         channel=chat_channel, group=GroupSpec("db", members=["zhangsan", "lisi"], chat_id="db1")
     )
     assert explicit.chat_id == "db1" and "ops1" not in wework_server.chats
+    assert explicit.owner == "zhangsan"  # named, or WeCom would pick one at random
+    assert wework_server.calls_to("appchat/create")[0].body["owner"] == "zhangsan"
 
     app_channel = build("wework", name="app", agent_id=wework_server.agent_id, to_user=["lisi"])
     generated = plugin.notifier_create_group(channel=app_channel, group=ONCALL)
