@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from notifier.errors import ChannelError, NotifierError, UnsupportedOperation
+from notifier.errors import ChannelError, NotifierError, ProviderError, UnsupportedOperation
 from notifier.http import CallResult, Endpoint, HttpClient
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
 from notifier_wework import endpoints as ep
@@ -171,8 +171,14 @@ class _GroupChat(WeComChannel):
         if chat_id:
             payload["chatid"] = chat_id
         data = self.client.call(self.create_endpoint, json=payload).data
+        created = (data.get("chatid") if isinstance(data, dict) else None) or chat_id
+        if not created:
+            raise ProviderError(
+                f"channel {self.name!r}: the group was created but the answer has no chatid",
+                code=None,
+            )
         return GroupInfo(
-            chat_id=str(data["chatid"]),
+            chat_id=str(created),
             name=group.name[:CHAT_NAME_CHARS],  # WeCom cuts longer names
             owner=owner,
             members=members,

@@ -209,6 +209,10 @@ def test_channels_with_the_same_credential_share_one_token(build, wework_server)
         send(first)
         send(second)
     assert wework_server.token_requests == 1
+    first.close()  # the shared token outlives the channel that fetched it
+    wework_server.expire_tokens()
+    assert send(second).attempts == 2
+    assert wework_server.token_requests == 2
 
 
 def test_a_wrong_secret_is_a_permanent_auth_error_without_the_secret(build, wework_server):
