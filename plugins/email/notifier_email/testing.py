@@ -23,6 +23,7 @@ tests only and are not secret.
 
 from __future__ import annotations
 
+import json
 import secrets
 import ssl
 import threading
@@ -182,6 +183,13 @@ class FakeSMTP:
             options |= {self.security: True, "ca_file": CA_FILE}
         return options | overrides
 
+    def channel_toml(self, name: str = "mail", **overrides: Any) -> str:
+        """:meth:`channel_options` as a ``[channels.<name>]`` TOML table, for config files."""
+        lines = [f"[channels.{name}]"]
+        for key, value in self.channel_options(**overrides).items():
+            lines.append(f"{key} = {_toml(value)}")
+        return "\n".join(lines) + "\n"
+
     # -- scripting ------------------------------------------------------------------------
 
     def fail_next(
@@ -251,6 +259,16 @@ class FakeSMTP:
             self.messages.append(mail)
 
 
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
 class _Handler:
     def __init__(self, fake: FakeSMTP) -> None:
         self.fake = fake
@@ -293,6 +311,17 @@ class _Handler:
         return "250 OK"
 
 
+class _Session(Session):
+    # aiosmtpd 1.4 sets this deprecated attribute itself on every login and logs a
+    # warning each time; a plain attribute keeps test output quiet.
+    login_data = None  # type: ignore[assignment]
+
+
+class _SMTP(SMTP):
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+
 class _Controller(Controller):
     """aiosmtpd's controller on an ephemeral port, counting connections."""
 
@@ -301,7 +330,7 @@ class _Controller(Controller):
         super().__init__(_Handler(fake), **kwargs)
 
     def factory(self) -> SMTP:
-        server = super().factory()
+        server = _SMTP(self.handler, **self.SMTP_kwargs)
         server.connection_number = self.fake._connected(server)  # type: ignore[attr-defined]
         return server
 
