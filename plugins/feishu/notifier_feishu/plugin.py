@@ -1,0 +1,160 @@
+"""The ``feishu-bot`` channel kind and its hooks.
+
+The webhook URL is the credential: ``https://open.feishu.cn/open-apis/bot/v2/hook/<token>``
+(``open.larksuite.com`` for Lark). The HTTP client is rooted at the URL without its last
+segment and the token is filled into the path at the moment of the call, so it is a
+:class:`~notifier.redact.Secret` everywhere else. Feishu answers HTTP 200 with
+``{"code": …, "msg": …}``; ``code`` 0 is success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import notifier
+from notifier.errors import ConfigError, ConfigIssue, NotifierError
+from notifier.http import (
+    HTTP_OPTIONS,
+    Endpoint,
+    ErrorCodes,
+    HttpClient,
+    client_from_options,
+    errcode_envelope,
+)
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.redact import Secret
+from notifier_feishu.messages import render_messages
+from notifier_feishu.signing import BodySignature
+
+KIND = "feishu-bot"
+
+TOO_MANY_REQUESTS = 9499  # "too many request"
+FREQUENCY_LIMITED = 11232  # "frequency limited": over 5 a second or 100 a minute
+TOKEN_INVALID = 19001  # "param invalid: incoming webhook access token invalid"
+PARAMS_ERROR = 19002  # "params error" (e.g. msg_type missing)
+SIGN_FAILED = 19021  # "sign match fail or timestamp is not within one hour from current time"
+IP_NOT_ALLOWED = 19022  # "Ip Not Allowed"
+KEYWORDS_NOT_FOUND = 19024  # "Key Words Not Found"
+
+CODES = ErrorCodes(
+    rate_limited=(TOO_MANY_REQUESTS, FREQUENCY_LIMITED),
+    auth=(TOKEN_INVALID, SIGN_FAILED, IP_NOT_ALLOWED),
+    # Feishu sends no Retry-After; the longer of its two windows is a minute.
+    rate_limit_wait=60.0,
+)
+
+SEND = Endpoint(
+    "send",
+    "POST",
+    "{token}",
+    parse=errcode_envelope(CODES, code_field="code", message_field="msg"),
+    description="custom bot message",
+)
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "url",
+        required=True,
+        secret=True,
+        help="the bot's webhook URL (https://open.feishu.cn/open-apis/bot/v2/hook/...)",
+    ),
+    Option("secret", secret=True, help="the bot's signing secret, if signature verification is on"),
+    Option("msgtype", default="interactive", choices=("interactive", "text"), help="message type"),
+    Option(
+        "overflow",
+        default="truncate",
+        choices=("truncate", "split"),
+        help="too long an alert is truncated, or split into numbered messages",
+    ),
+    Option("max_parts", int, default=3, minimum=1, help="messages one alert may split into"),
+    *HTTP_OPTIONS,
+)
+
+
+class FeishuBot:
+    """One configured custom bot."""
+
+    kind = KIND
+
+    def __init__(self, spec: ChannelSpec, client: HttpClient, token: Secret) -> None:
+        self.name = spec.name
+        self.client = client
+        self._token = token
+        self.msgtype = spec.options["msgtype"]
+        self.overflow = spec.options["overflow"]
+        self.max_parts = spec.options["max_parts"]
+
+    def __repr__(self) -> str:
+        return f"FeishuBot({self.name!r})"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = render_messages(
+            alert,
+            msgtype=self.msgtype,
+            mentions=delivery.mentions,
+            overflow=self.overflow,
+            max_parts=self.max_parts,
+        )
+        attempts = 0
+        for index, message in enumerate(messages):
+            try:
+                result = self.client.call(
+                    SEND, json=message, path_params={"token": self._token.reveal()}
+                )
+            except NotifierError as exc:
+                exc.attempts += attempts
+                if index:  # say what already went out: a retry repeats those parts
+                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
+                    exc.args = (exc.message,)
+                raise
+            attempts += result.attempts
+        return SendResult(attempts=attempts, parts=len(messages))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def split_webhook_url(spec: ChannelSpec) -> tuple[str, Secret]:
+    """``(root, token)`` of the channel's webhook URL.
+
+    :raises ConfigError: naming ``channels.<name>.url`` (never echoing the URL).
+    """
+    parts = urlsplit(spec.options["url"].reveal())
+    head, _, token = parts.path.rstrip("/").rpartition("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
+        where = f"channels.{spec.name}.url"
+        expected = "the bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/<token>"
+        raise ConfigError([ConfigIssue(spec.source or "<inline>", where, expected)])
+    return f"{parts.scheme}://{parts.netloc}{head}/", Secret(token)
+
+
+def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
+    root, token = split_webhook_url(spec)
+    secret = spec.options.get("secret")
+    auth = BodySignature(secret, clock=context.clock) if secret else None
+    return FeishuBot(spec, client_from_options(spec, context, root, auth), token)
+
+
+FEISHU_BOT = ChannelKind(
+    KIND,
+    build,
+    OPTIONS,
+    description="Feishu / Lark custom bot: interactive cards or text, signed",
+    # Feishu allows 5 messages a second and 100 a minute per bot; a kind declares one
+    # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
+    rate_limit=RateLimit(5, 3.0),
+)
+
+
+@notifier.hookimpl
+def notifier_channel_kinds() -> list[ChannelKind]:
+    return [FEISHU_BOT]
+
+
+@notifier.hookimpl
+def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
+    if not isinstance(channel, FeishuBot):
+        return None
+    return channel.send(alert, delivery)
