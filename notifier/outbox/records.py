@@ -8,13 +8,12 @@ of it, and a second enqueue of the very same alert, carries the same key.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from typing import Any
 
 import attrs
 
-from notifier.models import Alert, Outcome
+from notifier.models import Alert, Outcome, delivery_key
 
 
 class DeliveryState(enum.StrEnum):
@@ -25,9 +24,12 @@ class DeliveryState(enum.StrEnum):
 
 
 def idempotency_key(alert: Alert, channel: str) -> str:
-    """The stable key of ``alert`` on ``channel``: the same for every retry and re-send."""
-    parts = (alert.fingerprint, alert.status.value, channel, alert.starts_at.isoformat())
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    """The stable key of ``alert`` on ``channel``: the same for every retry and re-send.
+
+    The dispatcher's own :func:`~notifier.models.delivery_key`, so a delivery carries
+    the same key whether or not it went through the outbox.
+    """
+    return delivery_key(alert, channel)
 
 
 def _channel(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

@@ -35,7 +35,6 @@ CREATE TABLE deliveries (
     lease_expires REAL
 );
 CREATE INDEX deliveries_live ON deliveries (channel, id) WHERE {LIVE};
-CREATE INDEX deliveries_live_key ON deliveries (idempotency_key) WHERE {LIVE};
 CREATE INDEX deliveries_live_fingerprint ON deliveries (fingerprint, channel) WHERE {LIVE};
 CREATE INDEX deliveries_finished ON deliveries (state, updated_at)
     WHERE state IN ('delivered', 'dead');

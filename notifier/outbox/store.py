@@ -16,8 +16,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from notifier.kinds import RateLimit
 from notifier.models import Outcome
 from notifier.outbox.admin import AdminMixin
@@ -40,13 +38,9 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
 )
 # Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
-_LIVE_KEYS = (
-    "SELECT idempotency_key, id FROM deliveries WHERE state IN ('pending', 'inflight')"
-    " AND idempotency_key IN (SELECT value FROM json_each(?))"
-)
 _LIVE_FPS = (
-    "SELECT fingerprint, channel FROM deliveries WHERE state IN ('pending', 'inflight')"
-    " AND fingerprint IN (SELECT value FROM json_each(?))"
+    "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
+    " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
 )
 _SENT_FPS = (
     "SELECT fingerprint, channel, status, sent_at FROM dedup"
@@ -61,6 +55,10 @@ _CLAIM = (
     " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
 _CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
+
+
+# One encoder for every alert: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json(values: Iterable[Any]) -> str:
@@ -105,9 +103,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
             text = texts.get(id(item.alert))
             if text is None:
-                data = item.alert.to_dict()
-                text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-                texts[id(item.alert)] = text
+                text = texts[id(item.alert)] = _ENCODE(item.alert.to_dict())
             prepared.append((item, item.key, text))
         if not prepared:
             return []
@@ -115,34 +111,36 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             return self._enqueue(conn, prepared, now, dedup_window)
 
     def _enqueue(self, conn: Any, prepared: list, now: float, window: float) -> list[Enqueued]:
+        # Queued deliveries of these fingerprints: the same key is not queued twice, and
+        # a fingerprint with one queued is not judged a duplicate until that is settled.
         live: dict[str, int] = {}
-        keys = _json({key for _, key, _ in prepared})
-        live.update(conn.execute(_LIVE_KEYS, (keys,)).fetchall())
         busy: set[tuple[str, str]] = set()
+        fps = _json({item.alert.fingerprint for item, _, _ in prepared})
+        for fp, channel, key, id_ in conn.execute(_LIVE_FPS, (fps,)):
+            live[key] = id_
+            busy.add((fp, channel))
         sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         if window > 0:
-            fps = _json({item.alert.fingerprint for item, _, _ in prepared})
-            busy.update(conn.execute(_LIVE_FPS, (fps,)))
             for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
                 sent[(fp, channel)][status] = at
-        results: list[Any] = []
+        # (outcome, id or row index, coalesced) per item; row indexes become ids below.
+        plan: list[tuple[Outcome, int | None, bool]] = []
         rows: list[tuple] = []
         row_of_key: dict[str, int] = {}
         for item, key, text in prepared:
             fp, status, channel = item.alert.fingerprint, item.alert.status.value, item.channel
-            made = Enqueued(channel, key, fp, Outcome.QUEUED)
             if key in live:
-                results.append(attrs.evolve(made, id=live[key], coalesced=True))
+                plan.append((Outcome.QUEUED, live[key], True))
             elif key in row_of_key:
-                results.append((row_of_key[key], made, True))
+                plan.append((Outcome.QUEUED, -1 - row_of_key[key], True))
             elif (fp, channel) not in busy and is_duplicate(
                 status, sent[(fp, channel)], now, window
             ):
-                results.append(attrs.evolve(made, outcome=Outcome.DEDUPLICATED))
+                plan.append((Outcome.DEDUPLICATED, None, False))
             else:
                 row_of_key[key] = len(rows)
-                results.append((len(rows), made, False))
-                mentions = json.dumps(list(item.mentions))
+                plan.append((Outcome.QUEUED, -1 - len(rows), False))
+                mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
                 rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
         if rows:
             seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'")
@@ -156,11 +154,18 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             conn.executemany(
                 "INSERT OR IGNORE INTO channels (name) VALUES (?)", [(n,) for n in names]
             )
-        for i, result in enumerate(results):
-            if isinstance(result, tuple):
-                index, made, coalesced = result
-                results[i] = attrs.evolve(made, id=first + index, coalesced=coalesced)
-        return results
+        first = first if rows else 0
+        return [
+            Enqueued(
+                item.channel,
+                key,
+                item.alert.fingerprint,
+                outcome,
+                None if ref is None else (ref if ref > 0 else first - 1 - ref),
+                coalesced,
+            )
+            for (item, key, _), (outcome, ref, coalesced) in zip(prepared, plan, strict=True)
+        ]
 
     # -- claiming ----------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""Test support for the outbox: a scriptable stand-in for ``Dispatcher.deliver``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from notifier.clock import FakeClock
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+
+
+@attrs.define
+class Sent:
+    channel: str
+    title: str
+    context: DeliveryContext
+    at: float
+
+
+class Provider:
+    """Stands in for ``Dispatcher.deliver``: scripted answers per channel, a send log.
+
+    ``fail(channel, n, ...)`` makes the next ``n`` attempts on ``channel`` fail the way the
+    dispatcher reports failures (``details["retryable"]``, ``details["retry_after"]``,
+    ``details["rate_limited"]``); ``down`` channels fail retryably until taken out.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sent: list[Sent] = []
+        self.attempts: list[Sent] = []
+        self.down: set[str] = set()
+        self._script: dict[str, list[dict[str, Any]]] = {}
+
+    def fail(self, channel: str, times: int = 1, **how: Any) -> None:
+        self._script.setdefault(channel, []).extend([how] * times)
+
+    def titles(self, channel: str) -> list[str]:
+        return [s.title for s in self.sent if s.channel == channel]
+
+    def __call__(self, channel: str, alert: Alert, context: DeliveryContext) -> Receipt:
+        record = Sent(channel, alert.title, context, self.clock.time())
+        self.attempts.append(record)
+        script = self._script.get(channel)
+        how = script.pop(0) if script else ({"error": "down"} if channel in self.down else None)
+        if how is not None:
+            details: dict[str, Any] = {"retryable": how.get("retryable", True)}
+            if how.get("retry_after") is not None:
+                details["retry_after"] = how["retry_after"]
+            if how.get("rate_limited"):
+                details["rate_limited"] = True
+            error = how.get("error", "provider busy")
+            return Receipt(channel, Outcome.FAILED, error=error, details=details)
+        self.sent.append(record)
+        return Receipt(channel, Outcome.DELIVERED, attempts=1, message_id=f"m{len(self.sent)}")
+
+
+def alert(title: str = "disk full", **fields: Any) -> Alert:
+    return Alert(title=title, **fields)

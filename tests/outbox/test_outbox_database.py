@@ -1,0 +1,174 @@
+"""Opening the outbox file: defaults, migrations, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from outbox_support import alert
+
+from notifier.errors import OutboxError
+from notifier.outbox import NewDelivery, OutboxStore, default_path, schema
+from notifier.outbox.database import Database
+
+
+def test_the_default_path_follows_xdg_data_home_on_linux():
+    env = {"HOME": "/home/ann", "XDG_DATA_HOME": "/data/ann"}
+    assert default_path(env, "linux") == "/data/ann/notifier/outbox.db"
+
+
+def test_without_xdg_data_home_the_default_is_under_local_share():
+    assert (
+        default_path({"HOME": "/home/ann"}, "linux") == "/home/ann/.local/share/notifier/outbox.db"
+    )
+
+
+def test_a_relative_xdg_data_home_is_ignored_as_the_spec_requires():
+    env = {"HOME": "/home/ann", "XDG_DATA_HOME": "relative/dir"}
+    assert default_path(env, "linux") == "/home/ann/.local/share/notifier/outbox.db"
+
+
+def test_macos_and_windows_use_their_own_data_directories():
+    mac = default_path({"HOME": "/Users/ann"}, "darwin")
+    assert mac == "/Users/ann/Library/Application Support/notifier/outbox.db"
+    win = default_path(
+        {"HOME": "C:/Users/ann", "LOCALAPPDATA": "C:/Users/ann/AppData/Local"}, "win32"
+    )
+    assert Path(win) == Path("C:/Users/ann/AppData/Local/notifier/outbox.db")
+
+
+def test_opening_creates_missing_directories_and_a_wal_file(tmp_path):
+    path = tmp_path / "deep" / "er" / "outbox.db"
+    store = OutboxStore.open(str(path))
+    store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)
+    with store.db.read("test") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    store.close()
+    assert path.exists()
+
+
+def test_reopening_keeps_what_was_queued(db_path):
+    store = OutboxStore.open(db_path)
+    store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)
+    store.close()
+    again = OutboxStore.open(db_path)
+    assert again.counts() == {"ops": {"pending": 1}}
+    again.close()
+
+
+def test_memory_mode_runs_the_same_schema_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = OutboxStore.open(":memory:")
+    store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)
+    assert store.counts() == {"ops": {"pending": 1}}
+    assert store.db.memory
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "outbox.db"
+    path.write_bytes(b"this is certainly not SQLite\n" * 100)
+    with pytest.raises(OutboxError, match="corrupt or not a SQLite database") as info:
+        OutboxStore.open(str(path))
+    assert str(path) in str(info.value)
+    assert not info.value.retryable
+
+
+def test_a_database_corrupted_after_writing_gives_a_clear_error_not_a_traceback(db_path):
+    store = OutboxStore.open(db_path)
+    store.enqueue_many([NewDelivery(alert(f"a{i}"), "ops") for i in range(200)], now=1.0)
+    store.close()
+    data = bytearray(Path(db_path).read_bytes())
+    data[100:] = b"\xa5" * (len(data) - 100)  # keep the header, wreck every page
+    Path(db_path).write_bytes(bytes(data))
+    with pytest.raises(OutboxError, match="corrupt"):
+        s = OutboxStore.open(db_path)
+        s.counts()
+
+
+def test_a_locked_database_is_a_retryable_error_naming_the_lock(db_path):
+    store = OutboxStore.open(db_path, busy_timeout=0.05)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(OutboxError, match="locked by another process") as info:
+            store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)
+        assert info.value.retryable
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)  # usable once released
+    assert store.counts() == {"ops": {"pending": 1}}
+    store.close()
+
+
+def test_opening_a_database_another_process_holds_locked_is_a_clear_error(db_path):
+    OutboxStore.open(db_path).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(OutboxError, match="locked"):
+            OutboxStore.open(db_path, busy_timeout=0.05)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_path_below_a_regular_file_cannot_be_created(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with pytest.raises(OutboxError, match="cannot create the outbox directory"):
+        OutboxStore.open(str(blocker / "outbox.db"))
+
+
+def test_a_directory_as_path_is_refused(tmp_path):
+    with pytest.raises(OutboxError, match="is a directory"):
+        OutboxStore.open(str(tmp_path))
+
+
+def test_another_applications_database_is_not_written_into(tmp_path):
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OutboxError, match="not a notifier outbox"):
+        OutboxStore.open(str(path))
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    conn.close()
+    assert tables == ["users"]
+
+
+def test_an_outbox_from_a_newer_notifier_asks_for_an_upgrade(db_path):
+    OutboxStore.open(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
+    conn.close()
+    with pytest.raises(OutboxError, match="upgrade notifier"):
+        OutboxStore.open(db_path)
+
+
+def test_an_unknown_synchronous_mode_is_refused():
+    with pytest.raises(OutboxError, match="synchronous"):
+        Database.open(":memory:", synchronous="sometimes")
+
+
+def test_using_a_closed_store_says_it_is_closed():
+    store = OutboxStore.open(":memory:")
+    store.close()
+    with pytest.raises(OutboxError, match="closed"):
+        store.counts()
+
+
+def test_the_claim_query_uses_the_partial_index_on_live_rows(store):
+    from notifier.outbox.store import _HEAD, _LIVE_FPS
+
+    with store.db.read("test") as conn:
+        head = conn.execute(f"EXPLAIN QUERY PLAN {_HEAD}", ("ops", 5)).fetchall()
+        fps = conn.execute(f"EXPLAIN QUERY PLAN {_LIVE_FPS}", ("[]",)).fetchall()
+    assert "deliveries_live" in str(head)
+    assert "deliveries_live_fingerprint" in str(fps)

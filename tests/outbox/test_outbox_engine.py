@@ -1,0 +1,353 @@
+"""The engine: write first, deliver due work in order, retry over time, pace, dedup, break."""
+
+from __future__ import annotations
+
+import threading
+
+import attrs
+from outbox_support import alert
+
+from notifier.kinds import RateLimit
+from notifier.models import Outcome, Receipt, Status
+from notifier.outbox import NewDelivery, OutboxStore
+
+
+def items(titles, *channels, **fields):
+    return [NewDelivery(alert(t, **fields), c) for t in titles for c in channels]
+
+
+def windows_hold(times, limit):
+    """Whether no window of ``limit.per`` seconds holds more than ``limit.count`` sends."""
+    times = sorted(times)
+    return all(sum(1 for u in times if t <= u < t + limit.per) <= limit.count for t in times)
+
+
+def test_submit_writes_then_delivers_and_returns_a_receipt_per_delivery(make_engine, provider):
+    engine = make_engine()
+    receipts = engine.submit(items(["a", "b"], "ops", "audit"))
+    assert [(r.channel, r.outcome) for r in receipts] == [
+        ("ops", Outcome.DELIVERED), ("audit", Outcome.DELIVERED),
+        ("ops", Outcome.DELIVERED), ("audit", Outcome.DELIVERED),
+    ]  # fmt: skip
+    assert engine.store.counts() == {"audit": {"delivered": 2}, "ops": {"delivered": 2}}
+    assert all(r.details["delivery_id"] for r in receipts)
+    [sent] = [s for s in provider.sent if (s.channel, s.title) == ("ops", "a")]
+    assert sent.context.attempt == 1
+    assert sent.context.idempotency_key == receipts[0].details["idempotency_key"]
+
+
+def test_a_burst_beyond_the_rate_limit_arrives_paced_with_nothing_dropped(
+    make_engine, provider, clock
+):
+    limit = RateLimit(5, 60)
+    engine = make_engine(rate_limits={"robot": limit})
+    receipts = engine.submit(items([f"a{i}" for i in range(23)], "robot"))
+    assert [r.outcome for r in receipts].count(Outcome.DELIVERED) == 5
+    assert all(r.outcome is Outcome.QUEUED for r in receipts[5:])
+    report = engine.drain()
+    assert provider.titles("robot") == [f"a{i}" for i in range(23)]
+    assert windows_hold([s.at for s in provider.sent], limit)
+    assert report.waited == 4 * 60  # five windows, exactly as long as needed
+    assert engine.store.counts() == {"robot": {"delivered": 23}}
+
+
+def test_the_rate_limit_holds_across_engines_sharing_one_file(
+    make_engine, provider, db_path, clock
+):
+    limit = RateLimit(3, 10)
+    first = make_engine(store=OutboxStore.open(db_path), rate_limits={"robot": limit})
+    second = make_engine(store=OutboxStore.open(db_path), rate_limits={"robot": limit})
+    first.enqueue(items([f"a{i}" for i in range(12)], "robot"))
+    for _ in range(40):  # windows start at 0, 10, 20 and 30 s
+        first.process()
+        second.process()
+        clock.advance(1)
+    assert len(provider.sent) == 12
+    assert windows_hold([s.at for s in provider.sent], limit)
+    assert provider.titles("robot") == [f"a{i}" for i in range(12)]
+
+
+def test_a_provider_rate_limit_answer_pauses_the_channel_past_its_window(
+    make_engine, provider, clock
+):
+    start = clock.time()
+    engine = make_engine(rate_limits={"robot": RateLimit(20, 60)})
+    provider.fail("robot", rate_limited=True, error="45009 api freq out of limit")
+    [receipt] = engine.submit(items(["a"], "robot"))
+    assert receipt.outcome is Outcome.QUEUED
+    assert receipt.next_attempt_at == start + 60
+    engine.drain()
+    assert [s.at - start for s in provider.attempts] == [0, 60]
+    delivered = engine.store.get([receipt.details["delivery_id"]])
+    assert delivered[receipt.details["delivery_id"]].attempts == 1  # the refusal did not count
+
+
+def test_retry_after_from_the_provider_sets_the_next_attempt(make_engine, provider, clock):
+    start = clock.time()
+    engine = make_engine(backoff_initial=1)
+    provider.fail("ops", retry_after=42)
+    [receipt] = engine.submit(items(["a"], "ops"))
+    assert receipt.outcome is Outcome.QUEUED
+    assert receipt.next_attempt_at == start + 42
+    clock.advance(41)
+    engine.drain()
+    assert provider.sent == []
+    clock.advance(1)
+    engine.drain()
+    assert provider.titles("ops") == ["a"]
+
+
+def test_a_retryable_failure_is_retried_with_growing_capped_backoff(make_engine, provider, clock):
+    start = clock.time()
+    engine = make_engine(backoff_initial=1, backoff_max=4, breaker_threshold=0)
+    provider.fail("ops", 5)
+    engine.submit(items(["a"], "ops"))
+    for _ in range(6):
+        [wake] = engine.store.wakes(clock.time()) or [None]
+        if wake is None:
+            break
+        clock.advance(max(wake.ready_at - clock.time(), 0))
+        engine.drain()
+    gaps = [b.at - a.at for a, b in zip(provider.attempts, provider.attempts[1:], strict=False)]
+    assert [a.context.attempt for a in provider.attempts] == [1, 2, 3, 4, 5, 6]
+    assert all(top / 2 <= gap <= top for gap, top in zip(gaps, [1, 2, 4, 4, 4], strict=True))
+    assert provider.titles("ops") == ["a"]
+    assert provider.attempts[0].at == start
+
+
+def test_a_permanent_failure_is_a_dead_letter_and_the_channel_moves_on(make_engine, provider):
+    engine = make_engine()
+    provider.fail("ops", retryable=False, error="invalid webhook key")
+    receipts = engine.submit(items(["bad", "good"], "ops"))
+    assert [r.outcome for r in receipts] == [Outcome.FAILED, Outcome.DELIVERED]
+    [dead] = engine.store.dead_letters()
+    assert dead.last_error == "invalid webhook key"
+
+
+def test_after_max_attempts_the_delivery_is_dead_with_its_last_error(make_engine, provider, clock):
+    engine = make_engine(max_attempts=3, breaker_threshold=0)
+    provider.fail("ops", 10, error="503 from upstream")
+    engine.submit(items(["a"], "ops"))
+    for _ in range(5):
+        clock.advance(3600)
+        engine.drain()
+    [dead] = engine.store.dead_letters()
+    assert dead.attempts == 3
+    assert dead.last_error == "gave up after 3 attempts: 503 from upstream"
+    assert len(provider.attempts) == 3
+
+
+def test_a_delivery_older_than_max_age_is_dead_without_another_attempt(
+    make_engine, provider, clock
+):
+    engine = make_engine(max_age=600, breaker_threshold=0)
+    provider.fail("ops", retry_after=500)
+    engine.submit(items(["a"], "ops"))
+    provider.fail("ops", retry_after=500)  # the second answer would reach past max_age
+    clock.advance(500)
+    engine.drain()
+    [dead] = engine.store.dead_letters()
+    assert "max_age" in dead.last_error
+    assert len(provider.attempts) == 2
+
+
+def test_a_delivery_stuck_past_max_age_behind_an_open_circuit_is_dead_on_claim(
+    make_engine, provider, clock
+):
+    engine = make_engine(max_age=100, breaker_threshold=1, breaker_cooldown=50)
+    provider.fail("ops", retry_after=10)
+    engine.submit(items(["a"], "ops"))
+    clock.advance(200)
+    report = engine.drain()
+    assert report.outcomes == {"failed": 1}
+    assert len(provider.attempts) == 1
+    assert "not delivered within max_age" in engine.store.dead_letters()[0].last_error
+
+
+def test_a_channel_down_for_a_while_receives_everything_in_order_once_up(
+    make_engine, provider, clock
+):
+    engine = make_engine(
+        backoff_initial=1, backoff_max=30, breaker_threshold=3, breaker_cooldown=20
+    )
+    provider.down.add("ops")
+    titles = [f"a{i}" for i in range(20)]
+    for chunk in range(0, 20, 5):
+        receipts = engine.submit(items(titles[chunk : chunk + 5], "ops", "audit"))
+        assert {r.outcome for r in receipts if r.channel == "ops"} == {Outcome.QUEUED}
+        clock.advance(30)
+        engine.drain()
+    assert provider.titles("audit") == titles  # the other channel never waited
+    assert provider.titles("ops") == []
+    provider.down.discard("ops")
+    for _ in range(10):
+        clock.advance(30)
+        engine.drain()
+    assert provider.titles("ops") == titles
+    assert engine.store.counts()["ops"] == {"delivered": 20}
+
+
+def test_the_circuit_opens_keeps_deliveries_queued_and_one_probe_closes_it(
+    make_engine, provider, clock
+):
+    engine = make_engine(backoff_initial=1, backoff_max=1, breaker_threshold=3, breaker_cooldown=60)
+    provider.fail("ops", 3)
+    engine.submit(items(["a", "b", "c"], "ops"))
+    for _ in range(2):
+        clock.advance(1)
+        engine.drain()
+    assert len(provider.attempts) == 3  # the third failure opened the circuit
+    clock.advance(30)
+    engine.drain()
+    assert len(provider.attempts) == 3  # open: nothing tried, nothing lost
+    assert engine.store.counts() == {"ops": {"pending": 3}}
+    clock.advance(30)
+    engine.process()  # cooled down: one probe only
+    assert len(provider.attempts) == 4
+    assert provider.titles("ops") == ["a"]
+    engine.drain()  # the probe closed the circuit
+    assert provider.titles("ops") == ["a", "b", "c"]
+
+
+def test_a_failed_probe_opens_the_circuit_for_another_cooldown(make_engine, provider, clock):
+    engine = make_engine(backoff_initial=1, backoff_max=1, breaker_threshold=1, breaker_cooldown=60)
+    provider.fail("ops", 2)
+    engine.submit(items(["a"], "ops"))
+    clock.advance(60)
+    engine.drain()  # the probe fails
+    clock.advance(59)
+    engine.drain()
+    assert len(provider.attempts) == 2
+    clock.advance(1)
+    engine.drain()
+    assert provider.titles("ops") == ["a"]
+
+
+def test_the_same_firing_alert_within_the_dedup_window_is_not_sent_again(
+    make_engine, provider, clock
+):
+    engine = make_engine(dedup_window=300)
+    a = alert("disk full", labels={"host": "db1"})
+    assert engine.submit([NewDelivery(a, "ops")])[0].outcome is Outcome.DELIVERED
+    clock.advance(100)
+    again = alert("disk full", labels={"host": "db1"})  # a new start time, same fingerprint
+    [receipt] = engine.submit([NewDelivery(again, "ops")])
+    assert receipt.outcome is Outcome.DEDUPLICATED
+    assert receipt.ok
+    clock.advance(201)
+    assert engine.submit([NewDelivery(again, "ops")])[0].outcome is Outcome.DELIVERED
+    assert provider.titles("ops") == ["disk full", "disk full"]
+
+
+def test_a_resolved_alert_is_sent_once_when_it_resolves(make_engine, provider, clock):
+    engine = make_engine(dedup_window=300)
+    firing = alert("disk full")
+    resolved = alert("disk full", status=Status.RESOLVED, starts_at=firing.starts_at)
+    outcomes = []
+    for a in (firing, resolved, resolved, firing):
+        outcomes += [r.outcome for r in engine.submit([NewDelivery(a, "ops")])]
+        clock.advance(10)
+    clock.advance(10_000)
+    outcomes += [r.outcome for r in engine.submit([NewDelivery(resolved, "ops")])]
+    assert outcomes == [
+        Outcome.DELIVERED,  # firing
+        Outcome.DELIVERED,  # resolved: sent when it resolves
+        Outcome.DEDUPLICATED,  # resolved again: once is enough
+        Outcome.DELIVERED,  # fires again after resolving: news
+        Outcome.DELIVERED,  # and resolves again
+    ]
+
+
+def test_a_repeat_queued_behind_a_pending_resolution_is_judged_when_its_turn_comes(
+    make_engine, provider, clock
+):
+    engine = make_engine(dedup_window=300, breaker_threshold=0, backoff_initial=5, backoff_max=5)
+    firing = alert("disk full")
+    engine.submit([NewDelivery(firing, "ops")])
+    provider.fail("ops")
+    resolved = alert("disk full", status=Status.RESOLVED, starts_at=firing.starts_at)
+    assert engine.submit([NewDelivery(resolved, "ops")])[0].outcome is Outcome.QUEUED
+    refired = alert("disk full")  # fires again while the resolution waits
+    assert engine.submit([NewDelivery(refired, "ops")])[0].outcome is Outcome.QUEUED
+    clock.advance(5)
+    engine.drain()
+    assert len(provider.sent) == 3  # firing, resolved, firing again: the last word is right
+
+
+def test_deliveries_in_flight_when_a_worker_died_are_retried_after_its_lease(
+    make_engine, provider, clock, db_path
+):
+    crashed = make_engine(store=OutboxStore.open(db_path), lease=120)
+    crashed.enqueue(items(["a", "b"], "ops"))
+    crashed.store.claim_due(clock.time(), 10, "elsewhere:1:dead", 120)  # then it died
+    survivor = make_engine(store=OutboxStore.open(db_path), lease=120)
+    survivor.drain()
+    assert provider.sent == []
+    clock.advance(120)
+    survivor.drain()
+    assert provider.titles("ops") == ["a", "b"]
+
+
+def test_an_unreadable_stored_alert_becomes_a_dead_letter(make_engine, provider):
+    engine = make_engine()
+    [queued] = engine.enqueue(items(["a"], "ops"))
+    with engine.store.db.write("test") as conn:
+        conn.execute("UPDATE deliveries SET alert = '{not json' WHERE id = ?", (queued.id,))
+    engine.drain()
+    [dead] = engine.store.dead_letters()
+    assert dead.last_error.startswith("stored alert is unreadable")
+    assert provider.attempts == []
+
+
+def test_a_deliver_function_that_raises_counts_as_a_retryable_failure(make_engine, clock):
+    engine = make_engine()
+    calls = []
+
+    def broken(channel, a, context):
+        calls.append(context.attempt)
+        if len(calls) == 1:
+            raise RuntimeError("plugin bug")
+        return Receipt(channel, Outcome.DELIVERED)
+
+    engine._lane = attrs.evolve(engine._lane, deliver=broken)
+    [receipt] = engine.submit(items(["a"], "ops"))
+    assert receipt.outcome is Outcome.QUEUED
+    assert "RuntimeError: plugin bug" in receipt.error
+    clock.advance(3600)
+    engine.drain()
+    assert calls == [1, 2]
+
+
+def test_drain_leaves_deliveries_that_are_not_due_yet(make_engine, provider, clock):
+    engine = make_engine(backoff_initial=100, backoff_max=100)
+    provider.fail("ops")
+    engine.submit(items(["a"], "ops"))
+    report = engine.drain()
+    assert report.waited == 0
+    assert engine.store.counts() == {"ops": {"pending": 1}}
+
+
+def test_run_forever_delivers_until_stopped(make_engine, provider):
+    engine = make_engine(poll_interval=0.01)
+    engine.enqueue(items(["a", "b"], "ops"))
+    stop = threading.Event()
+    worker = threading.Thread(target=engine.run_forever, args=(stop,))
+    worker.start()
+    for _ in range(500):
+        if len(provider.sent) == 2:
+            break
+        stop.wait(0.01)
+    stop.set()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert provider.titles("ops") == ["a", "b"]
+
+
+def test_maintenance_forgets_old_sends_and_delivered_rows(make_engine, provider, clock):
+    engine = make_engine(keep_delivered=60, rate_limits={"ops": RateLimit(5, 10)})
+    engine.submit(items(["a"], "ops"))
+    clock.advance(61)
+    engine.maintain(force=True)
+    assert engine.store.counts() == {}
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT count(*) FROM sends").fetchone()[0] == 0
