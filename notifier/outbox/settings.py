@@ -103,9 +103,13 @@ class OutboxSettings:
             else:
                 values[key] = float(value) if option.type is float else value
         low, high = values.get("backoff_initial", 1.0), values.get("backoff_max", 600.0)
-        if high < low:
-            expected = f"expected a number >= backoff_initial ({low:g}), got {high:g}"
-            issues.append(ConfigIssue(file, "outbox.backoff_max", expected))
+        if high < low:  # blame the key the file set
+            if "backoff_max" in values:
+                expected = f"expected a number >= backoff_initial ({low:g}), got {high:g}"
+                issues.append(ConfigIssue(file, "outbox.backoff_max", expected))
+            else:
+                expected = f"expected a number <= backoff_max ({high:g}), got {low:g}"
+                issues.append(ConfigIssue(file, "outbox.backoff_initial", expected))
         if issues:
             raise ConfigError(issues)
         return cls(**values)
