@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from notifier.kinds import RateLimit
 from notifier.outbox.gates import slots
@@ -63,8 +63,35 @@ def _error(text: str) -> str:
     return redact(str(text))[:_MAX_ERROR]
 
 
+def _take_slot(
+    conn: Any, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None
+) -> float:
+    if limit is None:
+        return 0.0
+    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - limit.per))
+    free, wait = slots(conn, channel, now, limit)
+    if free == 0:
+        return wait
+    conn.execute(
+        "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
+        (channel, now, delivery_id),
+    )
+    return 0.0
+
+
 class AttemptsMixin:
     db: Database
+
+    def take_slot(
+        self, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None = None
+    ) -> float:
+        """Take one send slot of ``channel``: 0 when taken, else seconds until one frees.
+
+        For the extra requests of a delivery split into parts; the first request's slot
+        comes with :meth:`start_attempt`.
+        """
+        with self.db.write("taking a send slot") as conn:
+            return _take_slot(conn, channel, now, limit, delivery_id)
 
     def start_attempt(
         self,
@@ -89,18 +116,9 @@ class AttemptsMixin:
                 return LEASE_LOST
             if row[0] > now:
                 return row[0] - now
-            if rate_limit is not None:
-                conn.execute(
-                    "DELETE FROM sends WHERE channel = ? AND at <= ?",
-                    (channel, now - rate_limit.per),
-                )
-                free, wait = slots(conn, channel, now, rate_limit)
-                if free == 0:
-                    return wait
-                conn.execute(
-                    "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
-                    (channel, now, ids[0]),
-                )
+            wait = _take_slot(conn, channel, now, rate_limit, ids[0])
+            if wait > 0:
+                return wait
             until = now + lease
             conn.execute("UPDATE channels SET lease_expires = ? WHERE name = ?", (until, channel))
             conn.execute(_RENEW, (until, json.dumps(list(ids)), owner))

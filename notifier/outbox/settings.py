@@ -7,6 +7,7 @@ of them are reported at once.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,26 @@ OPTIONS: tuple[Option, ...] = (
 _BY_NAME = {o.name: o for o in OPTIONS}
 # Upper bounds that keep values inside what SQLite and a thread pool can take.
 _MAXIMUM = {"batch_size": 10_000, "workers": 256, "max_attempts": 1_000_000}
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(option: Option, value: Any) -> Any:
+    """A number or flag given as text (``{ env = "NAME" }`` values are text) as its type."""
+    if not isinstance(value, str) or option.type is str:
+        return value
+    text = value.strip().lower()
+    try:
+        if option.type is int:
+            return int(text)
+        if option.type is float:
+            return float(text)
+    except ValueError:
+        return value
+    if option.type is bool and text in _TRUE + _FALSE:
+        return text in _TRUE
+    return value
 
 
 def _check(option: Option, value: Any) -> str | None:
@@ -94,9 +115,13 @@ class OutboxSettings:
         for key, value in table.items():
             option = _BY_NAME.get(key) if isinstance(key, str) else None
             if option is None:
-                known = ", ".join(sorted(_BY_NAME))
-                issues.append(ConfigIssue(file, f"outbox.{key}", f"a known key ({known})"))
+                hint = difflib.get_close_matches(str(key), _BY_NAME, n=1)
+                expected = "no such key in [outbox]"
+                expected += f" (did you mean {hint[0]!r}?)" if hint else ""
+                expected += f"; accepted: {', '.join(sorted(_BY_NAME))}"
+                issues.append(ConfigIssue(file, f"outbox.{key}", expected))
                 continue
+            value = _coerce(option, value)
             problem = _check(option, value)
             if problem is not None:
                 issues.append(ConfigIssue(file, f"outbox.{key}", problem))

@@ -1,0 +1,66 @@
+"""``notifier worker``: deliver what the outbox holds, until stopped or (``--once``) done."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from notifier.cli.main import FAILED, OK, UsageError
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="deliver queued alerts from the outbox (retries, backlogs, rate-limited bursts)",
+        description="Deliver due deliveries from the [outbox] until stopped (SIGINT or "
+        "SIGTERM finish the delivery in hand, then exit). With --once, deliver everything "
+        "due now, waiting for rate limits and provider pauses, then exit: 0 when nothing "
+        "failed permanently, 1 otherwise.",
+    )
+    p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    p.add_argument("--json", action="store_true", help="print the --once summary as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from notifier.dispatcher import Dispatcher
+
+    with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
+        engine = dispatcher.outbox
+        if engine is None:
+            raise UsageError(
+                f"{dispatcher.config.file} has no [outbox] table: the worker delivers what "
+                f"the outbox holds (add [outbox] with a path, see docs/outbox.md)"
+            )
+        if args.once:
+            engine.recover()
+            report = engine.drain(until_idle=True)
+            return _summary(report.outcomes, engine.store.counts(), as_json=args.json)
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print(f"notifier worker: delivering from {engine.store.path}", file=sys.stderr)
+        engine.run_forever(stop)
+    return OK
+
+
+def _summary(outcomes: dict[str, int], counts: dict[str, dict[str, int]], *, as_json: bool) -> int:
+    from notifier.cli.output import print_json
+
+    queued = {ch: n for ch, states in counts.items() if (n := states.get("pending", 0))}
+    dead = sum(states.get("dead", 0) for states in counts.values())
+    if as_json:
+        print_json({"outcomes": outcomes, "still_queued": queued, "dead_letters": dead})
+    else:
+        done = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        print(f"delivered from the outbox: {done or 'nothing was due'}")
+        if queued:
+            waiting = ", ".join(f"{ch}: {n}" for ch, n in sorted(queued.items()))
+            print(f"still queued for later: {waiting}")
+        if dead:
+            print(f"dead letters: {dead} (notifier queue --dead)")
+    return FAILED if outcomes.get("failed") else OK

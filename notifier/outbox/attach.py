@@ -1,0 +1,90 @@
+"""Joining the outbox to the dispatcher.
+
+The dispatcher keeps what it knows (channels, their rate limits and time budgets, one
+attempt through a plugin); the outbox keeps what it knows (what is queued, when to try,
+in which order). :func:`attach` connects the two through one function,
+``Dispatcher.deliver``, wrapped so each outbox attempt runs with its channel's time
+budget and paces every part of a split message against the shared send log.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.outbox.engine import OutboxDelivery
+from notifier.outbox.runner import Runner
+from notifier.outbox.settings import OutboxSettings
+
+if TYPE_CHECKING:
+    from notifier.config import Config
+    from notifier.dispatcher import Dispatcher
+    from notifier.kinds import RateLimit
+
+
+def settings_from_config(
+    config: Config, override: OutboxSettings | bool | None = None
+) -> OutboxSettings | None:
+    """The outbox settings to use, or ``None`` to deliver directly.
+
+    :param override: ``False`` turns the outbox off, an :class:`OutboxSettings` replaces
+        the file's; ``None`` (and ``True``) follow the file: a non-empty ``[outbox]``
+        table turns the outbox on unless it says ``enabled = false``.
+    :raises ConfigError: the ``[outbox]`` table has unknown keys or bad values.
+    """
+    if override is False:
+        return None
+    if isinstance(override, OutboxSettings):
+        return override if override.enabled else None
+    table = config.outbox
+    if not table and override is None:
+        return None
+    settings = OutboxSettings.from_table(table, file=config.file)
+    return settings if settings.enabled else None
+
+
+def attach(
+    dispatcher: Dispatcher, settings: OutboxSettings, *, runner: Runner | None = None
+) -> OutboxDelivery:
+    """An outbox engine that delivers through ``dispatcher``."""
+    channels = dispatcher.channels
+    limits: dict[str, RateLimit] = {
+        name: live.spec.rate_limit for name, live in channels.items() if live.spec.rate_limit
+    }
+
+    def deliver(channel: str, alert: Alert, context: DeliveryContext) -> Receipt:
+        live = channels.get(channel)
+        if live is None:
+            return Receipt(
+                channel,
+                Outcome.FAILED,
+                error=f"channel {channel!r} is not in the configuration any more",
+                fingerprint=alert.fingerprint,
+                details={"retryable": False},
+            )
+        changes: dict[str, Any] = {"timeout": live.spec.timeout}
+        limit = limits.get(channel)
+        if limit is not None and _has_pace:
+            changes["pace"] = lambda: _pace(engine, channel, limit, live.pacer)
+        return dispatcher.deliver(channel, alert, attrs.evolve(context, **changes))
+
+    engine = OutboxDelivery.open(
+        settings, deliver, rate_limits=limits, clock=dispatcher.clock, runner=runner
+    )
+    return engine
+
+
+_has_pace = any(f.name == "pace" for f in attrs.fields(DeliveryContext))
+
+
+def _pace(engine: OutboxDelivery, channel: str, limit: RateLimit, pacer: Any) -> float:
+    """Take one more send slot for a further part of a split message; seconds waited."""
+    waited = 0.0
+    while (wait := engine.store.take_slot(channel, engine.clock.time(), limit)) > 0:
+        engine.clock.sleep(wait)
+        waited += wait
+    if pacer is not None:  # keep this process's own limiter in step
+        waited += pacer.acquire()
+    return waited
