@@ -1,0 +1,528 @@
+"""The documentation stays true: every claim here is checked against the code.
+
+* every hook has a section in ``docs/hooks.md`` with its exact signature, and a test;
+* every TOML example in ``docs/`` is a valid configuration (a deliberately partial or
+  invalid one is marked ``<!-- not-a-config -->`` on the line before its fence);
+* the Python examples of the quick start, the README and the plugin guide run, offline;
+* the quick start's and the README's ``notifier`` commands on the example config exit 0;
+* the error messages shown in ``docs/configuration.md`` are what ``notifier check`` prints;
+* ``docs/cli.md`` covers every command and flag;
+* the plugin guide's code is the code of ``examples/ntfy-plugin``, and its tests pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import attrs
+import pytest
+
+from notifier import hookspecs
+from notifier.cli.main import build_parser, main
+from notifier.config import parse_config
+from notifier.plugins import PluginHost
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
+NTFY = EXAMPLES / "ntfy-plugin"
+GUIDE = DOCS / "writing-a-plugin.md"
+NOT_A_CONFIG = "<!-- not-a-config -->"
+# "# notifier_ntfy.py" or "# tests/test_ntfy.py (continued)" starts a block of a file.
+FILE_HEADER = re.compile(r"^# ([\w./-]+\.(?:py|toml))(?: \(continued\))?$")
+
+
+@attrs.frozen
+class Block:
+    """One fenced code block of a Markdown file."""
+
+    doc: Path
+    line: int  # of the opening fence, 1-based
+    lang: str
+    text: str
+    marked: bool  # the line before the fence is <!-- not-a-config -->
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def file(self) -> str | None:
+        """The file this block is (part of), from a first line like ``# name.py``."""
+        match = FILE_HEADER.match(self.text.split("\n", 1)[0])
+        return match.group(1) if match else None
+
+    @property
+    def body(self) -> str:
+        """The text without its file header line."""
+        return self.text.split("\n", 1)[1] if self.file else self.text
+
+
+def blocks(doc: Path) -> list[Block]:
+    found, lines = [], doc.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        opening = re.match(r"^(\s*)```(\S*)\s*$", lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, start = len(opening.group(1)), i
+        i += 1
+        body = []
+        while i < len(lines) and lines[i].strip() != "```":
+            body.append(lines[i][indent:])
+            i += 1
+        before = lines[start - 1].strip() if start else ""
+        found.append(
+            Block(doc, start + 1, opening.group(2), "\n".join(body), before == NOT_A_CONFIG)
+        )
+        i += 1
+    return found
+
+
+def sections(doc: Path) -> dict[str, str]:
+    """``## heading`` -> the text up to the next heading of that level or higher."""
+    text = doc.read_text(encoding="utf-8")
+    parts = re.split(r"^## +(.+?)\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def files_of_tests() -> list[Path]:
+    found = [*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("plugins/*/tests/**/test_*.py")]
+    return [p for p in found if p.resolve() != Path(__file__).resolve()]
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("notifier_"))
+
+
+def signature(name: str) -> str:
+    annotations = dict(getattr(hookspecs, name).__annotations__)
+    returns = annotations.pop("return")
+    params = ", ".join(f"{arg}: {kind}" for arg, kind in annotations.items())
+    return f"def {name}({params}) -> {returns}:"
+
+
+def test_the_hookspec_module_defines_hooks():
+    assert len(HOOKS) >= 7, HOOKS
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_section_with_its_exact_signature(hook: str):
+    section = sections(DOCS / "hooks.md").get(hook)
+    assert section is not None, f"docs/hooks.md has no '## {hook}' section"
+    code = re.findall(r"^```python\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+    assert code and signature(hook) in code[0], (
+        f"docs/hooks.md '## {hook}': the first python block must show the signature\n"
+        f"    {signature(hook)}"
+    )
+    first_result = getattr(hookspecs, hook).notifier_spec["firstresult"]
+    phrase = "Stops at the first non-None result" if first_result else "implementations are called"
+    assert phrase in section, f"docs/hooks.md '## {hook}' must say: {phrase}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_exercised_by_a_test(hook: str):
+    pattern = re.compile(rf"\b{hook}\b")
+    users = [p for p in files_of_tests() if pattern.search(p.read_text(encoding="utf-8"))]
+    assert users, (
+        f"no test file under tests/ or plugins/*/tests/ (besides test_docs.py) names the "
+        f"hook {hook}: write a test that exercises it"
+    )
+
+
+def test_the_hook_reference_documents_only_hooks_that_exist():
+    documented = {h for h in sections(DOCS / "hooks.md") if h.startswith("notifier_")}
+    assert documented <= set(HOOKS), f"stale sections: {sorted(documented - set(HOOKS))}"
+
+
+# -- TOML examples ------------------------------------------------------------------------
+
+
+def load_ntfy() -> ModuleType:
+    """The guide's example plugin, imported from examples/ without installing it."""
+    spec = importlib.util.spec_from_file_location("notifier_ntfy", NTFY / "notifier_ntfy.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def docs_host() -> Iterator[PluginHost]:
+    """Every installed plugin, plus the guide's example plugin."""
+    host = PluginHost.load(env={}, extra=[load_ntfy()])
+    yield host
+    host.close()
+
+
+TOML_BLOCKS = [
+    b
+    for doc in sorted(DOCS.rglob("*.md"))
+    for b in blocks(doc)
+    if b.lang == "toml" and not b.marked
+]
+
+
+def test_the_docs_have_configuration_examples():
+    assert len(TOML_BLOCKS) >= 10
+
+
+@pytest.mark.parametrize("block", TOML_BLOCKS, ids=lambda b: b.where)
+def test_every_toml_example_is_a_valid_configuration(block: Block, docs_host: PluginHost):
+    # Every variable the example reads is set; "1" converts to every option type.
+    env = {name: "1" for name in re.findall(r'\benv\s*=\s*"([^"]+)"', block.text)}
+    problem = None
+    try:
+        parse_config(tomllib.loads(block.text), docs_host, block.where, env)
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    assert problem is None, f"{block.where}: not a valid configuration:\n{problem}\n{_HOW_TO_MARK}"
+
+
+_HOW_TO_MARK = f"(a deliberately partial example needs {NOT_A_CONFIG} on the line before it)"
+
+
+# -- Python examples and commands ---------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A scratch directory holding a copy of examples/, as the current directory."""
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("NOTIFIER_CONFIG", "NOTIFIER_DISABLE_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if str(tmp_path) in str(getattr(sys.modules[name], "__file__", "") or ""):
+            del sys.modules[name]
+
+
+def assemble(found: list[Block]) -> dict[str, str]:
+    """The files that blocks headed ``# <file>`` make up, by name."""
+    files: dict[str, list[str]] = {}
+    for block in found:
+        if block.file:
+            files.setdefault(block.file, []).append(block.body.strip("\n"))
+    return {name: "\n\n\n".join(parts) + "\n" for name, parts in files.items()}
+
+
+def write_files(found: list[Block], into: Path) -> None:
+    for name, text in assemble(found).items():
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        (into / name).write_text(text, encoding="utf-8")
+
+
+def run_python_blocks(doc: Path, into: Path) -> int:
+    found = blocks(doc)
+    write_files([b for b in found if b.lang in ("python", "toml")], into)
+    ran = 0
+    for block in found:
+        if block.lang != "python" or block.file:
+            continue
+        try:
+            exec(compile(block.text, block.where, "exec"), {"__name__": "__docs__"})
+        except Exception as exc:
+            raise AssertionError(f"{block.where}: the example fails: {exc!r}") from exc
+        ran += 1
+    return ran
+
+
+@pytest.mark.parametrize("doc", ["docs/quickstart.md", "README.md"])
+def test_the_python_examples_run(doc: str, workdir: Path, capsys: pytest.CaptureFixture):
+    assert run_python_blocks(ROOT / doc, workdir) >= 1, f"{doc} has no python example"
+
+
+def test_the_plugin_guide_examples_run_offline(workdir: Path, capsys: pytest.CaptureFixture):
+    assert run_python_blocks(GUIDE, workdir) >= 2
+    assert "delivered msg1" in capsys.readouterr().out
+
+
+def test_the_plugin_guide_shows_the_example_plugin_file_for_file():
+    texts = assemble(blocks(GUIDE))
+    assert set(texts) == {"pyproject.toml", "notifier_ntfy.py", "tests/test_ntfy.py"}
+    for name, text in texts.items():
+        assert text == (NTFY / name).read_text(encoding="utf-8"), (
+            f"docs/writing-a-plugin.md shows a different {name} than examples/ntfy-plugin/"
+        )
+
+
+def shell_commands(doc: Path) -> list[str]:
+    """The doc's ``sh`` command lines that run ``notifier`` on the example config,
+    without their ``pip install`` steps (the suite runs installed)."""
+    found = []
+    for block in blocks(doc):
+        if block.lang != "sh":
+            continue
+        for line in block.text.replace("\\\n", " ").splitlines():
+            if "examples/quickstart.toml" not in line or not re.search(r"\bnotifier\b", line):
+                continue
+            parts = [p.strip() for p in line.split("&&") if "pip install" not in p]
+            found.append(" && ".join(parts))
+    return found
+
+
+CLI_DOCS = ["docs/quickstart.md", "README.md"]
+COMMANDS = [(doc, command) for doc in CLI_DOCS for command in shell_commands(ROOT / doc)]
+
+
+@attrs.define
+class Job:
+    """A subprocess started early, so that all of them run at the same time."""
+
+    process: subprocess.Popen[str]
+
+    def result(self) -> tuple[int, str]:
+        out, err = self.process.communicate(timeout=120)
+        return self.process.returncode, out + err
+
+
+def spawn_shell(command: str, cwd: Path) -> Job:
+    """Start ``command`` in bash, ``notifier`` and ``python`` meaning this interpreter's."""
+    bindir = cwd / ".bin"
+    bindir.mkdir()
+    for name in ("python", "python3"):
+        (bindir / name).symlink_to(sys.executable)
+    shim = bindir / "notifier"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m notifier "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("NOTIFIER_CONFIG", "NOTIFIER_DISABLE_PLUGINS"):
+        env.pop(name, None)
+    return Job(
+        subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]]:
+    """Every subprocess of this module, started together: each command of the quick
+    start and the README in a fresh copy of examples/, and the example plugin's tests."""
+    started: dict[object, Job] = {}
+    for key in COMMANDS:
+        cwd = tmp_path_factory.mktemp("command")
+        shutil.copytree(EXAMPLES, cwd / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
+        started[key] = spawn_shell(key[1], cwd)
+    pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    started["plugin"] = Job(
+        subprocess.Popen(
+            [sys.executable, *pytest_args],
+            cwd=NTFY,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    yield started
+    for job in started.values():
+        if job.process.poll() is None:
+            job.process.kill()
+        job.process.communicate()
+
+
+def test_the_example_plugin_passes_its_own_tests_and_the_channel_contract(jobs):
+    status, output = jobs["plugin"].result()
+    assert status == 0, output[-4000:]
+    assert re.search(r"\b1\d passed\b", output), output[-500:]
+
+
+@pytest.mark.parametrize("doc", CLI_DOCS)
+def test_the_doc_shows_commands_on_the_example_config(doc: str):
+    assert shell_commands(ROOT / doc), f"{doc} shows no notifier command on the example"
+
+
+@pytest.mark.parametrize("key", COMMANDS, ids=[command for _, command in COMMANDS])
+def test_every_command_on_the_example_config_exits_0(key: tuple[str, str], jobs):
+    status, output = jobs[key].result()
+    assert status == 0, f"{key[0]}: `{key[1]}` exited {status}:\n{output}"
+
+
+# -- configuration error examples ---------------------------------------------------------
+
+
+def console_examples() -> list[tuple[Block, list[Block]]]:
+    """Each ``$ notifier check ...`` console block, with the TOML files shown before it."""
+    found, files = [], []
+    for block in blocks(DOCS / "configuration.md"):
+        if block.lang == "toml" and block.file:
+            files.append(block)
+        elif block.lang == "console" and block.text.startswith("$ "):
+            found.append((block, list(files)))
+    return found
+
+
+ERROR_EXAMPLES = console_examples()
+
+
+def test_the_configuration_reference_shows_every_class_of_error():
+    shown = " ".join(block.text for block, _ in ERROR_EXAMPLES)
+    for phrase in [
+        "file not found",
+        "valid TOML",
+        "no such option",
+        "expected true or false",
+        "an installed channel kind",
+        "a channel defined under [channels]",
+        "is not set",
+    ]:
+        assert phrase in shown, f"docs/configuration.md shows no error with {phrase!r}"
+
+
+@pytest.mark.parametrize("example", ERROR_EXAMPLES, ids=lambda e: e[0].where)
+def test_every_error_example_is_what_notifier_check_prints(
+    example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    console, files = example
+    for block in files:
+        # The "# name.toml" header stays: line numbers in messages match what readers see.
+        (tmp_path / block.file).write_text(block.text + "\n", encoding="utf-8")
+        for name in re.findall(r'\benv\s*=\s*"([^"]+)"', block.text):
+            monkeypatch.delenv(name, raising=False)
+    command, *expected = console.text.splitlines()
+    words = shlex.split(command.removeprefix("$ "))
+    while "=" in words[0]:  # VAR=value before the command
+        monkeypatch.setenv(*words.pop(0).split("=", 1))
+    assert words[0] == "notifier", f"{console.where}: expected a notifier command"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOTIFIER_CONFIG", raising=False)
+    status = run_cli(words[1:])
+    captured = capsys.readouterr()
+    printed = (captured.out + captured.err).splitlines()
+    assert status == (2 if "error" in console.text else 0), _mismatch(console, printed)
+    assert len(printed) == len(expected), _mismatch(console, printed)
+    for want, got in zip(expected, printed, strict=True):
+        # "…" in the docs stands for text that depends on the installed plugins.
+        pattern = ".*".join(re.escape(piece) for piece in want.split("…"))
+        assert re.fullmatch(pattern, got), _mismatch(console, printed)
+
+
+def run_cli(argv: list[str]) -> int:
+    """``notifier`` in this process (much faster than a subprocess), logging restored."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return main(argv)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _mismatch(console: Block, printed: list[str]) -> str:
+    return f"{console.where}: notifier check now prints:\n" + "\n".join(printed)
+
+
+# -- the command line reference ------------------------------------------------------------
+
+
+def commands() -> Iterator[tuple[str, object]]:
+    """(``"send"``, parser), (``"group create"``, parser), ... for every command."""
+    import argparse
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[str, object]]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield f"{prefix} {name}".strip(), sub
+                    yield from walk(sub, f"{prefix} {name}")
+
+    yield from walk(build_parser(), "")
+
+
+def flags(parser: object) -> list[str]:
+    return sorted(
+        option
+        for action in parser._actions  # type: ignore[attr-defined]
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    )
+
+
+CLI_COMMANDS = list(commands())
+
+
+@pytest.mark.parametrize(("name", "parser"), CLI_COMMANDS, ids=[n for n, _ in CLI_COMMANDS])
+def test_every_command_and_flag_is_in_the_cli_reference(name: str, parser: object):
+    heading = f"notifier {name}"
+    section = sections(DOCS / "cli.md").get(heading)
+    if section is None:
+        # A subcommand may share its parent's section ("notifier group" holds "create").
+        parent = heading.rsplit(" ", 1)[0]
+        section = sections(DOCS / "cli.md").get(parent)
+    assert section is not None, f"docs/cli.md has no '## {heading}' section"
+    # A command documented at length elsewhere may leave its flags to the linked page.
+    linked = "".join(
+        (DOCS / target).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([\w./-]+\.md)(?:#[\w-]*)?\)", section)
+        if (DOCS / target).is_file()
+    )
+    shared = set(flags(build_parser()))  # global options: checked once, below
+    missing = [f for f in flags(parser) if f not in shared and f not in section and f not in linked]
+    assert not missing, f"docs/cli.md '## {heading}' does not mention {', '.join(missing)}"
+
+
+def test_the_cli_reference_covers_the_global_options_and_exit_statuses():
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    for needle in ["--config", "NOTIFIER_CONFIG", "-vv", "--debug", "--version", "| 0 |", "| 2 |"]:
+        assert needle in text, f"docs/cli.md does not mention {needle}"
+
+
+# -- links --------------------------------------------------------------------------------
+
+DOC_FILES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+
+
+@pytest.mark.parametrize("doc", DOC_FILES)
+def test_every_page_is_in_the_table_of_contents(doc: str):
+    if doc == "index.md":
+        return
+    assert f"]({doc})" in (DOCS / "index.md").read_text(encoding="utf-8"), (
+        f"docs/index.md does not link to {doc}"
+    )
+
+
+def anchors(doc: Path) -> set[str]:
+    headings = re.findall(r"^#+ +(.+?)\s*$", doc.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+OWN = ["index", "quickstart", "configuration", "hooks", "writing-a-plugin", "cli"]
+LINKS = [
+    (f"{name}.md", target)
+    for name in [*OWN, "channels/builtin"]
+    for target in re.findall(r"\]\(([^)\s]+)\)", (DOCS / f"{name}.md").read_text(encoding="utf-8"))
+    if not re.match(r"[a-z]+:", target)
+]
+
+
+@pytest.mark.parametrize(("doc", "target"), LINKS, ids=[f"{d}->{t}" for d, t in LINKS])
+def test_every_link_in_the_core_docs_resolves(doc: str, target: str):
+    path, _, anchor = target.partition("#")
+    page = (DOCS / doc).parent / path if path else DOCS / doc
+    if not page.exists() and page.suffix == ".md" and page.resolve().is_relative_to(DOCS):
+        pytest.skip(f"{page.relative_to(DOCS)} is not written yet")
+    assert page.exists(), f"docs/{doc} links to {target}, which does not exist"
+    if anchor and page.suffix == ".md":
+        assert anchor in anchors(page), f"docs/{doc} links to #{anchor}, not a heading there"
