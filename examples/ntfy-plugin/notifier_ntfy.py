@@ -20,9 +20,6 @@ MAX_BYTES = 4096
 PRIORITY = {"critical": 5, "error": 4, "warning": 3, "info": 2}
 TAGS = {"critical": "rotating_light", "error": "x", "warning": "warning", "info": "bell"}
 
-# JSON publishing goes to the server's root. A POST is not idempotent and ntfy does not
-# deduplicate, so the HTTP layer retries it only when it provably never arrived.
-PUBLISH = Endpoint("publish", "POST", "", description="publish one message")
 
 OPTIONS = (
     Option("server", default="https://ntfy.sh/", help="the ntfy server's root URL"),
@@ -35,6 +32,11 @@ OPTIONS = (
     Option("token", secret=True, help="an access token, for protected topics"),
     *HTTP_OPTIONS,  # connect_timeout, read_timeout, verify_tls, max_attempts
 )
+
+
+# JSON publishing goes to the server's root. A POST is not idempotent and ntfy does not
+# deduplicate, so the HTTP layer retries it only when it provably never arrived.
+PUBLISH = Endpoint("publish", "POST", "", description="publish one message")
 
 
 @attrs.frozen
