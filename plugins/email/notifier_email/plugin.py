@@ -85,27 +85,27 @@ class EmailChannel:
         envelope_from = parseaddr(self.sender)[1]
         started = time.perf_counter()
         attempts = 0
-        while True:
-            attempts += 1
-            with self.pool.connection() as pooled:
-                try:
-                    accepted = transact(
-                        pooled.conn, self.settings, envelope_from, self.recipients, data,
-                        international=self.international,
-                    )  # fmt: skip
-                except TransportError as exc:
-                    pooled.broken = True
-                    # A reused connection the server had already closed: nothing was
-                    # sent, so one fresh connection may try again at once.
-                    if pooled.reused and not exc.sent and attempts == 1:
-                        continue
-                    exc.attempts = attempts
-                    raise
-                except NotifierError as exc:
-                    exc.attempts = attempts
-                    raise
-                pooled.messages += 1
-            break
+        try:
+            while True:
+                attempts += 1
+                with self.pool.connection() as pooled:
+                    try:
+                        accepted = transact(
+                            pooled.conn, self.settings, envelope_from, self.recipients, data,
+                            international=self.international,
+                        )  # fmt: skip
+                    except TransportError as exc:
+                        pooled.broken = True
+                        # A reused connection the server had already closed: nothing was
+                        # sent, so one fresh connection may try again at once.
+                        if pooled.reused and not exc.sent and attempts == 1:
+                            continue
+                        raise
+                    pooled.messages += 1
+                break
+        except NotifierError as exc:
+            exc.attempts = attempts
+            raise
         log.debug(
             "%s: %s accepted the message for %d of %d recipient(s) in %.1f ms: %s",
             self.name, self.settings.server, len(self.recipients) - len(accepted.refused),

@@ -35,8 +35,9 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import attrs
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from notifier_email.smtpd import EphemeralController
 
 __all__ = ["CA_FILE", "FakeSMTP", "ReceivedMail"]
 
@@ -112,14 +113,14 @@ class FakeSMTP:
         self.logins = 0
         self.failed_logins = 0
         self.noops = 0
-        self._controller: Controller | None = None
+        self._controller: EphemeralController | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Self:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(_SERVER_PEM)
-        self._controller = _Controller(
+        self._controller = EphemeralController(
             self,
             hostname="127.0.0.1",
             port=0,
@@ -220,15 +221,17 @@ class FakeSMTP:
             self._faults.clear()
             self.connections = self.logins = self.failed_logins = self.noops = 0
 
-    # -- server side (runs on the server's event loop thread) ---------------------------
+    # -- events from the server (called on its event loop thread) ------------------------
 
-    def _connected(self, session: SMTP) -> int:
+    def on_connect(self, session: SMTP) -> int:
+        """The server accepted a connection; returns its number (1, 2, ...)."""
         with self._lock:
             self.connections += 1
             self._sessions.append(session)
             return self.connections
 
-    def _fault(self, step: str) -> str | None:
+    def on_step(self, step: str) -> str | None:
+        """The reply scripted for ``step`` (``mail``, ``rcpt``, ``data``), if any."""
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.step == step:
@@ -250,13 +253,24 @@ class FakeSMTP:
                 self.failed_logins += 1
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
-    def _recipient(self, address: str) -> str | None:
+    def on_rcpt(self, address: str) -> str | None:
+        """The refusal for ``address``, else a scripted ``rcpt`` reply, if any."""
         with self._lock:
-            return self._refused.get(address.lower())
+            refusal = self._refused.get(address.lower())
+        return refusal or self.on_step("rcpt")
 
-    def _received(self, mail: ReceivedMail) -> None:
+    def on_message(
+        self, sender: str, recipients: tuple[str, ...], data: bytes, connection: int,
+        login: str | None,
+    ) -> None:  # fmt: skip
+        """The server accepted a message."""
+        mail = ReceivedMail(sender, recipients, data, connection, login)
         with self._lock:
             self.messages.append(mail)
+
+    def on_noop(self) -> None:
+        with self._lock:
+            self.noops += 1
 
 
 def _toml(value: Any) -> str:
@@ -267,75 +281,3 @@ def _toml(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-class _Handler:
-    def __init__(self, fake: FakeSMTP) -> None:
-        self.fake = fake
-
-    async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        fault = self.fake._fault("mail")
-        if fault:
-            return fault
-        envelope.mail_from, envelope.mail_options = address, list(options)
-        return "250 OK"
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        refusal = self.fake._recipient(address) or self.fake._fault("rcpt")
-        if refusal:
-            return refusal
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        fault = self.fake._fault("data")
-        if fault:
-            return fault
-        auth = session.auth_data
-        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
-        data = envelope.original_content or b""
-        number = getattr(server, "connection_number", 0)
-        mail = ReceivedMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), data, number, login)
-        self.fake._received(mail)
-        return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
-
-    async def handle_NOOP(
-        self, server: SMTP, session: Session, envelope: Envelope, arg: str
-    ) -> str:
-        with self.fake._lock:
-            self.fake.noops += 1
-        return "250 OK"
-
-
-class _Session(Session):
-    # aiosmtpd 1.4 sets this deprecated attribute itself on every login and logs a
-    # warning each time; a plain attribute keeps test output quiet.
-    login_data = None  # type: ignore[assignment]
-
-
-class _SMTP(SMTP):
-    def _create_session(self) -> Session:
-        return _Session(self.loop)
-
-
-class _Controller(Controller):
-    """aiosmtpd's controller on an ephemeral port, counting connections."""
-
-    def __init__(self, fake: FakeSMTP, **kwargs: Any) -> None:
-        self.fake = fake
-        super().__init__(_Handler(fake), **kwargs)
-
-    def factory(self) -> SMTP:
-        server = _SMTP(self.handler, **self.SMTP_kwargs)
-        server.connection_number = self.fake._connected(server)  # type: ignore[attr-defined]
-        return server
-
-    def _trigger_server(self) -> None:
-        # Bound to port 0: learn the real port before the readiness probe connects.
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()

@@ -14,6 +14,7 @@ from notifier_email.testing import FakeSMTP
 from notifier.clock import FakeClock
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, TransportError
+from notifier.http import InsecureTransportWarning
 from notifier.kinds import BuildContext
 from notifier.models import Alert, DeliveryContext
 from notifier.plugins import PluginHost
@@ -79,7 +80,7 @@ def test_a_burst_reuses_one_connection_and_one_login(host, channel, smtp):
     for index in range(20):
         send(host, channel, key=f"k{index}")
     assert len(smtp.messages) == 20
-    assert (smtp.connections, smtp.logins) == (1, 1)
+    assert (smtp.connections, smtp.logins, channel.pool.opened) == (1, 1, 1)
     assert {m.connection for m in smtp.messages} == {1}
 
 
@@ -254,6 +255,15 @@ def test_an_untrusted_certificate_is_a_permanent_transport_error(host, clock):
             send(host, channel)
     assert not caught.value.retryable
     assert "certificate not trusted" in str(caught.value)
+
+
+def test_turning_tls_verification_off_warns_and_then_trusts_any_certificate(host, clock):
+    with FakeSMTP(security="tls") as smtp:
+        with pytest.warns(InsecureTransportWarning, match="channel 'mail'"):
+            channel = build(host, clock, smtp.channel_options(ca_file=None, verify_tls=False))
+        send(host, channel)
+        channel.close()
+    assert len(smtp.messages) == 1
 
 
 def test_starttls_against_a_server_without_it_says_so(host, clock, smtp):

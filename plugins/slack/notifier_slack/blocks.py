@@ -121,7 +121,7 @@ def _field_text(name: str, value: str, limit: int) -> str:
     return label + fit_chars(SLACK.escape(value), max(limit - len(label), 1))
 
 
-def _grouped(alert: Alert, card: dict[str, Any]) -> list[list[Block]]:
+def _grouped(card: dict[str, Any]) -> list[list[Block]]:
     """Body sections, long-note sections and field sections, in display order."""
     body = split_chars(fit_chars(SLACK.escape(card["body"]), TEXT_CHARS), SECTION_CHARS)
     long_notes, short = [], []
@@ -189,7 +189,7 @@ def render_blocks(alert: Alert, mentions: Sequence[str] = ()) -> list[Block]:
     if markup:
         head.append(_section(fit_chars(markup, SECTION_CHARS)))
     tail = [*_links_section(card["links"]), _context(_context_line(alert))]
-    middle = _within(_grouped(alert, card), MAX_BLOCKS - len(head) - len(tail))
+    middle = _within(_grouped(card), MAX_BLOCKS - len(head) - len(tail))
     return [*head, *middle, *tail]
 
 
