@@ -112,6 +112,8 @@ class OutboxDelivery:
         self._stop = threading.Event()
         self._stop_events: list[threading.Event] = [self._stop]
         self._last_maintenance = float("-inf")
+        self._recovered = False
+        self._background: threading.Thread | None = None
         self._lane = LaneContext(
             store=store,
             deliver=deliver,
@@ -192,7 +194,12 @@ class OutboxDelivery:
         return out
 
     def process(self) -> Round:
-        """Claim due deliveries and deliver them: channels in parallel, each in order."""
+        """Claim due deliveries and deliver them: channels in parallel, each in order.
+
+        The first call also recovers what stopped workers on this host left in flight.
+        """
+        if not self._recovered:
+            self.recover()
         claims = self.store.claim_due(
             self.clock.time(),
             self.settings.batch_size,
@@ -262,6 +269,19 @@ class OutboxDelivery:
         finally:
             self._stop_events.remove(stop)
 
+    def start_background(self) -> threading.Thread:
+        """Keep delivering retries and backlogs on a daemon thread until :meth:`close`.
+
+        For applications that dispatch from a long-running process instead of running
+        ``notifier worker`` beside it.
+        """
+        if self._background is None:
+            self._background = threading.Thread(
+                target=self.run_forever, args=(self._stop,), name="notifier-outbox", daemon=True
+            )
+            self._background.start()
+        return self._background
+
     def _idle_wait(self) -> float:
         now = self.clock.time()
         wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
@@ -274,6 +294,7 @@ class OutboxDelivery:
     def recover(self) -> int:
         """Put back deliveries held by workers on this host that are no longer running."""
         back = self.store.recover_orphans(owner_alive, self.clock.time())
+        self._recovered = True
         if back:
             log.info("outbox: %d in-flight deliveries of stopped workers queued again", back)
         return back
@@ -291,6 +312,8 @@ class OutboxDelivery:
     def close(self) -> None:
         """Stop lanes between deliveries, shut our runner down, close the store."""
         self._stop.set()
+        if self._background is not None:
+            self._background.join()
         if self._own_runner:
             self.runner.shutdown(wait=True)
         self.store.close()

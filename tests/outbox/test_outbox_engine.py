@@ -351,3 +351,17 @@ def test_maintenance_forgets_old_sends_and_delivered_rows(make_engine, provider,
     assert engine.store.counts() == {}
     with engine.store.db.read("test") as conn:
         assert conn.execute("SELECT count(*) FROM sends").fetchone()[0] == 0
+
+
+def test_a_background_worker_delivers_until_the_engine_closes(make_engine, provider):
+    engine = make_engine(poll_interval=0.01)
+    thread = engine.start_background()
+    assert engine.start_background() is thread
+    engine.enqueue(items(["a"], "ops"))
+    for _ in range(500):
+        if provider.sent:
+            break
+        threading.Event().wait(0.01)
+    engine.close()
+    assert not thread.is_alive()
+    assert provider.titles("ops") == ["a"]
