@@ -119,8 +119,8 @@ def test_a_burst_is_paced_to_twenty_a_minute_and_never_throttled(
         receipts = d.dispatch_many([Alert(title=f"burst {i}") for i in range(45)])
     assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 45
     assert TOO_FAST not in dingtalk.answers
-    # 20 at once, 20 a minute later, 5 a minute after that (plus the pacer's 1 s margin).
-    assert clock.monotonic() - start == pytest.approx(2 * 61.0)
+    # 20 at once, 20 a minute later, 5 a minute after that (plus the pacer's safety margin).
+    assert 120.0 <= clock.monotonic() - start <= 123.0
 
 
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(

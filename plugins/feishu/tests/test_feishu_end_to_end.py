@@ -115,8 +115,8 @@ def test_a_burst_is_paced_within_five_a_second_and_a_hundred_a_minute(
         receipts = d.dispatch_many([Alert(title=f"burst {i}") for i in range(105)])
     assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 105
     assert FREQUENCY_LIMITED not in feishu.answers
-    elapsed = clock.monotonic() - start
-    assert elapsed == pytest.approx(20 * 3.15)  # 5 per 3 s window (+ the pacer's margin)
+    # 5 at once, then 5 per 3 s window (plus the pacer's safety margin).
+    assert 60.0 <= clock.monotonic() - start <= 64.0
 
 
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
