@@ -262,6 +262,31 @@ def test_the_plugin_guide_shows_the_example_plugin_file_for_file():
         )
 
 
+def install_like_pip(pyproject: Path, site: Path) -> None:
+    """Copy the plugin's module into ``site`` with a dist-info built from its pyproject,
+    so discovery goes through ``importlib.metadata`` as after ``pip install``."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    shutil.copy(pyproject.parent / "notifier_ntfy.py", site)
+    info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir()
+    metadata = f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    (info / "METADATA").write_text(metadata, encoding="utf-8")
+    lines = [f"{name} = {value}" for name, value in project["entry-points"]["notifier"].items()]
+    (info / "entry_points.txt").write_text("[notifier]\n" + "\n".join(lines) + "\n")
+
+
+def test_the_installed_example_plugin_is_found_and_can_be_disabled(workdir: Path):
+    install_like_pip(NTFY / "pyproject.toml", workdir)
+    importlib.invalidate_caches()
+    assert PluginHost.load(env={}).kinds["ntfy"].plugin == "notifier-ntfy"
+    for disabled in ("ntfy", "notifier-ntfy", "slack, ntfy"):
+        host = PluginHost.load(env={"NOTIFIER_DISABLE_PLUGINS": disabled})
+        assert "ntfy" not in host.kinds
+        assert ("ntfy", "notifier-ntfy", "disabled") in {
+            (r.name, r.dist, r.status) for r in host.records
+        }
+
+
 def shell_commands(doc: Path) -> list[str]:
     """The doc's ``sh`` command lines that run ``notifier`` on the example config,
     without their ``pip install`` steps (the suite runs installed)."""

@@ -7,8 +7,11 @@ server's root URL, with the alert's severity as the message priority.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import attrs
 from notifier import hookimpl
+from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, BearerAuth, Endpoint, HttpClient, client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
@@ -66,6 +69,10 @@ class NtfyChannel:
 
 def build(spec: ChannelSpec, context: BuildContext) -> NtfyChannel:
     server = spec.options["server"].rstrip("/") + "/"
+    if urlsplit(server).scheme not in ("http", "https"):
+        # The right type but unusable: reported by `notifier check` like a schema error.
+        where = f"channels.{spec.name}.server"
+        raise ConfigError([ConfigIssue(spec.source, where, "an http:// or https:// URL")])
     token = spec.options["token"]
     auth = BearerAuth(token) if token else None
     client = client_from_options(spec, context, server, auth)

@@ -8,6 +8,7 @@ import pytest
 from notifier import Alert, Dispatcher
 from notifier.clock import FakeClock
 from notifier.config import parse_config
+from notifier.errors import ConfigError
 from notifier.models import DeliveryContext, Outcome, Status
 from notifier.plugins import PluginHost
 from notifier.testing import LocalServer, Request, Response
@@ -45,10 +46,10 @@ def ntfy():
         yield server
 
 
-def dispatcher_for(server: FakeNtfy, **options: Any) -> Dispatcher:
+def dispatcher_for(fake: FakeNtfy, **options: Any) -> Dispatcher:
     """A dispatcher with one ntfy channel, ``phone``, and only this plugin installed."""
     host = PluginHost.from_plugins([notifier_ntfy])
-    table = {"kind": "ntfy", "server": server.root, "topic": TOPIC, "token": TOKEN, **options}
+    table = {"kind": "ntfy", "server": fake.root, "topic": TOPIC, "token": TOKEN, **options}
     config = parse_config({"channels": {"phone": table}}, host)
     return Dispatcher(config, host=host, clock=FakeClock())
 
@@ -91,6 +92,13 @@ def test_a_throttled_publish_is_retryable_and_says_when_to_try_again(ntfy):
     assert receipt.outcome is Outcome.FAILED
     assert receipt.details["retryable"] is True
     assert receipt.details["retry_after"] == 60
+
+
+def test_a_server_that_is_not_a_url_is_a_configuration_error(ntfy):
+    with pytest.raises(ConfigError) as caught:
+        dispatcher_for(ntfy, server="ntfy.example.com")
+    [issue] = caught.value.issues
+    assert (issue.path, issue.expected) == ("channels.phone.server", "an http:// or https:// URL")
 
 
 def test_channels_built_by_other_plugins_are_left_to_them():
