@@ -202,6 +202,7 @@ def _channel(
             + f"; installed: {', '.join(sorted(host.kinds))}",
         )
         return None
+    before = len(issues.found)
     own = {k: v for k, v in table.items() if k not in CHANNEL_KEYS}
     options = _options(own, kind.options, where, issues, env, base_dir, kind=kind)
     rate_limit = _rate_limit(table.get("rate_limit", None), kind, f"{where}.rate_limit", issues)
@@ -209,7 +210,10 @@ def _channel(
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         issues.add(f"{where}.delivery_timeout", "a number of seconds > 0")
         timeout = default_timeout
-    return ChannelSpec(name, kind_name, options, rate_limit, float(timeout), issues.file)
+    spec = ChannelSpec(name, kind_name, options, rate_limit, float(timeout), issues.file)
+    if kind.validate is not None and len(issues.found) == before:
+        issues.found.extend(kind.validate(spec))
+    return spec
 
 
 def _rate_limit(value: Any, kind: ChannelKind, path: str, issues: Issues) -> RateLimit | None:

@@ -30,7 +30,6 @@ from notifier.errors import (
     ConfigIssue,
     DeliveryTimeout,
     NotifierError,
-    ProviderError,
     RateLimited,
     UnsupportedOperation,
 )
@@ -182,11 +181,12 @@ class Dispatcher:
         return receipt
 
     def _context(self, alert: Alert, target: Target) -> DeliveryContext:
-        spec = self.channels[target.channel].spec
+        live = self.channels[target.channel]
         return DeliveryContext(
             idempotency_key=delivery_key(alert, target.channel),
             mentions=target.mentions,
-            timeout=spec.timeout,
+            timeout=live.spec.timeout,
+            pace=live.pacer.acquire if live.pacer else None,
         )
 
     def _run(self, task: _Task) -> Receipt:
@@ -224,8 +224,9 @@ class Dispatcher:
         details: dict[str, Any] = {}
         if isinstance(exc, NotifierError):
             text, attempts, retryable = str(exc), exc.attempts, exc.retryable
-            if isinstance(exc, ProviderError) and exc.code is not None:
-                details["code"] = exc.code
+            for name in ("code", "request_id"):
+                if getattr(exc, name, None) is not None:
+                    details[name] = getattr(exc, name)
         else:
             # A plugin bug or an untranslated library error: keep it, try again later.
             text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True

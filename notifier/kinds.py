@@ -8,7 +8,7 @@ problem at once) and says how to build a configured channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -138,6 +138,9 @@ class ChannelKind:
     :param rate_limit: the provider's limit, applied unless the config sets another.
     :param deduplicates: the provider drops repeats of one idempotency key, so a send may
         be retried even after the request reached it.
+    :param validate: ``validate(spec) -> [ConfigIssue, ...]`` for rules that span several
+        options (one of two options required, ...); run by the config loader after each
+        option passed its own check, so ``notifier check`` reports them with the rest.
     """
 
     name: str
@@ -147,6 +150,7 @@ class ChannelKind:
     rate_limit: RateLimit | None = None
     can_create_group: bool = False
     deduplicates: bool = False
+    validate: Callable[[ChannelSpec], Iterable[Any]] | None = None
     plugin: str = ""  # the distribution that provides it, filled in by the manager
 
     def option(self, name: str) -> Option | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,12 +180,16 @@ class DeliveryContext:
     :param mentions: extra people to notify, from the matching route (``"@all"`` for
         everyone).
     :param timeout: seconds the dispatcher allows this delivery.
+    :param pace: call before each provider request after the first (a message split into
+        parts): it waits for, and takes, one more slot of the channel's rate limit and
+        returns the seconds waited. ``None`` when the channel has no rate limit.
     """
 
     idempotency_key: str = ""
     attempt: int = 1
     mentions: tuple[str, ...] = ()
     timeout: float = 30.0
+    pace: Callable[[], float] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

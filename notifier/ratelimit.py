@@ -6,6 +6,10 @@ the excess refused. :class:`SlidingWindow` remembers the start time of the last 
 and makes the next caller wait until the oldest leaves the window. Waiting uses the
 injected clock, so tests with a :class:`~notifier.clock.FakeClock` pace instantly.
 
+The window is stretched by a small margin (5 %, at most one second): the limiter sees
+when a request leaves, the provider counts when it arrives, and network jitter at the
+window's edge would otherwise get the N+1st request refused.
+
 The durable outbox enforces the same rule across processes; this limiter keeps one
 process honest when it delivers without the outbox.
 """
@@ -23,8 +27,12 @@ from notifier.kinds import RateLimit
 class SlidingWindow:
     """Paces callers to ``limit.count`` per ``limit.per`` seconds, FIFO, thread-safe."""
 
-    def __init__(self, limit: RateLimit, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, limit: RateLimit, clock: Clock = SYSTEM_CLOCK, margin: float | None = None
+    ) -> None:
         self.limit = limit
+        self.margin = min(1.0, 0.05 * limit.per) if margin is None else margin
+        self._window = limit.per + self.margin
         self._clock = clock
         self._starts: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
@@ -38,11 +46,11 @@ class SlidingWindow:
             return self._delay(self._clock.monotonic())
 
     def _delay(self, now: float) -> float:
-        while self._starts and self._starts[0] <= now - self.limit.per:
+        while self._starts and self._starts[0] <= now - self._window:
             self._starts.popleft()
         wait = self._blocked_until - now
         if len(self._starts) >= self.limit.count:
-            wait = max(wait, self._starts[0] + self.limit.per - now)
+            wait = max(wait, self._starts[0] + self._window - now)
         return max(wait, 0.0)
 
     def acquire(self, max_wait: float | None = None) -> float:

@@ -78,7 +78,14 @@ class WeComChannel:
     def _send_all(
         self, bodies: Sequence[dict[str, Any]], endpoint: Endpoint, delivery: DeliveryContext
     ) -> PartsSent:
+        calls = 0
+
         def call(payload: dict[str, Any]) -> CallResult:
+            nonlocal calls
+            # The dispatcher paced the first request; each further part takes a slot too.
+            if calls and delivery.pace is not None:
+                delivery.pace()
+            calls += 1
             return self.client.call(endpoint, json=payload)
 
         sent = send_parts(

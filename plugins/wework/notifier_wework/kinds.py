@@ -115,6 +115,7 @@ KINDS = (
         "wework",
         build_direct,
         options.DIRECT,
+        validate=options.validate_direct,
         can_create_group=True,
         description="WeCom with an access token: an app group chat (chat_id) or an "
         "application message (agent_id with to_user / to_party / to_tag)",
@@ -123,6 +124,7 @@ KINDS = (
         "wework-gateway",
         build_gateway,
         options.GATEWAY,
+        validate=options.validate_gateway,
         can_create_group=True,
         description="WeCom app group chats through the enterprise API gateway",
     ),
@@ -130,6 +132,7 @@ KINDS = (
         "wework-robot",
         build_robot,
         options.ROBOT,
+        validate=options.validate_robot,
         rate_limit=ROBOT_RATE,
         description="a WeCom group robot's webhook (text with mentions, markdown, news)",
     ),

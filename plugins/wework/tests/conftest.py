@@ -7,23 +7,11 @@ server's tokens and robot window and the channels' token caches share that clock
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import pytest
-from notifier_wework.kinds import KINDS
+from wework_support import GATEWAY_SECRET, KIND, STARTED, make_alert  # noqa: F401
 
 from notifier.kinds import BuildContext, ChannelSpec
-from notifier.models import Alert
-
-KIND = {kind.name: kind for kind in KINDS}
-GATEWAY_SECRET = "fake-gateway-secret-0001"
-STARTED = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
-
-
-def make_alert(title="磁盘将满", **fields) -> Alert:
-    """An alert with a fixed start time, so renderings are stable across retries."""
-    fields.setdefault("starts_at", STARTED)
-    return Alert(title=title, **fields)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import make_alert
 from notifier_wework import plugin
+from wework_support import make_alert
 
 from notifier.errors import AuthError, ChannelError, ProviderError
 from notifier.models import DeliveryContext, GroupSpec, GroupUpdate

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import GATEWAY_SECRET, make_alert
 from notifier_wework import plugin
+from wework_support import GATEWAY_SECRET, make_alert
 
 from notifier.dispatcher import Dispatcher
 from notifier.errors import UnsupportedOperation
@@ -187,7 +187,9 @@ key = "{ROBOT_KEY}"
     times = [s.at - start for s in wework_server.robot_messages()]
     assert len(times) == 45
     assert max(sum(1 for t in times if s <= t < s + 60) for s in times) == 20
-    assert times[-1] == 120  # 20 at once, 20 a minute later, the last 5 a minute after
+    # 20 at once, 20 a minute later, the last 5 a minute after (plus the pacer's
+    # one-second margin per window, for network jitter at the window's edge)
+    assert times[-1] == 122
     titles = [s.content.split("\n")[0] for s in wework_server.robot_messages()]
     assert titles == [f"[FIRING][WARNING] burst {i}" for i in range(45)]
 

@@ -4,9 +4,9 @@ errors refresh once; no secret reaches a message, a log line or a request event.
 from __future__ import annotations
 
 import pytest
-from conftest import GATEWAY_SECRET, make_alert
 from notifier_wework import plugin
 from notifier_wework.testing import Chat
+from wework_support import GATEWAY_SECRET, make_alert
 
 from notifier.errors import AuthError, NotifierError, ProviderError, RateLimited, TransportError
 from notifier.kinds import BuildContext

@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-from conftest import GATEWAY_SECRET, make_alert
 from notifier_wework import plugin
+from wework_support import GATEWAY_SECRET, make_alert
 
 from notifier.errors import AuthError, ProviderError, UnsupportedOperation
 from notifier.models import DeliveryContext, GroupSpec, GroupUpdate

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import make_alert
 from notifier_wework import plugin
 from notifier_wework.messages import MARKDOWN_LIMIT, TEXT_LIMIT, contents, render
+from wework_support import make_alert
 
 from notifier.errors import ProviderError
 from notifier.models import DeliveryContext, GroupSpec

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_alert
 from notifier_wework import plugin
 from notifier_wework.kinds import KINDS
+from wework_support import make_alert
 
 from notifier.errors import RateLimited
 from notifier.kinds import RateLimit
