@@ -150,10 +150,11 @@ class OutboxDelivery:
         A delivery that could not be finished now is ``queued`` with its next attempt
         time; a worker (or a later call) delivers it.
         """
+        start = self.clock.time()
         enqueued = self.enqueue(items)
         attempted: dict[int, Receipt] = {}
         while not self.stopping():
-            done = self.process()
+            done = self.process(due_by=start)
             attempted.update(done.receipts)
             if not done.claimed:
                 break
@@ -193,10 +194,12 @@ class OutboxDelivery:
             out.append(receipt)
         return out
 
-    def process(self) -> Round:
+    def process(self, due_by: float | None = None) -> Round:
         """Claim due deliveries and deliver them: channels in parallel, each in order.
 
         The first call also recovers what stopped workers on this host left in flight.
+
+        :param due_by: only deliveries due by then (default: now).
         """
         if not self._recovered:
             self.recover()
@@ -207,6 +210,7 @@ class OutboxDelivery:
             self.settings.lease,
             rate_limits=self.rate_limits,
             breaker=self.settings.breaker,
+            due_by=due_by,
         )
         if not claims:
             return Round(0, {})
@@ -232,7 +236,7 @@ class OutboxDelivery:
         outcomes: collections.Counter[str] = collections.Counter()
         rounds, waited = 0, 0.0
         while not self.stopping():
-            done = self.process()
+            done = self.process(due_by=start)
             rounds += 1
             outcomes.update(r.outcome.value for r in done.receipts.values())
             if done.claimed:

@@ -178,6 +178,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         *,
         rate_limits: Mapping[str, RateLimit] | None = None,
         breaker: CircuitBreaker | None = None,
+        due_by: float | None = None,
     ) -> list[Claim]:
         """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
 
@@ -185,8 +186,12 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         free slots for, one when its circuit wants a probe, and none from a channel
         another worker holds, the provider blocked, or whose circuit is open. In-flight
         deliveries whose lease expired (their worker died) are claimed again.
+
+        :param due_by: claim only deliveries due by then (default ``now``): a pass that
+            started earlier leaves alone what failed and was rescheduled during it.
         """
         rate_limits = rate_limits or {}
+        due_by = now if due_by is None else min(due_by, now)
         claims = []
         with self.db.write("claiming due deliveries") as conn:
             for row in conn.execute(f"{_CHANNELS} FROM channels ORDER BY name").fetchall():
@@ -197,7 +202,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 take = []
                 count = limit if g.admit is None else min(limit, g.admit)
                 for id_, state, next_at, _ in conn.execute(_HEAD, (channel, count)):
-                    if state == "pending" and next_at > now:
+                    if state == "pending" and next_at > due_by:
                         break
                     take.append(id_)
                 if not take:
