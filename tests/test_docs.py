@@ -356,6 +356,8 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]
         subprocess.Popen(
             [sys.executable, *pytest_args],
             cwd=NTFY,
+            # As in the plugin's own checkout: no third-party pytest plugins to import.
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
