@@ -60,10 +60,8 @@ class Mentions:
         return cls(tuple(mobiles), tuple(user_ids), everyone)
 
     def __or__(self, other: Mentions) -> Mentions:
-        return Mentions(
-            self.mobiles + other.mobiles, self.user_ids + other.user_ids,
-            self.everyone or other.everyone,
-        )  # fmt: skip
+        everyone = self.everyone or other.everyone
+        return Mentions(self.mobiles + other.mobiles, self.user_ids + other.user_ids, everyone)
 
     def __bool__(self) -> bool:
         return bool(self.mobiles or self.user_ids or self.everyone)

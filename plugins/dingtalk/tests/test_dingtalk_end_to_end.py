@@ -131,7 +131,7 @@ def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
     with dispatcher(config, env, host, clock) as d:
         [receipt] = d.dispatch(Alert(title="disk"))
     assert receipt.outcome is Outcome.FAILED
-    assert receipt.details == {"code": 310000, "retryable": False}
+    assert receipt.details.items() >= {"code": 310000, "retryable": False}.items()
     assert receipt.error == "channel 'ops', send: errcode 310000: sign not match"
     shown = json.dumps(receipt.to_dict()) + caplog.text
     for secret in (OPS_TOKEN, OPS_SECRET, "SECnot0the0robots0secret"):
@@ -145,7 +145,8 @@ def test_send_too_fast_fails_retryably_and_holds_the_robot_back(config, env, hos
         before = clock.monotonic()
         [second] = d.dispatch(Alert(title="two"))
     assert first.outcome is Outcome.FAILED
-    assert first.details == {"code": 130101, "retryable": True, "retry_after": 600.0}
+    expected = {"code": TOO_FAST, "retryable": True, "retry_after": 600.0}
+    assert first.details.items() >= expected.items()
     assert second.outcome is Outcome.DELIVERED
     assert clock.monotonic() - before >= 600.0
 

@@ -58,17 +58,17 @@ def _targets(mentions: Iterable[str]) -> list[str]:
     return ids
 
 
+def _button(title: str, url: str) -> dict[str, Any]:
+    return {"tag": "button", "text": {"tag": "plain_text", "content": title}, "url": url}
+
+
 def _card_skeleton(alert: Alert) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     card = render_card(alert)
     header = {
         "title": {"tag": "plain_text", "content": fit(card["headline"], HEADER_LIMIT)[0]},
         "template": TEMPLATES[card["tone"]],
     }
-    buttons = [
-        {"tag": "button", "text": {"tag": "plain_text", "content": link["title"]},
-         "url": link["url"], "type": "default"}
-        for link in card["links"][:MAX_BUTTONS]
-    ]  # fmt: skip
+    buttons = [_button(link["title"], link["url"]) for link in card["links"][:MAX_BUTTONS]]
     actions = [{"tag": "action", "actions": buttons}] if buttons else []
     return header, actions
 

@@ -127,7 +127,7 @@ def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
     with dispatcher(config, env, host, clock) as d:
         [receipt] = d.dispatch(Alert(title="disk"))
     assert receipt.outcome is Outcome.FAILED
-    assert receipt.details == {"code": 19021, "retryable": False}
+    assert receipt.details.items() >= {"code": 19021, "retryable": False}.items()
     assert receipt.error.startswith("channel 'ops', send: code 19021: sign match fail")
     shown = json.dumps(receipt.to_dict()) + caplog.text
     for secret in (OPS_TOKEN, OPS_SECRET, "notTheBotsSecret"):
@@ -140,7 +140,7 @@ def test_a_frequency_limit_fails_retryably_and_holds_the_bot_back(config, env, h
         [first] = d.dispatch(Alert(title="one"))
         before = clock.monotonic()
         [second] = d.dispatch(Alert(title="two"))
-    assert first.details == {"code": 11232, "retryable": True, "retry_after": 60.0}
+    assert first.details.items() >= {"code": 11232, "retryable": True, "retry_after": 60.0}.items()
     assert second.outcome is Outcome.DELIVERED
     assert clock.monotonic() - before >= 60.0
 
