@@ -1,8 +1,8 @@
 """The ``email`` channel kind (SMTP) and its hooks.
 
 Options are checked by the schema; the rules that tie options together (``tls`` and
-``starttls`` are exclusive, a password needs a username, addresses must parse) are
-checked in :func:`build` and reported as :class:`~notifier.errors.ConfigError` issues.
+``starttls`` are exclusive, a password needs a username, addresses must parse) are the
+kind's :func:`validate`, which the config loader runs with the schema checks.
 """
 
 from __future__ import annotations
@@ -128,10 +128,12 @@ def _address_issue(value: str) -> str | None:
     return None
 
 
-def _issues(spec: ChannelSpec) -> list[tuple[str, str]]:
+def validate(spec: ChannelSpec) -> list[ConfigIssue]:
+    """The rules that tie options together, as config issues with their key paths
+    (run by the config loader, so ``notifier check`` reports them)."""
     opts = spec.options
     found = []
-    if opts["tls"] and opts["starttls"]:
+    if opts.get("tls") and opts.get("starttls"):
         found.append(("tls", "tls (implicit TLS) or starttls, not both"))
     if opts.get("port") is not None and not 0 < opts["port"] < 65536:
         found.append(("port", "a TCP port, 1 to 65535"))
@@ -139,23 +141,22 @@ def _issues(spec: ChannelSpec) -> list[tuple[str, str]]:
         found.append(("username", "a username to go with the password"))
     if opts.get("username") and not opts.get("password"):
         found.append(("password", "a password to go with the username"))
-    problem = _address_issue(opts["from"])
+    problem = _address_issue(opts.get("from") or "")
     if problem:
         found.append(("from", problem))
-    if not opts["to"]:
+    if not opts.get("to"):
         found.append(("to", "at least one recipient address"))
-    for index, value in enumerate(opts["to"]):
+    for index, value in enumerate(opts.get("to") or ()):
         problem = _address_issue(value)
         if problem:
             found.append((f"to[{index}]", problem))
-    return found
+    return [ConfigIssue(spec.source, f"channels.{spec.name}.{k}", v) for k, v in found]
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> EmailChannel:
-    issues = _issues(spec)
+    issues = validate(spec)  # again: build may be handed a spec that skipped the loader
     if issues:
-        where = f"channels.{spec.name}"
-        raise ConfigError([ConfigIssue(spec.source, f"{where}.{k}", v) for k, v in issues])
+        raise ConfigError(issues)
     opts = spec.options
     mode = "tls" if opts["tls"] else "starttls" if opts["starttls"] else "plain"
     settings = SmtpSettings(
@@ -195,6 +196,7 @@ EMAIL = ChannelKind(
     build,
     OPTIONS,
     description="Email over SMTP: plain text and HTML, connections reused across a burst",
+    validate=validate,
 )
 
 
