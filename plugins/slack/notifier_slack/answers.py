@@ -80,4 +80,5 @@ def webhook_answer(response: requests.Response) -> Parsed:
         f"Slack refused the message: {name} (HTTP {status}): {hint}",
         code=name,
         provider_message=redact(name or ""),
+        request_id=response.headers.get(REQUEST_ID_HEADER),
     )

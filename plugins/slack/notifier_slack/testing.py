@@ -273,4 +273,5 @@ def _req_id() -> str:
 
 
 def _error(name: str) -> Response:
-    return Response(STATUS[name], name.encode(), {"Content-Type": "text/html"})
+    headers = {"Content-Type": "text/html", "X-Slack-Req-Id": _req_id()}
+    return Response(STATUS[name], name.encode(), headers)
