@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
@@ -48,6 +48,9 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import redact, scrub_exception
 from notifier.routing import Target, resolve
+
+if TYPE_CHECKING:
+    from notifier.outbox import OutboxDelivery, OutboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ class Dispatcher:
         *,
         host: PluginHost | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        outbox: OutboxSettings | bool | None = None,
     ) -> None:
         self.config = config
         self.host = host or PluginHost.load()
@@ -124,9 +128,23 @@ class Dispatcher:
             kind = self.host.kinds[spec.kind]
             self.channels[name] = LiveChannel(spec, kind, built, pacer, lane, workers)
         self._closed = False
+        self.outbox: OutboxDelivery | None = None
         if issues:
             self.close()
             raise ConfigError(issues)
+        if config.outbox or outbox:
+            self._open_outbox(outbox)
+
+    def _open_outbox(self, override: OutboxSettings | bool | None) -> None:
+        """Write every delivery to the durable outbox first (``[outbox]``, docs/outbox.md)."""
+        from notifier.outbox.attach import attach, settings_from_config
+
+        try:
+            settings = settings_from_config(self.config, override)
+            self.outbox = attach(self, settings) if settings else None
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_config(
@@ -136,11 +154,13 @@ class Dispatcher:
         env: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         host: PluginHost | None = None,
+        outbox: OutboxSettings | bool | None = None,
     ) -> Self:
         """Load plugins and the config file (``path`` or ``$NOTIFIER_CONFIG``), build
         every channel. Raises :class:`ConfigError` listing every problem."""
         host = host or PluginHost.load(env=env)
-        return cls(load_config(path, host, env), host=host, clock=clock or SYSTEM_CLOCK)
+        config = load_config(path, host, env)
+        return cls(config, host=host, clock=clock or SYSTEM_CLOCK, outbox=outbox)
 
     # -- dispatching ----------------------------------------------------------------
 
@@ -156,7 +176,19 @@ class Dispatcher:
         return self.dispatch_many([alert])
 
     def dispatch_many(self, alerts: Iterable[Alert]) -> list[Receipt]:
-        """Deliver many alerts at once; receipts in alert order, then route order."""
+        """Deliver many alerts at once; receipts in alert order, then route order.
+
+        With the outbox, every delivery is written first (one transaction) and what
+        cannot be finished now stays queued (receipt outcome ``queued``).
+        """
+        if self.outbox is not None:
+            from notifier.outbox import NewDelivery
+
+            return self.outbox.submit(
+                NewDelivery(alert, t.channel, t.mentions)
+                for alert in alerts
+                for t in self.targets(alert)
+            )
         tasks = [
             _Task(self.channels[t.channel], alert, self._context(alert, t))
             for alert in alerts
@@ -235,6 +267,8 @@ class Dispatcher:
         if isinstance(exc, RateLimited) and live.pacer is not None:
             live.pacer.block_for(retry_after or live.pacer.limit.per)
         details["retryable"] = retryable
+        if isinstance(exc, RateLimited):
+            details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
         if retry_after is not None:
             details["retry_after"] = retry_after
         started = task.started or time.monotonic()
@@ -341,6 +375,8 @@ class Dispatcher:
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        if getattr(self, "outbox", None) is not None:
+            self.outbox.close()  # lets lanes finish the delivery in hand
         for live in self.channels.values():
             # Do not wait: a hung delivery already has its timeout receipt.
             live.lane.shutdown(wait=False, cancel_futures=True)
