@@ -17,6 +17,8 @@ COMMANDS = (
     "notifier.cli.send",
     "notifier.cli.inspect",
     "notifier.cli.group",
+    "notifier.cli.worker",
+    "notifier.cli.queue",
 )
 
 # Exit statuses: every delivery succeeded / some failed / usage or configuration error.
