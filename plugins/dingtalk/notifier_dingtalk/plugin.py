@@ -17,7 +17,6 @@ from notifier.http import HTTP_OPTIONS, Endpoint, ErrorCodes, HttpClient, errcod
 from notifier.http.options import client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.redact import Secret
 from notifier_dingtalk.auth import RobotAuth
 from notifier_dingtalk.messages import Mentions, render_messages
 
@@ -98,6 +97,8 @@ class DingTalkRobot:
         )
         attempts = 0
         for index, message in enumerate(messages):
+            if index and delivery.pace is not None:
+                delivery.pace()  # every part takes a slot of the robot's 20 a minute
             try:
                 attempts += self.client.call(SEND, json=message).attempts
             except NotifierError as exc:
@@ -112,26 +113,23 @@ class DingTalkRobot:
         self.client.close()
 
 
-def _check_token(spec: ChannelSpec, token: Secret) -> None:
-    """A whole webhook URL pasted as the token answers "token is not exist"; say so now."""
-    value = token.reveal()
-    if "://" in value or "access_token=" in value:
-        query = parse_qs(urlsplit(value).query)
-        hint = " (its access_token= value)" if "access_token" in query else ""
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    spec.source or "<inline>",
-                    f"channels.{spec.name}.access_token",
-                    f"the robot's access_token alone, not its webhook URL{hint}",
-                )
-            ]
-        )
+def validate(spec: ChannelSpec) -> list[ConfigIssue]:
+    """A whole webhook URL pasted as the token would answer "token is not exist" at the
+    first alert; ``notifier check`` says so instead."""
+    value = spec.options["access_token"].reveal()
+    if "://" not in value and "access_token=" not in value:
+        return []
+    hint = " (its access_token= value)" if "access_token" in parse_qs(urlsplit(value).query) else ""
+    where = f"channels.{spec.name}.access_token"
+    expected = f"the robot's access_token alone, not its webhook URL{hint}"
+    return [ConfigIssue(spec.source or "<inline>", where, expected)]
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
+    issues = validate(spec)
+    if issues:  # a spec not made by the config loader
+        raise ConfigError(issues)
     token = spec.options["access_token"]
-    _check_token(spec, token)
     auth = RobotAuth(token, spec.options.get("secret") or None, clock=context.clock)
     client = client_from_options(spec, context, spec.options["api_root"], auth)
     return DingTalkRobot(spec, client)
@@ -144,6 +142,7 @@ DINGTALK_ROBOT = ChannelKind(
     description="DingTalk group robot: text or markdown, signed, with @-mentions",
     # DingTalk's documented limit: 20 messages a minute per robot.
     rate_limit=RateLimit(20, 60.0),
+    validate=validate,
 )
 
 

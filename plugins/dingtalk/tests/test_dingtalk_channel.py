@@ -18,7 +18,6 @@ from notifier_dingtalk.testing import ROBOT_TOKEN
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
-from notifier.kinds import BuildContext
 from notifier.models import DeliveryContext
 from notifier.redact import Secret
 from notifier.render import byte_len
@@ -87,13 +86,12 @@ def test_an_unsigned_robot_sends_no_timestamp_or_signature(make_robot, dingtalk)
     assert set(request.query) == {"access_token"}
 
 
-def test_a_webhook_url_pasted_as_the_access_token_is_a_config_error_naming_the_key(host, clock):
+def test_a_webhook_url_pasted_as_the_access_token_is_a_config_error_naming_the_key(host):
     url = "https://oapi.dingtalk.com/robot/send?access_token=abcdef123456"
-    spec = parse_channel("ops", {"kind": "dingtalk-robot", "access_token": url}, host)
     with pytest.raises(ConfigError) as info:
-        host.build_channel(spec, BuildContext(clock=clock))
+        parse_channel("ops", {"kind": "dingtalk-robot", "access_token": url}, host)
     assert info.value.issues[0].path == "channels.ops.access_token"
-    assert "access_token alone" in str(info.value)
+    assert "access_token alone, not its webhook URL (its access_token= value)" in str(info.value)
     assert "abcdef123456" not in str(info.value)
 
 
@@ -159,6 +157,13 @@ def test_split_sends_numbered_parts_up_to_max_parts_with_mentions_on_the_first(
     assert all(byte_len(c) <= CONTENT_LIMIT for c in contents)
     assert "at" in dingtalk.messages[0].body and "at" not in dingtalk.messages[1].body
     assert contents[0].endswith("@13800138000") and contents[2].endswith("…[truncated]")
+
+
+def test_every_part_after_the_first_waits_for_its_own_pacing_slot(make_robot, dingtalk):
+    paced = []
+    delivery = DeliveryContext(pace=lambda: paced.append(len(dingtalk.messages)) or 0.0)
+    make_robot(overflow="split", max_parts=3).send(huge_alert(3 * CONTENT_LIMIT), delivery)
+    assert paced == [1, 2]  # before the second and the third message, not before the first
 
 
 def test_a_lower_limit_is_respected_exactly_for_mixed_emoji_text():

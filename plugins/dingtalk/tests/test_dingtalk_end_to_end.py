@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 
+import attrs
 import pytest
 from notifier_dingtalk import plugin
+from notifier_dingtalk.messages import CONTENT_LIMIT
 from notifier_dingtalk.plugin import TOO_FAST
 from notifier_dingtalk.testing import FakeDingTalk
 
@@ -18,6 +20,7 @@ from notifier.clock import FakeClock
 from notifier.dispatcher import Dispatcher
 from notifier.models import Alert, Outcome
 from notifier.plugins import PluginHost
+from notifier.testing.samples import huge_alert
 
 OPS_TOKEN, OPS_SECRET = "ops-robot-token-0001", "SECops0robot0signing0secret"
 ONCALL_TOKEN = "oncall-robot-token-0002"
@@ -121,6 +124,21 @@ def test_a_burst_is_paced_to_twenty_a_minute_and_never_throttled(
     assert TOO_FAST not in dingtalk.answers
     # 20 at once, 20 a minute later, 5 a minute after that (plus the pacer's safety margin).
     assert 120.0 <= clock.monotonic() - start <= 123.0
+
+
+def test_split_alerts_are_paced_part_by_part(tmp_path, env, host, clock, dingtalk):
+    config = tmp_path / "split.toml"
+    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3'
+    config.write_text(CONFIG.replace("workers = 2\n\n[channels.ops]", split), encoding="utf-8")
+    start = clock.monotonic()
+    with dispatcher(config, env, host, clock) as d:
+        huge = huge_alert(3 * CONTENT_LIMIT)
+        alerts = [attrs.evolve(huge, title=f"split {i}", severity="warning") for i in range(8)]
+        receipts = d.dispatch_many(alerts)
+    split = [(r.outcome, r.details.get("parts")) for r in receipts if r.channel == "ops"]
+    assert split == [(Outcome.DELIVERED, 3)] * 8
+    assert len(dingtalk.messages) == 24 and TOO_FAST not in dingtalk.answers
+    assert clock.monotonic() - start >= 60.0  # the 21st message waited for a new minute
 
 
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(

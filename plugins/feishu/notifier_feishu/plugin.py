@@ -99,6 +99,8 @@ class FeishuBot:
         )
         attempts = 0
         for index, message in enumerate(messages):
+            if index and delivery.pace is not None:
+                delivery.pace()  # every part takes a slot of the bot's pacing window
             try:
                 result = self.client.call(
                     SEND, json=message, path_params={"token": self._token.reveal()}
@@ -116,25 +118,32 @@ class FeishuBot:
         self.client.close()
 
 
-def split_webhook_url(spec: ChannelSpec) -> tuple[str, Secret]:
-    """``(root, token)`` of the channel's webhook URL.
-
-    :raises ConfigError: naming ``channels.<name>.url`` (never echoing the URL).
-    """
-    parts = urlsplit(spec.options["url"].reveal())
+def _parts(url: str) -> tuple[str, str] | None:
+    """``(root, token)`` of a webhook URL, or ``None`` when it is not one."""
+    parts = urlsplit(url)
     head, _, token = parts.path.rstrip("/").rpartition("/")
     if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
-        where = f"channels.{spec.name}.url"
-        expected = "the bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/<token>"
-        raise ConfigError([ConfigIssue(spec.source or "<inline>", where, expected)])
-    return f"{parts.scheme}://{parts.netloc}{head}/", Secret(token)
+        return None
+    return f"{parts.scheme}://{parts.netloc}{head}/", token
+
+
+def validate(spec: ChannelSpec) -> list[ConfigIssue]:
+    """The URL must be a webhook URL ending in its token (the URL is never echoed)."""
+    if _parts(spec.options["url"].reveal()) is not None:
+        return []
+    where = f"channels.{spec.name}.url"
+    expected = "the bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/<token>"
+    return [ConfigIssue(spec.source or "<inline>", where, expected)]
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
-    root, token = split_webhook_url(spec)
+    parts = _parts(spec.options["url"].reveal())
+    if parts is None:  # a spec not made by the config loader
+        raise ConfigError(validate(spec))
+    root, token = parts
     secret = spec.options.get("secret")
     auth = BodySignature(secret, clock=context.clock) if secret else None
-    return FeishuBot(spec, client_from_options(spec, context, root, auth), token)
+    return FeishuBot(spec, client_from_options(spec, context, root, auth), Secret(token))
 
 
 FEISHU_BOT = ChannelKind(
@@ -145,6 +154,7 @@ FEISHU_BOT = ChannelKind(
     # Feishu allows 5 messages a second and 100 a minute per bot; a kind declares one
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
     rate_limit=RateLimit(5, 3.0),
+    validate=validate,
 )
 
 

@@ -20,7 +20,6 @@ from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
-from notifier.kinds import BuildContext
 from notifier.models import Alert, DeliveryContext
 from notifier.testing.samples import huge_alert, resolved, sample_alert
 
@@ -89,10 +88,9 @@ def test_an_unsigned_bot_sends_no_signature_fields(make_bot, feishu):
     "url",
     ["not a url", "https://open.feishu.cn/", "https://open.feishu.cn/hook/abc?x=1", "ftp://h/a"],
 )
-def test_a_malformed_webhook_url_is_a_config_error_naming_the_key(host, clock, url):
-    spec = parse_channel("ops", {"kind": "feishu-bot", "url": url}, host)
+def test_a_malformed_webhook_url_is_a_config_error_naming_the_key(host, url):
     with pytest.raises(ConfigError) as info:
-        host.build_channel(spec, BuildContext(clock=clock))
+        parse_channel("ops", {"kind": "feishu-bot", "url": url}, host)
     assert info.value.issues[0].path == "channels.ops.url"
     assert "open-apis/bot/v2/hook" in str(info.value)
 
@@ -166,6 +164,13 @@ def test_split_sends_numbered_text_parts_each_within_the_limit(make_bot, feishu)
     assert result.parts == 3
     assert [t[:6] for t in texts] == ["(1/3) ", "(2/3) ", "(3/3) "]
     assert all(len(m.raw.encode()) <= BODY_LIMIT for m in feishu.messages)
+
+
+def test_every_part_after_the_first_waits_for_its_own_pacing_slot(make_bot, feishu):
+    paced = []
+    delivery = DeliveryContext(pace=lambda: paced.append(len(feishu.messages)) or 0.0)
+    make_bot(overflow="split", max_parts=3).send(huge_alert(3 * BODY_LIMIT), delivery)
+    assert paced == [1, 2]
 
 
 # -- errors ------------------------------------------------------------------------------

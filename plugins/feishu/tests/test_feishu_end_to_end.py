@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 
+import attrs
 import pytest
 from notifier_feishu import plugin
+from notifier_feishu.messages import BODY_LIMIT
 from notifier_feishu.plugin import FREQUENCY_LIMITED
 from notifier_feishu.testing import FakeFeishu
 
@@ -18,6 +20,7 @@ from notifier.clock import FakeClock
 from notifier.dispatcher import Dispatcher
 from notifier.models import Alert, Outcome
 from notifier.plugins import PluginHost
+from notifier.testing.samples import huge_alert
 
 OPS_TOKEN, OPS_SECRET = "a1b2c3d4-ops-hook-0001", "opsFeishuSigningSecret"
 ONCALL_TOKEN = "e5f6a7b8-oncall-hook-0002"
@@ -117,6 +120,21 @@ def test_a_burst_is_paced_within_five_a_second_and_a_hundred_a_minute(
     assert FREQUENCY_LIMITED not in feishu.answers
     # 5 at once, then 5 per 3 s window (plus the pacer's safety margin).
     assert 60.0 <= clock.monotonic() - start <= 64.0
+
+
+def test_split_alerts_are_paced_part_by_part(tmp_path, env, host, clock, feishu):
+    config = tmp_path / "split.toml"
+    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3'
+    config.write_text(CONFIG.replace("workers = 2\n\n[channels.ops]", split), encoding="utf-8")
+    start = clock.monotonic()
+    with dispatcher(config, env, host, clock) as d:
+        huge = huge_alert(3 * BODY_LIMIT)
+        alerts = [attrs.evolve(huge, title=f"split {i}", severity="warning") for i in range(4)]
+        receipts = d.dispatch_many(alerts)
+    split = [(r.outcome, r.details.get("parts")) for r in receipts if r.channel == "ops"]
+    assert split == [(Outcome.DELIVERED, 3)] * 4
+    assert len(feishu.messages) == 12 and FREQUENCY_LIMITED not in feishu.answers
+    assert clock.monotonic() - start >= 6.0  # 12 messages, 5 per 3 s window
 
 
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
