@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import attrs
 from notifier import hookimpl
-from notifier.errors import ConfigError, ConfigIssue
+from notifier.errors import ConfigIssue
 from notifier.http import HTTP_OPTIONS, BearerAuth, Endpoint, HttpClient, client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
@@ -35,6 +35,14 @@ OPTIONS = (
     Option("token", secret=True, help="an access token, for protected topics"),
     *HTTP_OPTIONS,  # connect_timeout, read_timeout, verify_tls, max_attempts
 )
+
+
+def validate(spec: ChannelSpec) -> list[ConfigIssue]:
+    """What the option types cannot say, checked when the configuration is read."""
+    if urlsplit(spec.options["server"]).scheme in ("http", "https"):
+        return []
+    where = f"channels.{spec.name}.server"
+    return [ConfigIssue(spec.source, where, "an http:// or https:// URL")]
 
 
 # JSON publishing goes to the server's root. A POST is not idempotent and ntfy does not
@@ -69,10 +77,6 @@ class NtfyChannel:
 
 def build(spec: ChannelSpec, context: BuildContext) -> NtfyChannel:
     server = spec.options["server"].rstrip("/") + "/"
-    if urlsplit(server).scheme not in ("http", "https"):
-        # The right type but unusable: reported by `notifier check` like a schema error.
-        where = f"channels.{spec.name}.server"
-        raise ConfigError([ConfigIssue(spec.source, where, "an http:// or https:// URL")])
     token = spec.options["token"]
     auth = BearerAuth(token) if token else None
     client = client_from_options(spec, context, server, auth)
@@ -86,6 +90,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             name="ntfy",
             build=build,
             options=OPTIONS,
+            validate=validate,
             description="Publish each alert to an ntfy topic (phone and desktop push).",
             # ntfy.sh allows a burst of 60 messages, then about one every 5 seconds.
             rate_limit=RateLimit(count=60, per=300.0),
