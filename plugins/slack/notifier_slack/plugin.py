@@ -44,12 +44,12 @@ SEND = Endpoint(
 class SlackChannel:
     """One configured incoming webhook."""
 
+    kind = KIND
+
     def __init__(self, name: str, client: HttpClient, token: Secret) -> None:
         self.name = name
         self.client = client
         self._token = token
-
-    kind = KIND
 
     def __repr__(self) -> str:
         return f"SlackChannel({self.name!r})"
