@@ -55,6 +55,12 @@ class EchoServer(LocalServer):
         self.mode = "ok"  # or "denied", "throttled"
         self.route("POST", "/send", self._send)
 
+    def reset(self) -> None:
+        """Back to a fresh, working provider (recorded texts and faults forgotten)."""
+        super().reset()
+        self.texts.clear()
+        self.mode = "ok"
+
     def _send(self, request: Request) -> dict[str, Any]:
         if self.mode == "denied" or request.query.get("token") != TOKEN:
             return {"errcode": DENIED, "errmsg": "invalid token"}
