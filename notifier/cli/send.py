@@ -141,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
     with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
         unrouted = 0
         for batch in _batches(alerts):
-            for alert in batch:
-                if not dispatcher.targets(alert):
-                    unrouted += 1
-            receipts.extend(_pair(batch, dispatcher.dispatch_many(batch)))
+            # dispatch_many returns receipts in alert order, one per chosen channel.
+            owners = [a for a in batch for _ in dispatcher.targets(a)]
+            unrouted += sum(1 for a in batch if not dispatcher.targets(a))
+            receipts.extend(zip(owners, dispatcher.dispatch_many(batch), strict=True))
             progress.advance(len(batch))
         progress.finish()
     if unrouted:
@@ -155,11 +155,6 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return USAGE
     return OK if not unrouted and all(r.ok for _, r in receipts) else FAILED
-
-
-def _pair(alerts: list[Alert], receipts: list[Receipt]) -> list[tuple[Alert, Receipt]]:
-    by_fingerprint = {a.fingerprint: a for a in alerts}
-    return [(by_fingerprint[r.fingerprint], r) for r in receipts]
 
 
 def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) -> None:
