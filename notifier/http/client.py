@@ -26,6 +26,7 @@ import requests
 import requests.utils
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from notifier.clock import SYSTEM_CLOCK, Clock
@@ -260,9 +261,29 @@ class HttpClient:
     def _prepare(
         self, endpoint: Endpoint, request: requests.Request, *, requests_made: int
     ) -> requests.PreparedRequest:
-        """Build the request; auth runs here, so a token fetch happens here."""
+        """Build the request; auth runs here, so a token fetch happens here.
+
+        Built directly, not with ``Session.prepare_request``: that merges the session's
+        cookies, params, auth and hooks into every request (building and merging three
+        cookie jars each time), none of which this client sets; only the session's
+        default headers apply. It took about 100 us of a 1 ms loopback request.
+        """
         try:
-            return self.session.prepare_request(request)
+            headers = CaseInsensitiveDict(self.session.headers)
+            headers.update(request.headers)
+            for name in [name for name, value in headers.items() if value is None]:
+                del headers[name]  # None unsets a default header, as in requests
+            prepared = requests.PreparedRequest()
+            prepared.prepare(
+                method=request.method,
+                url=request.url,
+                headers=headers,
+                data=request.data,
+                params=request.params,
+                auth=request.auth,
+                cookies=self.session.cookies,  # refuses every cookie: always empty
+            )
+            return prepared
         except NotifierError as exc:
             exc.attempts = requests_made  # this attempt never went out
             raise
