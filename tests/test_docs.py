@@ -324,6 +324,14 @@ def test_the_installed_example_plugin_is_found_and_can_be_disabled(workdir: Path
         }
 
 
+def test_the_quick_start_install_installs_every_bundled_plugin():
+    """The quick start says `pip install -r requirements.txt` brings every bundled plugin."""
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    installed = {Path(line.split()[-1]).name for line in lines if "plugins/" in line}
+    bundled = {p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml")}
+    assert bundled <= installed, f"requirements.txt misses {sorted(bundled - installed)}"
+
+
 def shell_commands(doc: Path) -> list[str]:
     """The doc's ``sh`` command lines that run ``notifier`` on the example config,
     without their ``pip install`` steps (the suite runs installed)."""
