@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import attrs
@@ -58,3 +59,49 @@ class Provider:
 
 def alert(title: str = "disk full", **fields: Any) -> Alert:
     return Alert(title=title, **fields)
+
+
+class Receiver:
+    """A webhook receiver on a :class:`LocalServer`: records alert titles in arrival
+    order; while ``down`` it answers 503 to everything."""
+
+    def __init__(self, path: str | None = None) -> None:
+        from notifier.testing.server import LocalServer, Response
+
+        # The webhook channel registers its URL path as a secret, process-wide: a
+        # distinctive path keeps ordinary words ("hook") out of other tests' redaction.
+        self.path = path or f"/hooks/receiver-{secrets.token_hex(6)}"
+        self.down = False
+        self.titles: list[str] = []
+        self.keys: list[str | None] = []
+        self.server = LocalServer()
+
+        def receive(request: Any) -> Any:
+            if self.down:
+                return Response(status=503, body=b"down for maintenance")
+            self.titles.append(request.json()["title"])
+            self.keys.append(request.header("Idempotency-Key"))
+            return {"id": f"m{len(self.titles)}"}
+
+        self.server.route("POST", self.path, receive)
+
+    @property
+    def url(self) -> str:
+        return self.server.url.rstrip("/") + self.path
+
+    def __enter__(self) -> Receiver:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+def webhook_config(receivers: dict[str, Receiver], outbox: str, **channel_extra: str) -> str:
+    """A config file's text: one webhook channel per receiver, then ``[outbox]``."""
+    parts = []
+    for name, receiver in receivers.items():
+        extra = "".join(f"{k} = {v}\n" for k, v in channel_extra.items())
+        parts.append(f'[channels.{name}]\nkind = "webhook"\nurl = "{receiver.url}"\n'
+                     f"max_attempts = 1\n{extra}")  # fmt: skip
+    return "\n".join(parts) + f"\n[outbox]\n{outbox}\n"

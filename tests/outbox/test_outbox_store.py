@@ -12,6 +12,7 @@ from notifier.kinds import RateLimit
 from notifier.models import Outcome, Status, delivery_key
 from notifier.outbox import DeliveryState, NewDelivery, owner_alive
 from notifier.outbox.attempts import LEASE_LOST
+from notifier.outbox.gates import window
 from notifier.outbox.policy import CircuitBreaker
 
 T0 = 1_000.0
@@ -139,8 +140,10 @@ def test_claims_never_exceed_the_free_slots_of_the_rate_window(store):
         assert store.start_attempt("ops", "w", ids[i:], T0 + i, 60, limit["ops"]) == 0
         store.mark_delivered(d, "w", T0 + i)
     store.end_lane("ops", "w", T0 + 3)
-    assert store.claim_due(T0 + 59, 100, "w", 60, rate_limits=limit) == []
-    [claim] = store.claim_due(T0 + 60, 100, "w", 60, rate_limits=limit)
+    span = window(limit["ops"])  # 60 s and the jitter margin
+    assert span == 61
+    assert store.claim_due(T0 + span - 0.1, 100, "w", 60, rate_limits=limit) == []
+    [claim] = store.claim_due(T0 + span, 100, "w", 60, rate_limits=limit)
     assert len(claim.deliveries) == 1  # only the slot of the send at T0 has left the window
 
 
@@ -151,7 +154,8 @@ def test_a_send_slot_is_refused_with_the_wait_until_the_oldest_leaves_the_window
     ids = [d.id for d in claim.deliveries]
     assert store.start_attempt("ops", "w", ids, T0, 60, limit) == 0
     assert store.start_attempt("ops", "w", ids[1:], T0 + 4, 60, limit) == 0
-    assert store.start_attempt("ops", "w", ids[2:], T0 + 5, 60, limit) == pytest.approx(5)
+    wait = store.start_attempt("ops", "w", ids[2:], T0 + 5, 60, limit)
+    assert wait == pytest.approx(T0 + window(limit) - (T0 + 5))  # 10 s + 0.5 s margin
 
 
 def test_an_open_circuit_keeps_the_channel_from_being_claimed_then_lets_one_probe(store):
