@@ -387,17 +387,15 @@ def spawn_shell(command: str, cwd: Path) -> Job:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]]:
-    """Every subprocess of this module, started together: each command of the quick
-    start and the README in a fresh copy of examples/, and the example plugin's tests."""
+    """Every subprocess of this module, started with its first test so they run while the
+    in-process tests do: each command of the quick start and the README in a fresh copy
+    of examples/, and the example plugin's tests. Those still running at the end (a
+    filtered run) are killed."""
     started: dict[object, Job] = {}
-    for key in COMMANDS:
-        cwd = tmp_path_factory.mktemp("command")
-        shutil.copytree(EXAMPLES, cwd / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
-        started[key] = spawn_shell(key[1], cwd)
     pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
-    started["plugin"] = Job(
+    started["plugin"] = Job(  # the longest: first
         subprocess.Popen(
             [sys.executable, *pytest_args],
             cwd=NTFY,
@@ -408,6 +406,10 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]
             text=True,
         )
     )
+    for key in COMMANDS:
+        cwd = tmp_path_factory.mktemp("command")
+        shutil.copytree(EXAMPLES, cwd / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
+        started[key] = spawn_shell(key[1], cwd)
     yield started
     for job in started.values():
         if job.process.poll() is None:
@@ -415,21 +417,9 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]
         job.process.communicate()
 
 
-def test_the_example_plugin_passes_its_own_tests_and_the_channel_contract(jobs):
-    status, output = jobs["plugin"].result()
-    assert status == 0, output[-4000:]
-    assert re.search(r"\b1\d passed\b", output), output[-500:]
-
-
 @pytest.mark.parametrize("doc", CLI_DOCS)
 def test_the_doc_shows_commands_on_the_example_config(doc: str):
     assert shell_commands(ROOT / doc), f"{doc} shows no notifier command on the example"
-
-
-@pytest.mark.parametrize("key", COMMANDS, ids=[command for _, command in COMMANDS])
-def test_every_command_on_the_example_config_exits_0(key: tuple[str, str], jobs):
-    status, output = jobs[key].result()
-    assert status == 0, f"{key[0]}: `{key[1]}` exited {status}:\n{output}"
 
 
 # -- configuration error examples ---------------------------------------------------------
@@ -598,3 +588,18 @@ def test_every_link_in_the_core_docs_resolves(doc: str, target: str):
     assert page.exists(), f"docs/{doc} links to {target}, which does not exist"
     if anchor and page.suffix == ".md":
         assert anchor in anchors(page), f"docs/{doc} links to #{anchor}, not a heading there"
+
+
+# -- the subprocesses started by `jobs`, last so they had time to finish -----------------
+
+
+def test_the_example_plugin_passes_its_own_tests_and_the_channel_contract(jobs):
+    status, output = jobs["plugin"].result()
+    assert status == 0, output[-4000:]
+    assert re.search(r"\b1\d passed\b", output), output[-500:]
+
+
+@pytest.mark.parametrize("key", COMMANDS, ids=[command for _, command in COMMANDS])
+def test_every_command_on_the_example_config_exits_0(key: tuple[str, str], jobs):
+    status, output = jobs[key].result()
+    assert status == 0, f"{key[0]}: `{key[1]}` exited {status}:\n{output}"
