@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -285,33 +286,58 @@ class Dispatcher:
 
     def _gather(self, tasks: list[_Task]) -> None:
         pending: dict[Future[Receipt], _Task] = {t.future: t for t in tasks if t.future}
+        # Completions arrive on a queue; deadlines and saturated lanes are checked by a
+        # scan at most every _POLL seconds. Scanning (and waiting on) every pending
+        # future after each completion made a large batch quadratic.
+        finished: queue.SimpleQueue[Future[Receipt]] = queue.SimpleQueue()
+        for future in pending:
+            future.add_done_callback(finished.put)
+        scan_at = 0.0
         while pending:
             now = time.monotonic()
-            poll = _POLL
-            for future, task in list(pending.items()):
+            if now >= scan_at:
+                scan_at = now + self._scan(pending)
+                if not pending:
+                    break
+            try:
+                future = finished.get(timeout=max(scan_at - now, 0.0))
+            except queue.Empty:
+                continue
+            while True:
+                # Futures already given a timeout receipt, or cancelled, are not pending.
+                task = pending.pop(future, None)
+                if task is not None:
+                    self._finish(task, future.result())
+                try:
+                    future = finished.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _scan(self, pending: dict[Future[Receipt], _Task]) -> float:
+        """Give timeout receipts to deliveries past their deadline (or stuck behind a
+        saturated lane); return how long until the next scan is due."""
+        now = time.monotonic()
+        poll = _POLL
+        for future, task in list(pending.items()):
+            if future.done():
+                continue
+            if task.started is None:
+                if task.live.saturated and future.cancel():
+                    del pending[future]
+                    self._finish(task, self._timed_out(task, hung=True))
+                continue
+            left = task.started + task.live.spec.timeout - now
+            if left > 0:
+                poll = min(poll, left)
+                continue
+            with task.live.lock:
                 if future.done():
                     continue
-                if task.started is None:
-                    if task.live.saturated and future.cancel():
-                        del pending[future]
-                        self._finish(task, self._timed_out(task, hung=True))
-                    continue
-                left = task.started + task.live.spec.timeout - now
-                if left > 0:
-                    poll = min(poll, left)
-                    continue
-                with task.live.lock:
-                    if future.done():
-                        continue
-                    task.abandoned = True
-                    task.live.hung += 1
-                del pending[future]
-                self._finish(task, self._timed_out(task))
-            if not pending:
-                break
-            done, _ = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._finish(pending.pop(future), future.result())
+                task.abandoned = True
+                task.live.hung += 1
+            del pending[future]
+            self._finish(task, self._timed_out(task))
+        return poll
 
     def _finish(self, task: _Task, receipt: Receipt) -> None:
         task.receipt = receipt
