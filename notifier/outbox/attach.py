@@ -66,7 +66,7 @@ def attach(
             )
         changes: dict[str, Any] = {"timeout": live.spec.timeout}
         limit = limits.get(channel)
-        if limit is not None and _has_pace:
+        if limit is not None:
             changes["pace"] = lambda: _pace(engine, channel, limit, live.pacer)
         return dispatcher.deliver(channel, alert, attrs.evolve(context, **changes))
 
@@ -74,9 +74,6 @@ def attach(
         settings, deliver, rate_limits=limits, clock=dispatcher.clock, runner=runner
     )
     return engine
-
-
-_has_pace = any(f.name == "pace" for f in attrs.fields(DeliveryContext))
 
 
 def _pace(engine: OutboxDelivery, channel: str, limit: RateLimit, pacer: Any) -> float:

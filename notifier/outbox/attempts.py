@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from notifier.kinds import RateLimit
-from notifier.outbox.gates import slots
+from notifier.outbox.gates import slots, window
 from notifier.outbox.policy import CircuitBreaker, CircuitState
 from notifier.redact import redact
 
@@ -68,7 +68,7 @@ def _take_slot(
 ) -> float:
     if limit is None:
         return 0.0
-    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - limit.per))
+    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - window(limit)))
     free, wait = slots(conn, channel, now, limit)
     if free == 0:
         return wait

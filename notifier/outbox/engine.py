@@ -29,6 +29,7 @@ from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, Receipt
+from notifier.outbox.gates import window
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
 from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
 from notifier.outbox.runner import Runner, ThreadPoolRunner
@@ -150,8 +151,10 @@ class OutboxDelivery:
         A delivery that could not be finished now is ``queued`` with its next attempt
         time; a worker (or a later call) delivers it.
         """
-        start = self.clock.time()
-        enqueued = self.enqueue(items)
+        start = self.clock.time()  # the deliveries written now are due at this time
+        enqueued = self.store.enqueue_many(
+            items, now=start, dedup_window=self.settings.dedup_window
+        )
         attempted: dict[int, Receipt] = {}
         while not self.stopping():
             done = self.process(due_by=start)
@@ -309,7 +312,7 @@ class OutboxDelivery:
         if not force and now - self._last_maintenance < MAINTENANCE_EVERY:
             return
         self._last_maintenance = now
-        longest = max((r.per for r in self.rate_limits.values()), default=0.0)
+        longest = max((window(r) for r in self.rate_limits.values()), default=0.0)
         self.store.prune(now, dedup_window=self.settings.dedup_window, longest_window=longest)
         self.store.purge(DeliveryState.DELIVERED, older_than=now - self.settings.keep_delivered)
 

@@ -14,6 +14,16 @@ from notifier.outbox.policy import CircuitBreaker, CircuitState
 _WINDOW = "SELECT at FROM sends WHERE channel = ? AND at > ? ORDER BY at"
 
 
+def window(limit: RateLimit) -> float:
+    """The window the outbox keeps: ``limit.per`` plus the in-process limiter's margin.
+
+    The same 5 % (at most one second) as :class:`~notifier.ratelimit.SlidingWindow`, for
+    the same reason: the provider counts arrivals, and jitter at the window's edge would
+    otherwise get the N+1st send refused.
+    """
+    return limit.per + min(1.0, 0.05 * limit.per)
+
+
 @attrs.frozen
 class Gate:
     """Whether a channel may be claimed now: ``admit`` deliveries (``None``: no limit)."""
@@ -41,11 +51,12 @@ def slots(conn: Any, channel: str, now: float, limit: RateLimit | None) -> tuple
     """
     if limit is None:
         return None, 0.0
-    times = [row[0] for row in conn.execute(_WINDOW, (channel, now - limit.per))]
+    span = window(limit)
+    times = [row[0] for row in conn.execute(_WINDOW, (channel, now - span))]
     free = limit.count - len(times)
     if free > 0:
         return free, 0.0
-    return 0, times[len(times) - limit.count] + limit.per - now
+    return 0, times[len(times) - limit.count] + span - now
 
 
 def gate(

@@ -55,7 +55,7 @@ def failure_facts(receipt: Receipt) -> tuple[bool, float | None, bool]:
         retry_after = None if retry_after is None else max(float(retry_after), 0.0)
     except (TypeError, ValueError):
         retry_after = None
-    rate_limited = bool(details.get("rate_limited")) or details.get("error") == "RateLimited"
+    rate_limited = bool(details.get("rate_limited"))
     return bool(details.get("retryable")) or rate_limited, retry_after, rate_limited
 
 
