@@ -1,0 +1,1 @@
+"""The notifier benchmark: ``python benchmarks/run.py`` (see docs/performance.md)."""
