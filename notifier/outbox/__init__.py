@@ -9,13 +9,15 @@ repeats inside the dedup window dropped. See ``docs/outbox.md``.
 
 Modules: :mod:`~.database` (the connection), :mod:`~.schema`, :mod:`~.store` (write and
 claim), :mod:`~.attempts` (record attempts), :mod:`~.admin` (operator views),
-:mod:`~.gates`, :mod:`~.policy` (backoff, breaker, dedup), :mod:`~.settings`,
-:mod:`~.runner` (where lanes run), :mod:`~.lane` and :mod:`~.engine`.
+:mod:`~.gates`, :mod:`~.owners`, :mod:`~.policy` (backoff, breaker, dedup), :mod:`~.settings`,
+:mod:`~.runner` (where lanes run), :mod:`~.lane`, :mod:`~.engine` and :mod:`~.attach`
+(the dispatcher's side).
 """
 
 from __future__ import annotations
 
-from notifier.outbox.engine import DrainReport, OutboxDelivery, Round, owner_alive, worker_id
+from notifier.outbox.engine import DrainReport, OutboxDelivery, Round
+from notifier.outbox.owners import owner_alive, worker_id
 from notifier.outbox.paths import MEMORY, default_path
 from notifier.outbox.policy import Backoff, CircuitBreaker, is_duplicate
 from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import random
-import secrets
-import socket
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 
@@ -31,6 +27,7 @@ from notifier.kinds import RateLimit
 from notifier.models import Outcome, Receipt
 from notifier.outbox.gates import window
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
+from notifier.outbox.owners import owner_alive, worker_id
 from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
 from notifier.outbox.runner import Runner, ThreadPoolRunner
 from notifier.outbox.settings import OutboxSettings
@@ -42,33 +39,6 @@ MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
 _OUTCOMES = {DeliveryState.DELIVERED: Outcome.DELIVERED, DeliveryState.DEAD: Outcome.FAILED}
-
-
-def worker_id() -> str:
-    """``host:pid:token``: unique per engine, and says which process holds a lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the worker named ``owner`` may still be running.
-
-    Only a process on this host can be checked; anything else counts as alive and its
-    leases simply expire.
-    """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or sys.platform == "win32":
-        return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 @attrs.frozen
