@@ -91,7 +91,13 @@ def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
     if Path(DEFAULT_FILE).is_file():
         return Path(DEFAULT_FILE)
     raise ConfigError(
-        [ConfigIssue("<no file>", "", f"no configuration: pass --config FILE or set {CONFIG_ENV}")]
+        [
+            ConfigIssue(
+                "<no file>",
+                "",
+                f"no configuration: pass --config FILE, set {CONFIG_ENV}, or create ./{DEFAULT_FILE}",
+            )
+        ]
     )
 
 
@@ -261,7 +267,7 @@ def _options(
         if value is not _INVALID:
             values[key] = _finish(value, opt, base_dir)
     for opt in schema:
-        if opt.name in values:
+        if opt.name in values or opt.name in table:  # present but invalid: reported above
             continue
         if opt.required:
             issues.add(f"{where}.{opt.name}", f"required: {opt.expected}" + _help(opt))
@@ -295,6 +301,8 @@ def _resolve(
             value = _from_env(env[name], opt)
         elif "default" in raw:
             value = raw["default"]
+            if isinstance(value, str):  # a default is written as the variable would be
+                value = _from_env(value, opt)
         else:
             issues.add(path, f"environment variable {name} is not set (expected {opt.expected})")
             return _INVALID

@@ -108,6 +108,8 @@ class PluginHost:
 
     def register(self, plugin: Any, *, name: str | None = None, dist: str = "") -> None:
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if self.pm.has_plugin(name):  # a second instance of one plugin class
+            name = f"{name}-{id(plugin):x}"
         dist = dist or name.split(".")[0]
         self.pm.register(plugin, name=name)
         self._dists[id(plugin)] = dist

@@ -27,18 +27,19 @@ class JsonlChannel:
     path: Path
     fsync: bool
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
-    _count: int = 0
 
     @property
     def kind(self) -> str:
         return "jsonl"
 
     def append(self, record: dict[str, object]) -> int:
+        """Append one line; return the byte offset it starts at (its message id)."""
         line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as out:
+                    offset = out.tell()
                     out.write(line)
                     if self.fsync:
                         out.flush()
@@ -48,8 +49,7 @@ class JsonlChannel:
                     f"channel {self.name!r}: cannot append to {self.path}: {exc.strerror}",
                     retryable=True,
                 ) from exc
-            self._count += 1
-            return self._count
+            return offset
 
     def close(self) -> None:
         pass
@@ -88,7 +88,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
 def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
     if not isinstance(channel, JsonlChannel):
         return None
-    line = channel.append(
+    offset = channel.append(
         {
             "channel": channel.name,
             "delivered_at": time.time(),
@@ -98,4 +98,4 @@ def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> S
             "alert": alert.to_dict(),
         }
     )
-    return SendResult(message_id=f"{channel.path.name}:{line}")
+    return SendResult(message_id=f"{channel.path.name}@{offset}")
