@@ -182,6 +182,7 @@ def test_env_values_convert_to_the_option_type_and_secrets_are_wrapped(
         kind = "webhook"
         url = { env = "HOOK_URL" }
         max_attempts = { env = "ATTEMPTS" }
+        read_timeout = { env = "READ_TIMEOUT", default = "2.5" }
         """
     )
     env = {"AUDIT_FSYNC": "yes", "HOOK_URL": "http://127.0.0.1:9/h", "ATTEMPTS": "5"}
@@ -191,6 +192,7 @@ def test_env_values_convert_to_the_option_type_and_secrets_are_wrapped(
     assert audit.options["fsync"] is True
     assert isinstance(hook.options["url"], Secret) and "127.0.0.1" not in repr(hook)
     assert hook.options["max_attempts"] == 5
+    assert hook.options["read_timeout"] == 2.5  # a string default converts like the variable
     with pytest.raises(ConfigError, match=r"ATTEMPTS to hold an integer"):
         load_config(path, host, env={**env, "ATTEMPTS": "five"})
 
