@@ -177,7 +177,9 @@ class HttpClient:
         request_headers = dict(_revealed(headers) if headers else {})
         body = data
         if json is not None:
-            body = jsonlib.dumps(_revealed(json), ensure_ascii=False).encode("utf-8")
+            # Secrets are revealed by the encoder's hook as it meets them: cheaper than
+            # copying the whole body first to replace them.
+            body = jsonlib.dumps(json, ensure_ascii=False, default=_wire_value).encode("utf-8")
             request_headers.setdefault("Content-Type", "application/json")
         if idempotency_key and endpoint.idempotency_header:
             request_headers[endpoint.idempotency_header] = idempotency_key
@@ -213,7 +215,6 @@ class HttpClient:
             attempt += 1
             started = time.perf_counter()
             prepared = self._prepare(endpoint, request, requests_made=attempt - 1)
-            shown_url = redact(prepared.url or "")
             response: requests.Response | None = None
             try:
                 response = self._send(endpoint, prepared)
@@ -241,13 +242,15 @@ class HttpClient:
                     wait = self.retry.wait_for(error, failures, self._rng)
                     # A long server-requested pause is the outbox's job, not a thread's.
                     retry = wait <= self.retry.max_wait
-                self._report(endpoint, shown_url, status, error, started, attempt, retry)
+                self._report(endpoint, prepared.url, status, error, started, attempt, retry)
                 if not retry:
                     raise  # ``error`` is ``exc``, relabelled; its cause chain is already scrubbed
                 if wait > 0:
                     self.clock.sleep(wait)
                 continue
-            self._report(endpoint, shown_url, response.status_code, None, started, attempt, False)
+            self._report(
+                endpoint, prepared.url, response.status_code, None, started, attempt, False
+            )
             request_id = None
             if isinstance(outcome, Parsed):
                 outcome, request_id = outcome.data, outcome.request_id
@@ -270,9 +273,11 @@ class HttpClient:
         """
         try:
             headers = CaseInsensitiveDict(self.session.headers)
-            headers.update(request.headers)
-            for name in [name for name, value in headers.items() if value is None]:
-                del headers[name]  # None unsets a default header, as in requests
+            for name, value in request.headers.items():
+                if value is None:
+                    headers.pop(name, None)  # None unsets a default header, as in requests
+                else:
+                    headers[name] = value
             prepared = requests.PreparedRequest()
             prepared.prepare(
                 method=request.method,
@@ -352,14 +357,17 @@ class HttpClient:
     def _report(
         self,
         endpoint: Endpoint,
-        url: str,
+        url: str | None,
         status: int | None,
         error: NotifierError | None,
         started: float,
         attempt: int,
         retry: bool,
     ) -> None:
+        if self.observe is None and not log.isEnabledFor(logging.DEBUG):
+            return  # nobody listens: skip redacting and formatting on the hot path
         duration_ms = (time.perf_counter() - started) * 1000
+        url = redact(url or "")
         outcome = OK if error is None else RETRY if retry else ERROR
         code = getattr(error, "code", None) if error is not None else None
         text = redact(str(error)) if error is not None else None
@@ -473,6 +481,15 @@ def _revealed(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_revealed(v) for v in value]
     return reveal(value) if isinstance(value, Secret) else value
+
+
+def _wire_value(value: Any) -> Any:
+    """``json.dumps`` hook for what JSON cannot encode itself: a Secret's plain value."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _frozen(value: Any) -> Any:
