@@ -19,15 +19,14 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 
-import attrs
-
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
-from notifier.models import Outcome, Receipt
+from notifier.models import Receipt
 from notifier.outbox.gates import window
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
 from notifier.outbox.owners import owner_alive, worker_id
+from notifier.outbox.receipts import DrainReport, Round, receipts_for
 from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
 from notifier.outbox.runner import Runner, ThreadPoolRunner
 from notifier.outbox.settings import OutboxSettings
@@ -38,24 +37,6 @@ log = logging.getLogger("notifier.outbox")
 MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
-_OUTCOMES = {DeliveryState.DELIVERED: Outcome.DELIVERED, DeliveryState.DEAD: Outcome.FAILED}
-
-
-@attrs.frozen
-class Round:
-    """One claim-and-deliver pass: how many were claimed, and receipts by delivery id."""
-
-    claimed: int
-    receipts: Mapping[int, Receipt]
-
-
-@attrs.frozen
-class DrainReport:
-    """What :meth:`OutboxDelivery.drain` did, by outcome, and what is still queued."""
-
-    outcomes: Mapping[str, int]
-    rounds: int
-    waited: float
 
 
 class OutboxDelivery:
@@ -85,6 +66,9 @@ class OutboxDelivery:
         self._last_maintenance = float("-inf")
         self._recovered = False
         self._background: threading.Thread | None = None
+        # Channels whose lanes this engine is running, for concurrent submit() calls.
+        self._busy: collections.Counter[str] = collections.Counter()
+        self._lanes = threading.Condition()
         self._lane = LaneContext(
             store=store,
             deliver=deliver,
@@ -126,12 +110,34 @@ class OutboxDelivery:
             items, now=start, dedup_window=self.settings.dedup_window
         )
         attempted: dict[int, Receipt] = {}
+        waiting = {e.id: e.channel for e in enqueued if e.id is not None}
         while not self.stopping():
             done = self.process(due_by=start)
             attempted.update(done.receipts)
-            if not done.claimed:
+            for id_ in done.receipts:
+                waiting.pop(id_, None)
+            if not done.claimed and not self._behind_own_lane(waiting):
                 break
         return self.receipts(enqueued, attempted)
+
+    def _behind_own_lane(self, waiting: dict[int, str]) -> bool:
+        """Wait while another thread of this process delivers a channel we have work on.
+
+        A concurrent ``submit`` (or the background worker) holds the channel's lane and
+        our deliveries are queued behind its batch; once it lets go we claim them, so a
+        burst of concurrent dispatches is delivered now, not left for a worker.
+
+        :return: whether we waited (claim again), or there is nothing to wait for.
+        """
+        with self._lanes:
+            busy = {channel for channel, n in self._busy.items() if n > 0}
+            if not busy & set(waiting.values()):
+                return False
+            self._lanes.wait(self.settings.poll_interval)
+        for id_, d in self.store.get(list(waiting)).items():  # settled by the other thread?
+            if d.state not in (DeliveryState.PENDING, DeliveryState.INFLIGHT):
+                waiting.pop(id_)
+        return bool(waiting)
 
     def receipts(
         self, enqueued: Iterable[Enqueued], attempted: Mapping[int, Receipt] | None = None
@@ -139,33 +145,7 @@ class OutboxDelivery:
         """A receipt for each written delivery: what was tried now, else its stored state."""
         enqueued, attempted = list(enqueued), attempted or {}
         wanted = [e.id for e in enqueued if e.id is not None and e.id not in attempted]
-        stored = self.store.get(wanted)
-        out = []
-        for e in enqueued:
-            if e.id in attempted:
-                out.append(attempted[e.id])
-                continue
-            receipt = Receipt(
-                e.channel,
-                e.outcome,
-                fingerprint=e.fingerprint,
-                details={"idempotency_key": e.key, "delivery_id": e.id},
-            )
-            d = stored.get(e.id) if e.id is not None else None
-            if d is not None:
-                outcome = _OUTCOMES.get(d.state, Outcome.QUEUED)
-                later = d.next_attempt_at if outcome is Outcome.QUEUED else None
-                receipt = attrs.evolve(
-                    receipt,
-                    outcome=outcome,
-                    attempts=d.attempts,
-                    error=d.last_error,
-                    next_attempt_at=later,
-                )
-            elif e.outcome is not Outcome.DEDUPLICATED:
-                receipt = attrs.evolve(receipt, outcome=Outcome.FAILED, error="purged")
-            out.append(receipt)
-        return out
+        return receipts_for(enqueued, attempted, self.store.get(wanted))
 
     def process(self, due_by: float | None = None) -> Round:
         """Claim due deliveries and deliver them: channels in parallel, each in order.
@@ -187,14 +167,22 @@ class OutboxDelivery:
         )
         if not claims:
             return Round(0, {})
-        futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
+        channels = [c.channel for c in claims]
+        with self._lanes:
+            self._busy.update(channels)
         receipts: dict[int, Receipt] = {}
         failure: BaseException | None = None
-        for future in futures:  # wait for every lane before reporting any failure
-            try:
-                receipts.update(future.result())
-            except BaseException as exc:
-                failure = failure or exc
+        try:
+            futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
+            for future in futures:  # wait for every lane before reporting any failure
+                try:
+                    receipts.update(future.result())
+                except BaseException as exc:
+                    failure = failure or exc
+        finally:
+            with self._lanes:
+                self._busy.subtract(channels)
+                self._lanes.notify_all()
         if failure is not None:
             raise failure
         return Round(sum(len(c.deliveries) for c in claims), receipts)

@@ -226,3 +226,32 @@ def test_a_background_worker_delivers_until_the_engine_closes(make_engine, provi
     engine.close()
     assert not thread.is_alive()
     assert provider.titles("ops") == ["a"]
+
+
+def test_concurrent_submits_to_one_channel_all_deliver_now_in_order(make_engine, clock):
+    inside, release = threading.Event(), threading.Event()
+    sent = []
+
+    def slow(channel, a, context):
+        if not sent:  # the first delivery holds the channel's lane for a while
+            inside.set()
+            release.wait(5)
+        sent.append(a.title)
+        return Receipt(channel, Outcome.DELIVERED)
+
+    engine = make_engine()
+    engine._lane = attrs.evolve(engine._lane, deliver=slow)
+    results = {}
+    first = threading.Thread(target=lambda: results.update(a=engine.submit(items(["a"], "ops"))))
+    first.start()
+    inside.wait(5)
+    second = threading.Thread(
+        target=lambda: results.update(b=engine.submit(items(["b", "c"], "ops")))
+    )
+    second.start()
+    threading.Event().wait(0.2)  # the second submit finds the lane taken and waits
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert [r.outcome for r in results["a"] + results["b"]] == [Outcome.DELIVERED] * 3
+    assert sent == ["a", "b", "c"]
