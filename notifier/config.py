@@ -77,7 +77,7 @@ class Config:
     channels: Mapping[str, ChannelSpec] = attrs.field(factory=dict)
     routes: tuple[Route, ...] = ()
     dispatcher: DispatcherSettings = DispatcherSettings()
-    outbox: Mapping[str, Any] = attrs.field(factory=dict)
+    outbox: Mapping[str, Any] | None = None  # None: no [outbox] table at all
     base_dir: Path = Path(".")
 
 
@@ -95,7 +95,8 @@ def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
             ConfigIssue(
                 "<no file>",
                 "",
-                f"no configuration: pass --config FILE, set {CONFIG_ENV}, or create ./{DEFAULT_FILE}",
+                f"no configuration: pass --config FILE, set {CONFIG_ENV}, "
+                f"or create ./{DEFAULT_FILE}",
             )
         ]
     )
@@ -156,11 +157,13 @@ def parse_config(
             channels[name] = spec
 
     routes = parse_routes(data.get("routes", []), raw_channels, issues)
-    outbox = data.get("outbox", {})
-    if not isinstance(outbox, Mapping):
-        issues.add("outbox", "a table ([outbox])")
-        outbox = {}
-    outbox = _outbox(outbox, issues, env, base_dir)
+    outbox = data.get("outbox")
+    if outbox is not None:
+        if isinstance(outbox, Mapping):
+            outbox = _outbox(outbox, issues, env, base_dir)
+        else:
+            issues.add("outbox", "a table ([outbox])")
+            outbox = None
     issues.raise_if_any()
     return Config(file, channels, routes, dispatcher, outbox, base_dir)
 
@@ -372,4 +375,10 @@ def _outbox(
         if key == "path" and isinstance(value, str) and value != ":memory:":
             value = str(base_dir / Path(value).expanduser())
         values[key] = value
+    from notifier.outbox.settings import OutboxSettings  # only configs with [outbox] pay
+
+    try:
+        OutboxSettings.from_table(values, file=issues.file)
+    except ConfigError as exc:
+        issues.found.extend(exc.issues)
     return values

@@ -203,15 +203,15 @@ class Dispatcher:
     def deliver(
         self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
     ) -> Receipt:
-        """One paced, isolated attempt on the calling thread; never raises.
-
-        The durable outbox calls this for each due delivery.
+        """One paced, isolated attempt within the channel's ``delivery_timeout``; never
+        raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
+        caller. The durable outbox calls this for each due delivery.
         """
         live = self.channels[channel]
-        delivery = delivery or self._context(alert, Target(channel))
-        receipt = self._attempt(_Task(live, alert, delivery))
-        self._report(alert, receipt)
-        return receipt
+        task = _Task(live, alert, delivery or self._context(alert, Target(channel)))
+        task.future = live.lane.submit(self._run, task)
+        self._gather([task])
+        return task.receipt  # type: ignore[return-value]
 
     def _context(self, alert: Alert, target: Target) -> DeliveryContext:
         live = self.channels[target.channel]

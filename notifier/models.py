@@ -47,7 +47,10 @@ def _utc(value: datetime | str | float | None) -> datetime | None:
             return value.replace(tzinfo=UTC)
         return value
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(f"timestamp {value!r} is out of range") from exc
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

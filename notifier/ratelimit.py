@@ -24,6 +24,11 @@ from notifier.errors import RateLimited
 from notifier.kinds import RateLimit
 
 
+def window(limit: RateLimit) -> float:
+    """The window actually kept for ``limit``: ``per`` plus the jitter margin."""
+    return limit.per + min(1.0, 0.05 * limit.per)
+
+
 class SlidingWindow:
     """Paces callers to ``limit.count`` per ``limit.per`` seconds, FIFO, thread-safe."""
 
@@ -31,8 +36,7 @@ class SlidingWindow:
         self, limit: RateLimit, clock: Clock = SYSTEM_CLOCK, margin: float | None = None
     ) -> None:
         self.limit = limit
-        self.margin = min(1.0, 0.05 * limit.per) if margin is None else margin
-        self._window = limit.per + self.margin
+        self._window = window(limit) if margin is None else limit.per + margin
         self._clock = clock
         self._starts: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0

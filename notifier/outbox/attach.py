@@ -30,8 +30,8 @@ def settings_from_config(
     """The outbox settings to use, or ``None`` to deliver directly.
 
     :param override: ``False`` turns the outbox off, an :class:`OutboxSettings` replaces
-        the file's; ``None`` (and ``True``) follow the file: a non-empty ``[outbox]``
-        table turns the outbox on unless it says ``enabled = false``.
+        the file's; ``None`` (and ``True``) follow the file: an ``[outbox]`` table, even
+        an empty one, turns the outbox on unless it says ``enabled = false``.
     :raises ConfigError: the ``[outbox]`` table has unknown keys or bad values.
     """
     if override is False:
@@ -39,7 +39,7 @@ def settings_from_config(
     if isinstance(override, OutboxSettings):
         return override if override.enabled else None
     table = config.outbox
-    if not table and override is None:
+    if table is None and override is None:
         return None
     settings = OutboxSettings.from_table(table, file=config.file)
     return settings if settings.enabled else None

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from notifier.kinds import RateLimit
-from notifier.outbox.gates import slots, window
+from notifier.outbox.gates import slots
 from notifier.outbox.policy import CircuitBreaker, CircuitState
+from notifier.ratelimit import window
 from notifier.redact import redact
 
 if TYPE_CHECKING:

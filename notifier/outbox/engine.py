@@ -23,7 +23,6 @@ from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
 from notifier.models import Receipt
-from notifier.outbox.gates import window
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
 from notifier.outbox.owners import owner_alive, worker_id
 from notifier.outbox.receipts import DrainReport, Round, receipts_for
@@ -31,6 +30,7 @@ from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
 from notifier.outbox.runner import Runner, ThreadPoolRunner
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
+from notifier.ratelimit import window
 
 log = logging.getLogger("notifier.outbox")
 

@@ -10,18 +10,9 @@ import attrs
 
 from notifier.kinds import RateLimit
 from notifier.outbox.policy import CircuitBreaker, CircuitState
+from notifier.ratelimit import window
 
 _WINDOW = "SELECT at FROM sends WHERE channel = ? AND at > ? ORDER BY at"
-
-
-def window(limit: RateLimit) -> float:
-    """The window the outbox keeps: ``limit.per`` plus the in-process limiter's margin.
-
-    The same 5 % (at most one second) as :class:`~notifier.ratelimit.SlidingWindow`, for
-    the same reason: the provider counts arrivals, and jitter at the window's edge would
-    otherwise get the N+1st send refused.
-    """
-    return limit.per + min(1.0, 0.05 * limit.per)
 
 
 @attrs.frozen

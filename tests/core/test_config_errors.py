@@ -209,3 +209,20 @@ def test_kind_defaults_and_overrides_for_rate_limit(host: PluginHost) -> None:
     )
     assert (config.channels["a"].rate_limit.count, config.channels["a"].rate_limit.per) == (5, 1)
     assert config.channels["b"].rate_limit is None and config.channels["b"].timeout == 2.0
+
+
+def test_outbox_settings_are_checked_with_the_rest(tmp_path: Path, host: PluginHost) -> None:
+    issues = _issues(tmp_path, "[outbox]\nmax_attempt = 3\n", host)
+    assert len(issues) == 1 and issues[0].startswith("outbox.max_attempt | no such key")
+    path = tmp_path / "empty.toml"
+    path.write_text("[outbox]\n")
+    assert load_config(path, host, env={}).outbox == {}  # present: on, with defaults
+    path.write_text("")
+    assert load_config(path, host, env={}).outbox is None
+
+
+def test_out_of_range_timestamps_are_invalid_alerts_not_crashes() -> None:
+    from notifier.models import Alert
+
+    with pytest.raises(ValueError, match="out of range"):
+        Alert.from_dict({"title": "x", "starts_at": 1e20})

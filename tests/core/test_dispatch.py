@@ -224,6 +224,8 @@ def test_deliver_is_one_attempt_that_never_raises(mixed: Dispatcher, observed) -
     receipt = mixed.deliver("bad", Alert(title="x"))
     assert receipt.outcome is Outcome.FAILED and observed == [receipt]
     assert mixed.deliver("good", Alert(title="x")).ok
+    stuck = mixed.deliver("stuck", Alert(title="x"))  # the caller is not held hostage
+    assert stuck.outcome is Outcome.FAILED and "did not finish within 0.2s" in stuck.error
 
 
 def test_close_is_idempotent_and_closes_channels(host: PluginHost, plugin) -> None:

@@ -7,7 +7,7 @@ from outbox_support import alert
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, Status
 from notifier.outbox import NewDelivery, OutboxStore
-from notifier.outbox.gates import window
+from notifier.ratelimit import window
 
 
 def items(titles, *channels, **fields):

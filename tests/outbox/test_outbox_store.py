@@ -12,8 +12,8 @@ from notifier.kinds import RateLimit
 from notifier.models import Outcome, Status, delivery_key
 from notifier.outbox import DeliveryState, NewDelivery, owner_alive
 from notifier.outbox.attempts import LEASE_LOST
-from notifier.outbox.gates import window
 from notifier.outbox.policy import CircuitBreaker
+from notifier.ratelimit import window
 
 T0 = 1_000.0
 
