@@ -181,7 +181,8 @@ def run(settings: Settings, workdir: Path) -> Outcome:
             target=ENQUEUE_TARGET,
             compare="value",
             note=f"file {top['file_mb']:.0f} MB; CPU {top['cpu_us_per_delivery']:.0f} vs "
-            f"{raw['cpu_us_per_delivery']:.0f} us/delivery; per 10k: "
+            f"{raw['cpu_us_per_delivery']:.0f} us/delivery (a CPU-bound ceiling of "
+            f"{1e6 / top['cpu_us_per_delivery']:,.0f}/s on one free core); per 10k: "
             + ", ".join(f"{r / 1000:.0f}k" for r in top["rate_per_10k"])
             + "/s",
         ),

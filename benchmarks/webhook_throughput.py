@@ -175,7 +175,7 @@ def sequential(settings: Settings, workdir: Path, extra: Extra | None = None) ->
 def fanout(settings: Settings, workdir: Path) -> Outcome:
     """Scenario 2."""
     alerts = make_alerts(1000 // FANOUT_CHANNELS, prefix="fan-out")
-    rounds = settings.pick(quick=2, full=7)
+    rounds = settings.pick(quick=2, full=9)
     workers = settings.fanout_workers
     threads = workers * FANOUT_CHANNELS
     deliveries = len(alerts) * FANOUT_CHANNELS
