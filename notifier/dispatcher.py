@@ -1,94 +1,47 @@
-"""The dispatcher: routes an alert, delivers it to every chosen channel at once.
+"""The dispatcher: the public API. Builds the configured channels, routes each alert
+and delivers it to every chosen channel at once, on the channels' lanes
+(:mod:`notifier.lanes`), or through the durable outbox when ``[outbox]`` is configured.
 
-Each delivery (one alert on one channel) runs on its channel's lane, a bounded worker
-pool of ``[dispatcher] workers`` threads (started on demand), paced by the channel's rate
-limit, and is isolated: an exception becomes a failed receipt, and a delivery that
-outlives its ``delivery_timeout`` gets a failed :class:`DeliveryTimeout` receipt while
-the others carry on. Lanes are per channel so a channel whose deliveries hang ties up
-only its own threads; once all of them are hung, its queued deliveries fail at once
-instead of waiting. The dispatcher fans out over channels itself rather
-than through one 1:N hook call, because pluggy stops at the first exception.
+The dispatcher fans out over channels itself rather than through one 1:N hook call,
+because pluggy stops at the first exception.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
-import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-
-import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import Config, load_config
 from notifier.errors import (
     ConfigError,
     ConfigIssue,
-    DeliveryTimeout,
-    NotifierError,
-    RateLimited,
     UnsupportedOperation,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec
+from notifier.kinds import BuildContext
+from notifier.lanes import Delivery, Lanes, LiveChannel
 from notifier.models import (
     Alert,
     DeliveryContext,
     GroupInfo,
     GroupSpec,
     GroupUpdate,
-    Outcome,
     Receipt,
     delivery_key,
 )
 from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
-from notifier.redact import redact, scrub_exception
+from notifier.redact import scrub_exception
 from notifier.routing import Target, resolve
 
 if TYPE_CHECKING:
     from notifier.outbox import OutboxDelivery, OutboxSettings
 
 log = logging.getLogger(__name__)
-
-# How often the gatherer looks for deliveries past their deadline while none finishes.
-_POLL = 0.05
-
-
-@attrs.define
-class LiveChannel:
-    """A configured channel, built and ready: its spec, kind, plugin object, pacing and
-    the lane its deliveries run on."""
-
-    spec: ChannelSpec
-    kind: ChannelKind
-    channel: Any
-    pacer: SlidingWindow | None
-    lane: ThreadPoolExecutor
-    workers: int
-    # Deliveries past their deadline whose threads have not come back yet.
-    hung: int = 0
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
-
-    @property
-    def saturated(self) -> bool:
-        with self.lock:
-            return self.hung >= self.workers
-
-
-@attrs.define(eq=False)
-class _Task:
-    live: LiveChannel
-    alert: Alert
-    delivery: DeliveryContext
-    started: float | None = None
-    future: Future[Receipt] | None = None
-    receipt: Receipt | None = None
-    abandoned: bool = False
 
 
 class Dispatcher:
@@ -109,6 +62,7 @@ class Dispatcher:
         self.config = config
         self.host = host or PluginHost.load()
         self.clock = clock
+        self._lanes = Lanes(self.host)
         workers = config.dispatcher.workers
         observe = self.host.http_request if self.host.observes_http else None
         context = BuildContext(clock=clock, pool_size=workers, observe=observe)
@@ -133,7 +87,7 @@ class Dispatcher:
         if issues:
             self.close()
             raise ConfigError(issues)
-        if config.outbox or outbox:
+        if config.outbox is not None or outbox:
             self._open_outbox(outbox)
 
     def _open_outbox(self, override: OutboxSettings | bool | None) -> None:
@@ -190,15 +144,13 @@ class Dispatcher:
                 for alert in alerts
                 for t in self.targets(alert)
             )
-        tasks = [
-            _Task(self.channels[t.channel], alert, self._context(alert, t))
-            for alert in alerts
-            for t in self.targets(alert)
-        ]
-        for task in tasks:
-            task.future = task.live.lane.submit(self._run, task)
-        self._gather(tasks)
-        return [task.receipt for task in tasks]  # type: ignore[misc]
+        return self._lanes.run(
+            [
+                Delivery(self.channels[t.channel], alert, self._context(alert, t))
+                for alert in alerts
+                for t in self.targets(alert)
+            ]
+        )
 
     def deliver(
         self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
@@ -207,11 +159,9 @@ class Dispatcher:
         raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
         caller. The durable outbox calls this for each due delivery.
         """
-        live = self.channels[channel]
-        task = _Task(live, alert, delivery or self._context(alert, Target(channel)))
-        task.future = live.lane.submit(self._run, task)
-        self._gather([task])
-        return task.receipt  # type: ignore[return-value]
+        delivery = delivery or self._context(alert, Target(channel))
+        (receipt,) = self._lanes.run([Delivery(self.channels[channel], alert, delivery)])
+        return receipt
 
     def _context(self, alert: Alert, target: Target) -> DeliveryContext:
         live = self.channels[target.channel]
@@ -221,155 +171,6 @@ class Dispatcher:
             timeout=live.spec.timeout,
             pace=live.pacer.acquire if live.pacer else None,
         )
-
-    def _run(self, task: _Task) -> Receipt:
-        try:
-            return self._attempt(task)
-        finally:
-            live = task.live
-            with live.lock:
-                if task.abandoned:
-                    live.hung -= 1
-
-    def _attempt(self, task: _Task) -> Receipt:
-        live = task.live
-        if live.pacer is not None:
-            live.pacer.acquire()
-        task.started = time.monotonic()
-        try:
-            result = self.host.send(live.channel, task.alert, task.delivery)
-        except Exception as exc:
-            return self._failed(task, exc)
-        return Receipt(
-            channel=live.spec.name,
-            outcome=Outcome.DELIVERED,
-            attempts=result.attempts,
-            latency_ms=(time.monotonic() - task.started) * 1000,
-            message_id=result.message_id,
-            fingerprint=task.alert.fingerprint,
-            kind=live.spec.kind,
-            details=_details(result.details, parts=result.parts),
-        )
-
-    def _failed(self, task: _Task, exc: BaseException) -> Receipt:
-        live = task.live
-        scrub_exception(exc)
-        details: dict[str, Any] = {}
-        if isinstance(exc, NotifierError):
-            text, attempts, retryable = str(exc), exc.attempts, exc.retryable
-            for name in ("code", "request_id"):
-                if getattr(exc, name, None) is not None:
-                    details[name] = getattr(exc, name)
-        else:
-            # A plugin bug or an untranslated library error: keep it, try again later.
-            text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
-            log.debug("channel %s raised", live.spec.name, exc_info=exc)
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(exc, RateLimited) and live.pacer is not None:
-            live.pacer.block_for(retry_after or live.pacer.limit.per)
-        details["retryable"] = retryable
-        if isinstance(exc, RateLimited):
-            details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
-        if retry_after is not None:
-            details["retry_after"] = retry_after
-        started = task.started or time.monotonic()
-        return Receipt(
-            channel=live.spec.name,
-            outcome=Outcome.FAILED,
-            attempts=attempts,
-            latency_ms=(time.monotonic() - started) * 1000,
-            error=redact(text),
-            fingerprint=task.alert.fingerprint,
-            kind=live.spec.kind,
-            details=details,
-        )
-
-    def _gather(self, tasks: list[_Task]) -> None:
-        pending: dict[Future[Receipt], _Task] = {t.future: t for t in tasks if t.future}
-        # Completions arrive on a queue; deadlines and saturated lanes are checked by a
-        # scan at most every _POLL seconds. Scanning (and waiting on) every pending
-        # future after each completion made a large batch quadratic.
-        finished: queue.SimpleQueue[Future[Receipt]] = queue.SimpleQueue()
-        for future in pending:
-            future.add_done_callback(finished.put)
-        scan_at = 0.0
-        while pending:
-            now = time.monotonic()
-            if now >= scan_at:
-                scan_at = now + self._scan(pending)
-                if not pending:
-                    break
-            try:
-                future = finished.get(timeout=max(scan_at - now, 0.0))
-            except queue.Empty:
-                continue
-            while True:
-                # Futures already given a timeout receipt, or cancelled, are not pending.
-                task = pending.pop(future, None)
-                if task is not None:
-                    self._finish(task, future.result())
-                try:
-                    future = finished.get_nowait()
-                except queue.Empty:
-                    break
-
-    def _scan(self, pending: dict[Future[Receipt], _Task]) -> float:
-        """Give timeout receipts to deliveries past their deadline (or stuck behind a
-        saturated lane); return how long until the next scan is due."""
-        now = time.monotonic()
-        poll = _POLL
-        for future, task in list(pending.items()):
-            if future.done():
-                continue
-            if task.started is None:
-                if task.live.saturated and future.cancel():
-                    del pending[future]
-                    self._finish(task, self._timed_out(task, hung=True))
-                continue
-            left = task.started + task.live.spec.timeout - now
-            if left > 0:
-                poll = min(poll, left)
-                continue
-            with task.live.lock:
-                if future.done():
-                    continue
-                task.abandoned = True
-                task.live.hung += 1
-            del pending[future]
-            self._finish(task, self._timed_out(task))
-        return poll
-
-    def _finish(self, task: _Task, receipt: Receipt) -> None:
-        task.receipt = receipt
-        self._report(task.alert, receipt)
-
-    def _report(self, alert: Alert, receipt: Receipt) -> None:
-        if receipt.ok:
-            log.info(
-                "%s: %s %r in %.1f ms (%d attempt(s))",
-                receipt.channel,
-                receipt.outcome.value,
-                alert.title,
-                receipt.latency_ms,
-                receipt.attempts,
-            )
-        else:
-            log.warning(
-                "%s: %s %r: %s", receipt.channel, receipt.outcome.value, alert.title, receipt.error
-            )
-        self.host.delivery_finished(alert, receipt)
-
-    def _timed_out(self, task: _Task, *, hung: bool = False) -> Receipt:
-        name, timeout = task.live.spec.name, task.live.spec.timeout
-        if hung:
-            message = (
-                f"channel {name!r} not tried: all {task.live.workers} of its workers are "
-                f"stuck in deliveries past their {timeout:g}s delivery_timeout"
-            )
-        else:
-            message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
-        log.warning("%s", message)
-        return self._failed(task, DeliveryTimeout(message))
 
     # -- groups ---------------------------------------------------------------------
 
@@ -424,10 +225,3 @@ class Dispatcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _details(details: Mapping[str, Any], *, parts: int) -> dict[str, Any]:
-    out = dict(details)
-    if parts > 1:
-        out["parts"] = parts
-    return out

@@ -226,3 +226,17 @@ def test_out_of_range_timestamps_are_invalid_alerts_not_crashes() -> None:
 
     with pytest.raises(ValueError, match="out of range"):
         Alert.from_dict({"title": "x", "starts_at": 1e20})
+
+
+def test_an_empty_outbox_table_turns_durable_delivery_on(
+    tmp_path: Path, host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifier import Dispatcher
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    path = tmp_path / "n.toml"
+    path.write_text('[channels.a]\nkind = "jsonl"\npath = "a.jsonl"\n\n[outbox]\n')
+    with Dispatcher(load_config(path, host, env={}), host=host) as dispatcher:
+        assert dispatcher.outbox is not None
+        assert dispatcher.dispatch_many([]) == []
+    assert (tmp_path / "data" / "notifier" / "outbox.db").is_file()

@@ -1,0 +1,238 @@
+"""Lanes: where deliveries run, each isolated, paced and held to its time budget.
+
+Each delivery (one alert on one channel) runs on its channel's lane, a bounded worker
+pool of ``[dispatcher] workers`` threads (started on demand), paced by the channel's rate
+limit, and is isolated: an exception becomes a failed receipt, and a delivery that
+outlives its ``delivery_timeout`` gets a failed :class:`DeliveryTimeout` receipt while
+the others carry on. Lanes are per channel so a channel whose deliveries hang ties up
+only its own threads; once all of them are hung, its queued deliveries fail at once
+instead of waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import attrs
+
+from notifier.errors import DeliveryTimeout, NotifierError, RateLimited
+from notifier.kinds import ChannelKind, ChannelSpec
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.plugins import PluginHost
+from notifier.ratelimit import SlidingWindow
+from notifier.redact import redact, scrub_exception
+
+log = logging.getLogger("notifier.dispatcher")
+
+# How often the gatherer looks for deliveries past their deadline while none finishes.
+_POLL = 0.05
+
+
+@attrs.define
+class LiveChannel:
+    """A configured channel, built and ready: its spec, kind, plugin object, pacing and
+    the lane its deliveries run on."""
+
+    spec: ChannelSpec
+    kind: ChannelKind
+    channel: Any
+    pacer: SlidingWindow | None
+    lane: ThreadPoolExecutor
+    workers: int
+    # Deliveries past their deadline whose threads have not come back yet.
+    hung: int = 0
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def saturated(self) -> bool:
+        with self.lock:
+            return self.hung >= self.workers
+
+
+@attrs.define(eq=False)
+class Delivery:
+    """One alert on one channel, as it runs."""
+
+    live: LiveChannel
+    alert: Alert
+    delivery: DeliveryContext
+    started: float | None = None
+    future: Future[Receipt] | None = None
+    receipt: Receipt | None = None
+    abandoned: bool = False
+
+
+class Lanes:
+    """Runs deliveries on their channels' lanes and turns every outcome into a receipt."""
+
+    def __init__(self, host: PluginHost) -> None:
+        self.host = host
+
+    def run(self, tasks: list[Delivery]) -> list[Receipt]:
+        """Deliver all of ``tasks`` concurrently; their receipts, in the same order."""
+        for task in tasks:
+            task.future = task.live.lane.submit(self._run, task)
+        self._gather(tasks)
+        return [task.receipt for task in tasks]  # type: ignore[misc]
+
+    def _run(self, task: Delivery) -> Receipt:
+        try:
+            return self._attempt(task)
+        finally:
+            live = task.live
+            with live.lock:
+                if task.abandoned:
+                    live.hung -= 1
+
+    def _attempt(self, task: Delivery) -> Receipt:
+        live = task.live
+        if live.pacer is not None:
+            live.pacer.acquire()
+        task.started = time.monotonic()
+        try:
+            result = self.host.send(live.channel, task.alert, task.delivery)
+        except Exception as exc:
+            return self._failed(task, exc)
+        return Receipt(
+            channel=live.spec.name,
+            outcome=Outcome.DELIVERED,
+            attempts=result.attempts,
+            latency_ms=(time.monotonic() - task.started) * 1000,
+            message_id=result.message_id,
+            fingerprint=task.alert.fingerprint,
+            kind=live.spec.kind,
+            details=_details(result.details, parts=result.parts),
+        )
+
+    def _failed(self, task: Delivery, exc: BaseException) -> Receipt:
+        live = task.live
+        scrub_exception(exc)
+        details: dict[str, Any] = {}
+        if isinstance(exc, NotifierError):
+            text, attempts, retryable = str(exc), exc.attempts, exc.retryable
+            for name in ("code", "request_id"):
+                if getattr(exc, name, None) is not None:
+                    details[name] = getattr(exc, name)
+        else:
+            # A plugin bug or an untranslated library error: keep it, try again later.
+            text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
+            log.debug("channel %s raised", live.spec.name, exc_info=exc)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, RateLimited) and live.pacer is not None:
+            live.pacer.block_for(retry_after or live.pacer.limit.per)
+        details["retryable"] = retryable
+        if isinstance(exc, RateLimited):
+            details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
+        if retry_after is not None:
+            details["retry_after"] = retry_after
+        started = task.started or time.monotonic()
+        return Receipt(
+            channel=live.spec.name,
+            outcome=Outcome.FAILED,
+            attempts=attempts,
+            latency_ms=(time.monotonic() - started) * 1000,
+            error=redact(text),
+            fingerprint=task.alert.fingerprint,
+            kind=live.spec.kind,
+            details=details,
+        )
+
+    def _gather(self, tasks: list[Delivery]) -> None:
+        pending: dict[Future[Receipt], Delivery] = {t.future: t for t in tasks if t.future}
+        # Completions arrive on a queue; deadlines and saturated lanes are checked by a
+        # scan at most every _POLL seconds. Scanning (and waiting on) every pending
+        # future after each completion made a large batch quadratic.
+        finished: queue.SimpleQueue[Future[Receipt]] = queue.SimpleQueue()
+        for future in pending:
+            future.add_done_callback(finished.put)
+        scan_at = 0.0
+        while pending:
+            now = time.monotonic()
+            if now >= scan_at:
+                scan_at = now + self._scan(pending)
+                if not pending:
+                    break
+            try:
+                future = finished.get(timeout=max(scan_at - now, 0.0))
+            except queue.Empty:
+                continue
+            while True:
+                # Futures already given a timeout receipt, or cancelled, are not pending.
+                task = pending.pop(future, None)
+                if task is not None:
+                    self._finish(task, future.result())
+                try:
+                    future = finished.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _scan(self, pending: dict[Future[Receipt], Delivery]) -> float:
+        """Give timeout receipts to deliveries past their deadline (or stuck behind a
+        saturated lane); return how long until the next scan is due."""
+        now = time.monotonic()
+        poll = _POLL
+        for future, task in list(pending.items()):
+            if future.done():
+                continue
+            if task.started is None:
+                if task.live.saturated and future.cancel():
+                    del pending[future]
+                    self._finish(task, self._timed_out(task, hung=True))
+                continue
+            left = task.started + task.live.spec.timeout - now
+            if left > 0:
+                poll = min(poll, left)
+                continue
+            with task.live.lock:
+                if future.done():
+                    continue
+                task.abandoned = True
+                task.live.hung += 1
+            del pending[future]
+            self._finish(task, self._timed_out(task))
+        return poll
+
+    def _finish(self, task: Delivery, receipt: Receipt) -> None:
+        task.receipt = receipt
+        self._report(task.alert, receipt)
+
+    def _report(self, alert: Alert, receipt: Receipt) -> None:
+        if receipt.ok:
+            log.info(
+                "%s: %s %r in %.1f ms (%d attempt(s))",
+                receipt.channel,
+                receipt.outcome.value,
+                alert.title,
+                receipt.latency_ms,
+                receipt.attempts,
+            )
+        else:
+            log.warning(
+                "%s: %s %r: %s", receipt.channel, receipt.outcome.value, alert.title, receipt.error
+            )
+        self.host.delivery_finished(alert, receipt)
+
+    def _timed_out(self, task: Delivery, *, hung: bool = False) -> Receipt:
+        name, timeout = task.live.spec.name, task.live.spec.timeout
+        if hung:
+            message = (
+                f"channel {name!r} not tried: all {task.live.workers} of its workers are "
+                f"stuck in deliveries past their {timeout:g}s delivery_timeout"
+            )
+        else:
+            message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
+        log.warning("%s", message)
+        return self._failed(task, DeliveryTimeout(message))
+
+
+def _details(details: Mapping[str, Any], *, parts: int) -> dict[str, Any]:
+    out = dict(details)
+    if parts > 1:
+        out["parts"] = parts
+    return out
