@@ -38,7 +38,7 @@ from notifier.http.envelopes import (
     json_or_status,
 )
 from notifier.http.events import RequestEvent
-from notifier.http.options import HTTP_OPTIONS, client_from_options
+from notifier.http.options import HTTP_OPTIONS, client_from_options, split_webhook_url
 from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
 
 __all__ = [
@@ -72,4 +72,5 @@ __all__ = [
     "json_or_status",
     "may_retry",
     "parse_retry_after",
+    "split_webhook_url",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from requests.auth import AuthBase
 
@@ -89,3 +90,14 @@ def client_from_options(
         clock=context.clock,
         observe=observe if observe is not None else context.observe,
     )
+
+
+def split_webhook_url(url: str) -> tuple[str, str] | None:
+    """``(root, token)`` of a webhook URL whose last path segment is its token: the
+    client's API root and a value to keep as a :class:`~notifier.redact.Secret` and pass
+    as a path parameter. ``None`` when ``url`` is not an http(s) URL ending in a token."""
+    parts = urlsplit(url)
+    head, _, token = parts.path.rstrip("/").rpartition("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
+        return None
+    return f"{parts.scheme}://{parts.netloc}{head}/", token

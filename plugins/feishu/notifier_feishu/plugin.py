@@ -10,7 +10,6 @@ segment and the token is filled into the path at the moment of the call, so it i
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import notifier
 from notifier.errors import ConfigError, ConfigIssue, NotifierError
@@ -21,6 +20,7 @@ from notifier.http import (
     HttpClient,
     client_from_options,
     errcode_envelope,
+    split_webhook_url,
 )
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
@@ -118,18 +118,9 @@ class FeishuBot:
         self.client.close()
 
 
-def _parts(url: str) -> tuple[str, str] | None:
-    """``(root, token)`` of a webhook URL, or ``None`` when it is not one."""
-    parts = urlsplit(url)
-    head, _, token = parts.path.rstrip("/").rpartition("/")
-    if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
-        return None
-    return f"{parts.scheme}://{parts.netloc}{head}/", token
-
-
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
     """The URL must be a webhook URL ending in its token (the URL is never echoed)."""
-    if _parts(spec.options["url"].reveal()) is not None:
+    if split_webhook_url(spec.options["url"].reveal()) is not None:
         return []
     where = f"channels.{spec.name}.url"
     expected = "the bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/<token>"
@@ -137,7 +128,7 @@ def validate(spec: ChannelSpec) -> list[ConfigIssue]:
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
-    parts = _parts(spec.options["url"].reveal())
+    parts = split_webhook_url(spec.options["url"].reveal())
     if parts is None:  # a spec not made by the config loader
         raise ConfigError(validate(spec))
     root, token = parts

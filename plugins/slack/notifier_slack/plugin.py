@@ -9,11 +9,10 @@ endpoint's path is that segment, filled in at the moment of the call, so the tok
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import notifier
 from notifier.errors import ConfigError, ConfigIssue
-from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options
+from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options, split_webhook_url
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, reveal
@@ -63,16 +62,6 @@ class SlackChannel:
 
     def close(self) -> None:
         self.client.close()
-
-
-def split_webhook_url(url: str) -> tuple[str, str] | None:
-    """``(root, token)`` of a webhook URL: everything up to the last ``/``, and the rest;
-    ``None`` when ``url`` is not an http(s) URL ending in a token."""
-    parts = urlsplit(url)
-    head, _, token = parts.path.rstrip("/").rpartition("/")
-    if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
-        return None
-    return f"{parts.scheme}://{parts.netloc}{head}/", token
 
 
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
