@@ -21,8 +21,8 @@ import attrs
 
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.kinds import ChannelKind, ChannelSpec, Option, RateLimit
-from notifier.redact import Secret
 from notifier.routing import Route, parse_routes
+from notifier.values import INVALID, Issues, is_env_ref, option_values, resolve
 
 if TYPE_CHECKING:
     from notifier.plugins import PluginHost
@@ -32,21 +32,6 @@ DEFAULT_FILE = "notifier.toml"
 TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox")
 # Keys every channel accepts besides its kind's own options.
 CHANNEL_KEYS = ("kind", "rate_limit", "delivery_timeout")
-
-
-class Issues:
-    """Collects problems so validation can report all of them at once."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.found: list[ConfigIssue] = []
-
-    def add(self, path: str, expected: str) -> None:
-        self.found.append(ConfigIssue(self.file, path, expected))
-
-    def raise_if_any(self) -> None:
-        if self.found:
-            raise ConfigError(self.found)
 
 
 @attrs.frozen
@@ -142,7 +127,7 @@ def parse_config(
             issues.add(key, f"no such top-level key; expected one of {', '.join(TOP_LEVEL)}")
 
     dispatcher = DispatcherSettings(
-        **_options(
+        **option_values(
             data.get("dispatcher", {}), _DISPATCHER_OPTIONS, "dispatcher", issues, env, base_dir
         )
     )
@@ -213,7 +198,16 @@ def _channel(
         return None
     before = len(issues.found)
     own = {k: v for k, v in table.items() if k not in CHANNEL_KEYS}
-    options = _options(own, kind.options, where, issues, env, base_dir, kind=kind)
+    options = option_values(
+        own,
+        kind.options,
+        where,
+        issues,
+        env,
+        base_dir,
+        owner=f"kind {kind.name!r}",
+        also_accepted=CHANNEL_KEYS,
+    )
     rate_limit = _rate_limit(table.get("rate_limit", None), kind, f"{where}.rate_limit", issues)
     timeout = table.get("delivery_timeout", default_timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
@@ -239,138 +233,14 @@ def _rate_limit(value: Any, kind: ChannelKind, path: str, issues: Issues) -> Rat
     return kind.rate_limit
 
 
-def _options(
-    table: Any,
-    schema: tuple[Option, ...],
-    where: str,
-    issues: Issues,
-    env: Mapping[str, str] | None,
-    base_dir: Path,
-    kind: ChannelKind | None = None,
-) -> dict[str, Any]:
-    if not isinstance(table, Mapping):
-        issues.add(where, "a table")
-        return {}
-    known = {opt.name: opt for opt in schema}
-    values: dict[str, Any] = {}
-    for key, raw in table.items():
-        opt = known.get(key)
-        if opt is None:
-            accepted = sorted(known) + ([*CHANNEL_KEYS] if kind else [])
-            hint = difflib.get_close_matches(key, accepted, n=1)
-            owner = f"kind {kind.name!r}" if kind else f"[{where}]"
-            issues.add(
-                f"{where}.{key}",
-                f"no such option for {owner}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; accepted: {', '.join(accepted)}",
-            )
-            continue
-        value = _resolve(raw, opt, f"{where}.{key}", issues, env)
-        if value is not _INVALID:
-            values[key] = _finish(value, opt, base_dir)
-    for opt in schema:
-        if opt.name in values or opt.name in table:  # present but invalid: reported above
-            continue
-        if opt.required:
-            issues.add(f"{where}.{opt.name}", f"required: {opt.expected}" + _help(opt))
-        else:
-            values[opt.name] = opt.default
-    return values
-
-
-def _help(opt: Option) -> str:
-    return f" ({opt.help})" if opt.help else ""
-
-
-_INVALID = object()
-
-
-def _is_env_ref(value: Any) -> bool:
-    return isinstance(value, Mapping) and "env" in value and set(value) <= {"env", "default"}
-
-
-def _resolve(
-    raw: Any, opt: Option, path: str, issues: Issues, env: Mapping[str, str] | None
-) -> Any:
-    env = os.environ if env is None else env
-    value = raw
-    if _is_env_ref(raw):
-        name = raw["env"]
-        if not isinstance(name, str) or not name:
-            issues.add(f"{path}.env", "the name of an environment variable")
-            return _INVALID
-        if name in env:
-            value = _from_env(env[name], opt)
-        elif "default" in raw:
-            value = raw["default"]
-            if isinstance(value, str):  # a default is written as the variable would be
-                value = _from_env(value, opt)
-        else:
-            issues.add(path, f"environment variable {name} is not set (expected {opt.expected})")
-            return _INVALID
-        if value is _INVALID:
-            issues.add(path, f"environment variable {name} to hold {opt.expected}")
-            return _INVALID
-    elif opt.type is dict and isinstance(raw, Mapping):
-        value = {}
-        for key, item in raw.items():
-            if _is_env_ref(item):
-                item = _resolve(item, Option(key), f"{path}.{key}", issues, env)
-                if item is _INVALID:
-                    return _INVALID
-            value[key] = item
-    problem = opt.check(value)
-    if problem:
-        issues.add(path, problem + _help(opt))
-        return _INVALID
-    return value
-
-
-def _from_env(text: str, opt: Option) -> Any:
-    if opt.type is str:
-        return text
-    try:
-        if opt.type is int:
-            return int(text)
-        if opt.type is float:
-            return float(text)
-    except ValueError:
-        return _INVALID
-    if opt.type is bool:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        return _INVALID
-    if opt.type is list:
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return _INVALID
-
-
-def _finish(value: Any, opt: Option, base_dir: Path) -> Any:
-    if opt.type is list:
-        value = [str(v) for v in value]
-    elif opt.type is float:
-        value = float(value)
-    if opt.path and isinstance(value, str) and not Path(value).is_absolute():
-        value = str(base_dir / value)
-    if opt.secret and isinstance(value, str):
-        value = Secret(value)
-    return value
-
-
 def _outbox(
     table: Mapping[str, Any], issues: Issues, env: Mapping[str, str] | None, base_dir: Path
 ) -> dict[str, Any]:
     # The outbox validates its own keys; here only env references and relative paths.
     values: dict[str, Any] = {}
     for key, raw in table.items():
-        value = (
-            _resolve(raw, Option(key), f"outbox.{key}", issues, env) if _is_env_ref(raw) else raw
-        )
-        if value is _INVALID:
+        value = resolve(raw, Option(key), f"outbox.{key}", issues, env) if is_env_ref(raw) else raw
+        if value is INVALID:
             continue
         if key == "path" and isinstance(value, str) and value != ":memory:":
             value = str(base_dir / Path(value).expanduser())

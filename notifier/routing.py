@@ -17,7 +17,7 @@ import attrs
 from notifier.models import SEVERITIES, Alert, Status
 
 if TYPE_CHECKING:
-    from notifier.config import Issues
+    from notifier.values import Issues
 
 ROUTE_KEYS = ("name", "channels", "severity", "labels", "status", "continue", "mentions")
 
