@@ -64,7 +64,7 @@ def _error(text: str) -> str:
     return redact(str(text))[:_MAX_ERROR]
 
 
-def _take_slot(
+def take_slot_in(
     conn: Any, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None
 ) -> float:
     if limit is None:
@@ -80,6 +80,16 @@ def _take_slot(
     return 0.0
 
 
+def _release(conn: Any, channel: str, owner: str, now: float) -> int:
+    back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)).rowcount
+    conn.execute(
+        "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
+        " WHERE name = ? AND lease_owner = ?",
+        (channel, owner),
+    )
+    return back
+
+
 class AttemptsMixin:
     db: Database
 
@@ -92,7 +102,7 @@ class AttemptsMixin:
         comes with :meth:`start_attempt`.
         """
         with self.db.write("taking a send slot") as conn:
-            return _take_slot(conn, channel, now, limit, delivery_id)
+            return take_slot_in(conn, channel, now, limit, delivery_id)
 
     def start_attempt(
         self,
@@ -117,7 +127,7 @@ class AttemptsMixin:
                 return LEASE_LOST
             if row[0] > now:
                 return row[0] - now
-            wait = _take_slot(conn, channel, now, rate_limit, ids[0])
+            wait = take_slot_in(conn, channel, now, rate_limit, ids[0])
             if wait > 0:
                 return wait
             until = now + lease
@@ -131,20 +141,22 @@ class AttemptsMixin:
         :return: how many went back.
         """
         with self.db.write("releasing a channel") as conn:
-            back = conn.execute(
-                _BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)
-            ).rowcount
-            conn.execute(
-                "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
-                " WHERE name = ? AND lease_owner = ?",
-                (channel, owner),
-            )
-        return back
+            return _release(conn, channel, owner, now)
 
     def mark_delivered(
-        self, delivery: Delivery, owner: str, now: float, *, deduplicated: bool = False
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: float,
+        *,
+        deduplicated: bool = False,
+        release: bool = False,
     ) -> bool:
-        """The delivery was sent (or is a duplicate of one sent within the window)."""
+        """The delivery was sent (or is a duplicate of one sent within the window).
+
+        :param release: also give up the lane, as :meth:`end_lane` (one transaction for
+            a lane's last delivery).
+        """
         with self.db.write("recording a delivery") as conn:
             done = conn.execute(
                 _DELIVERED,
@@ -161,6 +173,8 @@ class AttemptsMixin:
                     " WHERE name = ?",
                     (delivery.channel,),
                 )
+            if release:
+                _release(conn, delivery.channel, owner, now)
         return bool(done)
 
     def mark_retry(
@@ -174,6 +188,7 @@ class AttemptsMixin:
         count_attempt: bool = True,
         breaker: CircuitBreaker | None = None,
         block_until: float | None = None,
+        release: bool = False,
     ) -> bool:
         """Back to pending until ``next_at``, keeping ``error`` (redacted).
 
@@ -182,6 +197,7 @@ class AttemptsMixin:
         :param breaker: count a failure toward the channel's circuit.
         :param block_until: the provider asked for a pause: claim nothing from the
             channel before then.
+        :param release: also give up the lane, as :meth:`end_lane`.
         """
         with self.db.write("scheduling a retry") as conn:
             done = conn.execute(
@@ -203,17 +219,31 @@ class AttemptsMixin:
                     "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
                     (block_until, delivery.channel),
                 )
+            if release:
+                _release(conn, delivery.channel, owner, now)
         return bool(done)
 
     def mark_dead(
-        self, delivery: Delivery, owner: str, now: float, error: str, *, count_attempt: bool = True
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: float,
+        error: str,
+        *,
+        count_attempt: bool = True,
+        release: bool = False,
     ) -> bool:
-        """Failed permanently: keep it as a dead letter with ``error`` (redacted)."""
+        """Failed permanently: keep it as a dead letter with ``error`` (redacted).
+
+        :param release: also give up the lane, as :meth:`end_lane`.
+        """
         with self.db.write("recording a dead letter") as conn:
             done = conn.execute(
                 _DEAD,
                 (int(count_attempt), _error(error), now, delivery.id, owner),
             ).rowcount
+            if release:
+                _release(conn, delivery.channel, owner, now)
         return bool(done)
 
     def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:

@@ -23,11 +23,12 @@ from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
 from notifier.models import Receipt
+from notifier.outbox.claiming import ClaimTerms
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
 from notifier.outbox.owners import owner_alive, worker_id
 from notifier.outbox.receipts import DrainReport, Round, receipts_for
-from notifier.outbox.records import DeliveryState, Enqueued, NewDelivery
-from notifier.outbox.runner import Runner, ThreadPoolRunner
+from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
 from notifier.ratelimit import window
@@ -61,6 +62,9 @@ class OutboxDelivery:
         self.owner = owner or worker_id()
         self._own_runner = runner is None
         self.runner = runner or ThreadPoolRunner(self.settings.workers)
+        # A runner of this process's threads gains nothing from being handed one lane;
+        # any other runner (one that runs lanes elsewhere) gets every lane.
+        self._inline = isinstance(self.runner, ThreadPoolRunner | InlineRunner)
         self._stop = threading.Event()
         self._stop_events: list[threading.Event] = [self._stop]
         self._last_maintenance = float("-inf")
@@ -105,13 +109,20 @@ class OutboxDelivery:
         A delivery that could not be finished now is ``queued`` with its next attempt
         time; a worker (or a later call) delivers it.
         """
+        if not self._recovered:
+            self.recover()
         start = self.clock.time()  # the deliveries written now are due at this time
-        enqueued = self.store.enqueue_many(
-            items, now=start, dedup_window=self.settings.dedup_window
+        # Claiming in the writing transaction saves a transaction per dispatch; a lane
+        # held elsewhere, or older work ahead, is left to the rounds below.
+        enqueued, claims = self.store.enqueue_and_claim(
+            items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms()
         )
-        attempted: dict[int, Receipt] = {}
         waiting = {e.id: e.channel for e in enqueued if e.id is not None}
-        while not self.stopping():
+        attempted = dict(self._run(claims).receipts) if claims else {}
+        for id_ in attempted:
+            waiting.pop(id_, None)
+        # Every delivery written has a receipt: done, without a claim that finds nothing.
+        while waiting and not self.stopping():
             done = self.process(due_by=start)
             attempted.update(done.receipts)
             for id_ in done.receipts:
@@ -119,6 +130,12 @@ class OutboxDelivery:
             if not done.claimed and not self._behind_own_lane(waiting):
                 break
         return self.receipts(enqueued, attempted)
+
+    def _terms(self) -> ClaimTerms:
+        settings = self.settings
+        return ClaimTerms(
+            self.owner, settings.lease, settings.batch_size, self.rate_limits, settings.breaker
+        )
 
     def _behind_own_lane(self, waiting: dict[int, str]) -> bool:
         """Wait while another thread of this process delivers a channel we have work on.
@@ -145,7 +162,7 @@ class OutboxDelivery:
         """A receipt for each written delivery: what was tried now, else its stored state."""
         enqueued, attempted = list(enqueued), attempted or {}
         wanted = [e.id for e in enqueued if e.id is not None and e.id not in attempted]
-        return receipts_for(enqueued, attempted, self.store.get(wanted))
+        return receipts_for(enqueued, attempted, self.store.get(wanted) if wanted else {})
 
     def process(self, due_by: float | None = None) -> Round:
         """Claim due deliveries and deliver them: channels in parallel, each in order.
@@ -165,20 +182,26 @@ class OutboxDelivery:
             breaker=self.settings.breaker,
             due_by=due_by,
         )
-        if not claims:
-            return Round(0, {})
+        return self._run(claims) if claims else Round(0, {})
+
+    def _run(self, claims: list[Claim]) -> Round:
+        """Deliver claimed lanes: channels in parallel, each in order."""
         channels = [c.channel for c in claims]
         with self._lanes:
             self._busy.update(channels)
         receipts: dict[int, Receipt] = {}
         failure: BaseException | None = None
         try:
-            futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
-            for future in futures:  # wait for every lane before reporting any failure
-                try:
-                    receipts.update(future.result())
-                except BaseException as exc:
-                    failure = failure or exc
+            if len(claims) == 1 and self._inline:
+                # One lane: run it here; a hand-off to a pool thread only costs time.
+                receipts.update(run_lane(self._lane, claims[0]))
+            else:
+                futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
+                for future in futures:  # wait for every lane before reporting any failure
+                    try:
+                        receipts.update(future.result())
+                    except BaseException as exc:
+                        failure = failure or exc
         finally:
             with self._lanes:
                 self._busy.subtract(channels)

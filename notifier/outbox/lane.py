@@ -74,50 +74,59 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
     receipts: dict[int, Receipt] = {}
     store, settings, owner = ctx.store, ctx.settings, ctx.owner
     deliveries = claim.deliveries
+    released = False  # the lane's last write gave the lease back with it
     try:
         for i, d in enumerate(deliveries):
             if ctx.stopping():
                 break
+            last = i == len(deliveries) - 1
             now = ctx.clock.time()
             if now - d.enqueued_at >= settings.max_age:
                 error = f"not delivered within max_age ({settings.max_age:g}s)"
                 error += f"; last error: {d.last_error}" if d.last_error else ""
-                store.mark_dead(d, owner, now, error, count_attempt=False)
+                store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
+                released = last
                 receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
                 continue
             try:
                 alert = d.alert()
             except ValueError as exc:
                 error = f"stored alert is unreadable: {exc}"
-                store.mark_dead(d, owner, now, error, count_attempt=False)
+                store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
+                released = last
                 receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
                 continue
             window = settings.dedup_window
             if window > 0 and is_duplicate(
                 d.status, store.sent_times(d.fingerprint, d.channel), now, window
             ):
-                store.mark_delivered(d, owner, now, deduplicated=True)
+                store.mark_delivered(d, owner, now, deduplicated=True, release=last)
+                released = last
                 receipts[d.id] = _ours(d, outcome=Outcome.DEDUPLICATED)
                 continue
-            ids = [x.id for x in deliveries[i:]]
-            limit = ctx.rate_limits.get(d.channel)
-            wait = store.start_attempt(d.channel, owner, ids, now, settings.lease, limit)
-            if wait == LEASE_LOST:
-                log.warning(
-                    "outbox: lost the lease on channel %s; another worker has it", d.channel
-                )
-                return receipts
-            if wait > 0:
-                break
+            if not (i == 0 and claim.started):  # a started claim took this slot already
+                ids = [x.id for x in deliveries[i:]]
+                limit = ctx.rate_limits.get(d.channel)
+                wait = store.start_attempt(d.channel, owner, ids, now, settings.lease, limit)
+                if wait == LEASE_LOST:
+                    log.warning(
+                        "outbox: lost the lease on channel %s; another worker has it", d.channel
+                    )
+                    return receipts
+                if wait > 0:
+                    break
             context = DeliveryContext(
                 idempotency_key=d.key, attempt=d.attempts + 1, mentions=d.mentions
             )
             receipt = _attempt(ctx, d, alert, context)
-            receipts[d.id] = settled = _settle(ctx, d, receipt)
+            receipts[d.id] = settled = _settle(ctx, d, receipt, last)
             if settled.outcome is Outcome.QUEUED:
+                released = True  # a retry always ends the lane, and released it
                 break
+            released = last
     finally:
-        store.end_lane(claim.channel, owner, ctx.clock.time())
+        if not released:
+            store.end_lane(claim.channel, owner, ctx.clock.time())
     return receipts
 
 
@@ -130,13 +139,17 @@ def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryConte
         return Receipt(d.channel, Outcome.FAILED, error=error, details={"retryable": True})
 
 
-def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt) -> Receipt:
-    """Record ``receipt`` for ``d``: delivered, back to pending, or dead."""
+def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Receipt:
+    """Record ``receipt`` for ``d``: delivered, back to pending, or dead.
+
+    A retry ends the lane, and so does ``last``: the lane is released in the same
+    transaction then.
+    """
     store, settings, owner = ctx.store, ctx.settings, ctx.owner
     now = ctx.clock.time()
     attempt = d.attempts + 1
     if receipt.ok:
-        store.mark_delivered(d, owner, now)
+        store.mark_delivered(d, owner, now, release=last)
         return _ours(d, receipt, extra={"attempt": attempt})
     error = redact(receipt.error or "delivery failed")
     retryable, retry_after, rate_limited = failure_facts(receipt)
@@ -147,19 +160,19 @@ def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt) -> Receipt:
         pause = retry_after if retry_after is not None else (limit.per if limit else 1.0)
         until = now + pause
         store.mark_retry(d, owner, now, d.next_attempt_at, error, count_attempt=False,
-                         block_until=until)  # fmt: skip
+                         block_until=until, release=True)  # fmt: skip
         return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=until)
     if not retryable:
-        store.mark_dead(d, owner, now, error)
+        store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
     if attempt >= settings.max_attempts:
         error = f"gave up after {attempt} attempts: {error}"
-        store.mark_dead(d, owner, now, error)
+        store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
     next_at = now + settings.backoff.delay(attempt, ctx.rng, retry_after)
     if next_at - d.enqueued_at > settings.max_age:
         error = f"gave up: the next attempt would be past max_age ({settings.max_age:g}s): {error}"
-        store.mark_dead(d, owner, now, error)
+        store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
-    store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker)
+    store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker, release=True)
     return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=next_at)

@@ -102,6 +102,8 @@ class Delivery:
     deduplicated: bool = False
     lease_owner: str | None = None
     lease_expires: float | None = None
+    # The Alert this process just wrote, when it has it: sent as is, not decoded again.
+    loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Delivery:
@@ -115,6 +117,8 @@ class Delivery:
 
     def alert(self) -> Alert:
         """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""
+        if self.loaded is not None:
+            return self.loaded
         try:
             data = json.loads(self.alert_json)
         except (TypeError, ValueError) as exc:
@@ -142,8 +146,11 @@ class Claim:
     """Deliveries of one channel claimed by one worker, to be sent in this order.
 
     :param probe: the channel's circuit is half-open and this single delivery tests it.
+    :param started: the first delivery's send slot was taken with the claim (it is sent
+        at once), so the lane does not start it again.
     """
 
     channel: str
     deliveries: tuple[Delivery, ...]
     probe: bool = False
+    started: bool = False

@@ -16,22 +16,27 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from notifier.kinds import RateLimit
-from notifier.models import Outcome
+from notifier.models import Alert, Outcome
 from notifier.outbox.admin import AdminMixin
 from notifier.outbox.attempts import AttemptsMixin
+from notifier.outbox.claiming import (
+    CHANNELS,
+    CHANNELS_NAMED,
+    HEAD,
+    SELECT_IDS,
+    ClaimTerms,
+    claim_channel,
+    start_first,
+)
 from notifier.outbox.database import Database
 from notifier.outbox.gates import Wake, gate
 from notifier.outbox.policy import CircuitBreaker, is_duplicate
 from notifier.outbox.records import Claim, Delivery, Enqueued, NewDelivery
 
-# Id and key lists travel as one JSON array parameter (json_each), never spliced into SQL.
-_SELECT_IDS = (
-    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
-    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires FROM deliveries"
-    " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
-)
+# Key lists travel as one JSON array parameter (json_each), never spliced into SQL.
 _INSERT = (
     "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
     " state, next_attempt_at, created_at, enqueued_at, updated_at)"
@@ -46,23 +51,20 @@ _SENT_FPS = (
     "SELECT fingerprint, channel, status, sent_at FROM dedup"
     " WHERE fingerprint IN (SELECT value FROM json_each(?))"
 )
-_HEAD = (
-    "SELECT id, state, next_attempt_at, lease_expires FROM deliveries"
-    " WHERE channel = ? AND state IN ('pending', 'inflight') ORDER BY id LIMIT ?"
-)
-_CLAIM = (
-    "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
-    " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
-)
-_CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
-
-
 # One encoder for every alert: json.dumps with options builds a new one per call.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
+
+
+def _with_alerts(claim: Claim, alerts: Mapping[int, Alert]) -> Claim:
+    """``claim`` with the in-memory alert on each delivery written with it."""
+    found = tuple(
+        attrs.evolve(d, loaded=alerts[d.id]) if d.id in alerts else d for d in claim.deliveries
+    )
+    return attrs.evolve(claim, deliveries=found)
 
 
 class OutboxStore(AttemptsMixin, AdminMixin):
@@ -96,6 +98,15 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         Everything is validated and serialised before the transaction starts, so a bad
         item leaves the outbox untouched.
         """
+        prepared = self._prepare(items)
+        if not prepared:
+            return []
+        with self.db.write("queueing deliveries") as conn:
+            return self._enqueue(conn, prepared, now, dedup_window)
+
+    @staticmethod
+    def _prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
+        """Validate and serialise before any transaction, so a bad item changes nothing."""
         texts: dict[int, str] = {}
         prepared = []
         for item in items:
@@ -105,10 +116,36 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             if text is None:
                 text = texts[id(item.alert)] = _ENCODE(item.alert.to_dict())
             prepared.append((item, item.key, text))
+        return prepared
+
+    def enqueue_and_claim(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
+    ) -> tuple[list[Enqueued], list[Claim]]:
+        """Write deliveries and, in the same transaction, claim their channels' lanes.
+
+        Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
+        older deliveries first, none while another worker holds it), so order and rate
+        limits hold. When a single lane is claimed, its first send slot is taken too:
+        the caller sends it at once. Claimed deliveries written now carry their
+        in-memory alert.
+        """
+        prepared = self._prepare(items)
         if not prepared:
-            return []
+            return [], []
         with self.db.write("queueing deliveries") as conn:
-            return self._enqueue(conn, prepared, now, dedup_window)
+            enqueued = self._enqueue(conn, prepared, now, dedup_window)
+            written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
+                       if e.id is not None and not e.coalesced}  # fmt: skip
+            names = sorted({e.channel for e in enqueued if e.id is not None})
+            claims = []
+            rows = conn.execute(CHANNELS_NAMED, (_json(names),)).fetchall()
+            for row in rows:
+                claim = claim_channel(conn, row, now, now, terms)
+                if claim is not None:
+                    claims.append(claim)
+            if len(claims) == 1:
+                claims[0] = start_first(conn, claims[0], now, terms)
+        return enqueued, [_with_alerts(c, written) for c in claims]
 
     def _enqueue(self, conn: Any, prepared: list, now: float, window: float) -> list[Enqueued]:
         # Queued deliveries of these fingerprints: the same key is not queued twice, and
@@ -190,33 +227,14 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         :param due_by: claim only deliveries due by then (default ``now``): a pass that
             started earlier leaves alone what failed and was rescheduled during it.
         """
-        rate_limits = rate_limits or {}
+        terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker)
         due_by = now if due_by is None else min(due_by, now)
         claims = []
         with self.db.write("claiming due deliveries") as conn:
-            for row in conn.execute(f"{_CHANNELS} FROM channels ORDER BY name").fetchall():
-                channel = row[0]
-                g = gate(conn, row, now, rate_limits.get(channel), breaker)
-                if g.admit == 0:
-                    continue
-                take = []
-                count = limit if g.admit is None else min(limit, g.admit)
-                for id_, state, next_at, _ in conn.execute(_HEAD, (channel, count)):
-                    if state == "pending" and next_at > due_by:
-                        break
-                    take.append(id_)
-                if not take:
-                    continue
-                until = now + lease
-                conn.execute(_CLAIM, (owner, until, now, _json(take)))
-                probe = breaker is not None and g.admit == 1 and row[2] != "closed"
-                conn.execute(
-                    "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
-                    " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?",
-                    (owner, until, probe, channel),
-                )
-                found = conn.execute(_SELECT_IDS, (_json(take),))
-                claims.append(Claim(channel, tuple(map(Delivery.from_row, found)), probe))
+            for row in conn.execute(f"{CHANNELS} FROM channels ORDER BY name").fetchall():
+                claim = claim_channel(conn, row, now, due_by, terms)
+                if claim is not None:
+                    claims.append(claim)
         return claims
 
     def wakes(
@@ -230,8 +248,8 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         rate_limits = rate_limits or {}
         found = []
         with self.db.read("reading the queue") as conn:
-            for row in conn.execute(f"{_CHANNELS} FROM channels ORDER BY name").fetchall():
-                head = conn.execute(_HEAD, (row[0], 1)).fetchone()
+            for row in conn.execute(f"{CHANNELS} FROM channels ORDER BY name").fetchall():
+                head = conn.execute(HEAD, (row[0], 1)).fetchone()
                 if head is None:
                     continue
                 due = head[2]  # an in-flight head was due when it was claimed
@@ -243,6 +261,6 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         """The stored deliveries with these ids (missing ones are left out)."""
         found: dict[int, Delivery] = {}
         with self.db.read("reading deliveries") as conn:
-            for row in conn.execute(_SELECT_IDS, (_json(ids),)):
+            for row in conn.execute(SELECT_IDS, (_json(ids),)):
                 found[row[0]] = Delivery.from_row(row)
         return found

@@ -1,0 +1,97 @@
+"""The durable send path of one dispatch: few transactions, order and limits intact."""
+
+from __future__ import annotations
+
+import attrs
+from outbox_support import alert
+
+from notifier.kinds import RateLimit
+from notifier.models import Outcome, Receipt
+from notifier.outbox import NewDelivery, OutboxStore
+
+
+def items(titles, *channels):
+    return [NewDelivery(alert(t), c) for t in titles for c in channels]
+
+
+def count_writes(engine):
+    """Start counting the store's statements; returns the list they are appended to."""
+    statements: list[str] = []
+    engine.store.db._conn.set_trace_callback(statements.append)
+    return statements
+
+
+def test_a_single_delivery_costs_two_write_transactions_on_a_file(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
+    engine.submit(items(["warm-up"], "ops"))  # the first submit also recovers orphans
+    statements = count_writes(engine)
+    [receipt] = engine.submit(items(["disk full"], "ops"))
+    assert receipt.outcome is Outcome.DELIVERED
+    # Write and claim in one; record the send and release the lane in the other.
+    assert sum(s.startswith("BEGIN") for s in statements) == 2
+    assert engine.store.counts() == {"ops": {"delivered": 2}}
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+
+
+def test_the_alert_given_to_submit_is_the_one_delivered(make_engine):
+    seen = []
+
+    def deliver(channel, a, context):
+        seen.append(a)
+        return Receipt(channel, Outcome.DELIVERED)
+
+    engine = make_engine()
+    engine._lane = attrs.evolve(engine._lane, deliver=deliver)
+    new = items(["disk full"], "ops")
+    engine.submit(new)
+    assert seen[0] is new[0].alert
+
+
+def test_a_submit_sends_older_queued_deliveries_of_its_channel_first(make_engine, provider):
+    engine = make_engine()
+    engine.enqueue(items(["older"], "ops"))
+    receipts = engine.submit(items(["newer"], "ops"))
+    assert provider.titles("ops") == ["older", "newer"]
+    assert [r.outcome for r in receipts] == [Outcome.DELIVERED]
+
+
+def test_a_submit_leaves_a_lane_another_worker_holds_alone(make_engine, provider, clock):
+    engine = make_engine()
+    engine.enqueue(items(["held"], "ops"))
+    engine.store.claim_due(clock.time(), 10, "elsewhere:1:x", 60)  # a live worker has it
+    [receipt] = engine.submit(items(["behind"], "ops"))
+    assert receipt.outcome is Outcome.QUEUED
+    assert provider.sent == []
+    assert engine.store.counts() == {"ops": {"inflight": 1, "pending": 1}}
+
+
+def test_a_submit_stops_once_its_own_deliveries_have_receipts(make_engine, provider):
+    engine = make_engine()
+    engine.enqueue(items(["backlog"], "audit"))
+    engine.submit(items(["now"], "ops"))
+    assert provider.titles("ops") == ["now"]
+    assert provider.titles("audit") == []  # a worker's (or a later drain's) job
+    engine.drain()
+    assert provider.titles("audit") == ["backlog"]
+
+
+def test_a_rate_limited_channel_logs_one_send_per_delivery(make_engine, provider, clock):
+    engine = make_engine(rate_limits={"ops": RateLimit(2, 10.0)})
+    receipts = [engine.submit(items([t], "ops"))[0] for t in ("a", "b", "c")]
+    assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 2 + [Outcome.QUEUED]
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT count(*) FROM sends").fetchone() == (2,)
+    clock.advance(11.0)
+    engine.drain()
+    assert provider.titles("ops") == ["a", "b", "c"]
+
+
+def test_a_failed_send_releases_the_lane_and_keeps_the_delivery_queued(make_engine, provider):
+    engine = make_engine()
+    provider.fail("ops")
+    [receipt] = engine.submit(items(["a"], "ops"))
+    assert receipt.outcome is Outcome.QUEUED
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+    assert engine.store.counts() == {"ops": {"pending": 1}}
