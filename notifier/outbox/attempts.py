@@ -56,6 +56,16 @@ _OWNERS = (
     " SELECT lease_owner FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
 )
+_RELEASE = (
+    "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE name = ? AND lease_owner = ?"
+)
+# A send closes the circuit; the lane's last one also gives the lane back.
+_CLOSE = "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE name = ?"
+_CLOSE_AND_RELEASE = (
+    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"
+    " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
+    " lease_expires = CASE WHEN lease_owner = ? THEN 0 ELSE lease_expires END WHERE name = ?"
+)
 # Errors are kept for operators; the redacted text is plenty, and bounded.
 _MAX_ERROR = 2000
 
@@ -82,11 +92,7 @@ def take_slot_in(
 
 def _release(conn: Any, channel: str, owner: str, now: float) -> int:
     back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)).rowcount
-    conn.execute(
-        "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
-        " WHERE name = ? AND lease_owner = ?",
-        (channel, owner),
-    )
+    conn.execute(_RELEASE, (channel, owner))
     return back
 
 
@@ -154,8 +160,8 @@ class AttemptsMixin:
     ) -> bool:
         """The delivery was sent (or is a duplicate of one sent within the window).
 
-        :param release: also give up the lane, as :meth:`end_lane` (one transaction for
-            a lane's last delivery).
+        :param release: this is the last delivery of the owner's lane: give the lane
+            up in the same transaction, as :meth:`end_lane`.
         """
         with self.db.write("recording a delivery") as conn:
             done = conn.execute(
@@ -168,11 +174,10 @@ class AttemptsMixin:
                     " VALUES (?, ?, ?, ?)",
                     (delivery.fingerprint, delivery.status, delivery.channel, now),
                 )
-                conn.execute(
-                    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0"
-                    " WHERE name = ?",
-                    (delivery.channel,),
-                )
+                if release:  # the lane's last delivery: nothing of ours is left in flight
+                    conn.execute(_CLOSE_AND_RELEASE, (owner, owner, delivery.channel))
+                    return True
+                conn.execute(_CLOSE, (delivery.channel,))
             if release:
                 _release(conn, delivery.channel, owner, now)
         return bool(done)

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from notifier.kinds import RateLimit
+from notifier.models import Alert
 from notifier.outbox.attempts import take_slot_in
 from notifier.outbox.gates import gate
 from notifier.outbox.policy import CircuitBreaker
@@ -62,13 +63,20 @@ class ClaimTerms:
 
 
 def claim_channel(
-    conn: Any, row: tuple, now: float, due_by: float, terms: ClaimTerms
+    conn: Any,
+    row: tuple,
+    now: float,
+    due_by: float,
+    terms: ClaimTerms,
+    alerts: Mapping[int, Alert] | None = None,
 ) -> Claim | None:
     """Claim the due prefix of the channel in ``row`` (a :data:`CHANNELS` row), or None.
 
     Takes no more than its rate limit has free slots for, one when its circuit wants a
     probe, and none while another worker holds the lane, the provider blocked it, or
     its circuit is open. The first delivery not due by ``due_by`` holds back the rest.
+
+    :param alerts: in-memory alerts by delivery id, for deliveries written just now.
     """
     channel = row[0]
     g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker)
@@ -87,8 +95,9 @@ def claim_channel(
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
     probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
     conn.execute(_LEASE_LANE, (terms.owner, until, probe, channel))
-    found = conn.execute(SELECT_IDS, (ids,))
-    return Claim(channel, tuple(map(Delivery.from_row, found)), probe)
+    alerts = alerts or {}
+    found = tuple(Delivery.from_row(r, alerts.get(r[0])) for r in conn.execute(SELECT_IDS, (ids,)))
+    return Claim(channel, found, probe)
 
 
 def start_first(conn: Any, claim: Claim, now: float, terms: ClaimTerms) -> Claim:

@@ -97,8 +97,10 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
                 receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
                 continue
             window = settings.dedup_window
-            if window > 0 and is_duplicate(
-                d.status, store.sent_times(d.fingerprint, d.channel), now, window
+            if (
+                window > 0
+                and not _judged(deliveries, i)
+                and is_duplicate(d.status, store.sent_times(d.fingerprint, d.channel), now, window)
             ):
                 store.mark_delivered(d, owner, now, deduplicated=True, release=last)
                 released = last
@@ -128,6 +130,15 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
         if not released:
             store.end_lane(claim.channel, owner, ctx.clock.time())
     return receipts
+
+
+def _judged(deliveries: tuple[Delivery, ...], i: int) -> bool:
+    """Whether the dedup check that wrote delivery ``i`` still holds, so it need not be
+    read again: it was written with this claim (the claim holds the channel since), and
+    nothing before it in the lane has its fingerprint (a send that would change it).
+    """
+    d = deliveries[i]
+    return d.loaded is not None and all(x.fingerprint != d.fingerprint for x in deliveries[:i])
 
 
 def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Receipt:

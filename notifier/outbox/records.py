@@ -106,14 +106,14 @@ class Delivery:
     loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Delivery:
+    def from_row(cls, row: tuple[Any, ...], loaded: Alert | None = None) -> Delivery:
         values = list(row)
         try:
             values[6] = tuple(str(m) for m in json.loads(values[6]))
         except (TypeError, ValueError):
             values[6] = ()
         values[14] = bool(values[14])
-        return cls(*values)
+        return cls(*values, loaded=loaded)
 
     def alert(self) -> Alert:
         """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""

@@ -16,10 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from notifier.kinds import RateLimit
-from notifier.models import Alert, Outcome
+from notifier.models import Outcome
 from notifier.outbox.admin import AdminMixin
 from notifier.outbox.attempts import AttemptsMixin
 from notifier.outbox.claiming import (
@@ -57,14 +55,6 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def _json(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
-
-
-def _with_alerts(claim: Claim, alerts: Mapping[int, Alert]) -> Claim:
-    """``claim`` with the in-memory alert on each delivery written with it."""
-    found = tuple(
-        attrs.evolve(d, loaded=alerts[d.id]) if d.id in alerts else d for d in claim.deliveries
-    )
-    return attrs.evolve(claim, deliveries=found)
 
 
 class OutboxStore(AttemptsMixin, AdminMixin):
@@ -140,12 +130,12 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             claims = []
             rows = conn.execute(CHANNELS_NAMED, (_json(names),)).fetchall()
             for row in rows:
-                claim = claim_channel(conn, row, now, now, terms)
+                claim = claim_channel(conn, row, now, now, terms, written)
                 if claim is not None:
                     claims.append(claim)
             if len(claims) == 1:
                 claims[0] = start_first(conn, claims[0], now, terms)
-        return enqueued, [_with_alerts(c, written) for c in claims]
+        return enqueued, claims
 
     def _enqueue(self, conn: Any, prepared: list, now: float, window: float) -> list[Enqueued]:
         # Queued deliveries of these fingerprints: the same key is not queued twice, and

@@ -95,3 +95,17 @@ def test_a_failed_send_releases_the_lane_and_keeps_the_delivery_queued(make_engi
     with engine.store.db.read("test") as conn:
         assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
     assert engine.store.counts() == {"ops": {"pending": 1}}
+
+
+def test_a_repeat_written_behind_an_unsent_firing_is_judged_when_its_turn_comes(
+    make_engine, provider
+):
+    engine = make_engine(dedup_window=300.0)
+    first = alert("disk full", fingerprint="fp-1")
+    repeat = alert(
+        "disk full again", fingerprint="fp-1", starts_at=first.starts_at.replace(year=2020)
+    )
+    engine.enqueue([NewDelivery(first, "ops")])  # queued, not sent yet
+    [receipt] = engine.submit([NewDelivery(repeat, "ops")])
+    assert provider.titles("ops") == ["disk full"]
+    assert receipt.outcome is Outcome.DEDUPLICATED
