@@ -35,7 +35,9 @@ def test_missing_file_names_the_file(tmp_path: Path, host: PluginHost) -> None:
 
 def test_no_file_anywhere_says_how_to_give_one(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="--config FILE, set NOTIFIER_CONFIG, or create ./notifier.toml"):
+    with pytest.raises(
+        ConfigError, match=r"--config FILE, set NOTIFIER_CONFIG, or create \./notifier\.toml"
+    ):
         find_config(None, env={})
     assert find_config(None, env={"NOTIFIER_CONFIG": "x.toml"}) == Path("x.toml")
 
