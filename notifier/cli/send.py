@@ -142,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
         unrouted = 0
         for batch in _batches(alerts):
             # dispatch_many returns receipts in alert order, one per chosen channel.
-            owners = [a for a in batch for _ in dispatcher.targets(a)]
-            unrouted += sum(1 for a in batch if not dispatcher.targets(a))
+            counts = [len(dispatcher.targets(a)) for a in batch]
+            owners = [a for a, n in zip(batch, counts, strict=True) for _ in range(n)]
+            unrouted += counts.count(0)
             receipts.extend(zip(owners, dispatcher.dispatch_many(batch), strict=True))
             progress.advance(len(batch))
         progress.finish()
