@@ -23,7 +23,7 @@ from notifier.errors import (
     UnsupportedOperation,
 )
 from notifier.kinds import BuildContext
-from notifier.lanes import Delivery, Lanes, LiveChannel
+from notifier.lanes import Delivery, Lanes, LiveChannel, pace_within_deadline
 from notifier.models import (
     Alert,
     DeliveryContext,
@@ -157,7 +157,8 @@ class Dispatcher:
     ) -> Receipt:
         """One paced, isolated attempt within the channel's ``delivery_timeout``; never
         raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
-        caller. The durable outbox calls this for each due delivery.
+        caller, unless the channel's kind declares its sends bounded by the deadline
+        (then it runs here). The durable outbox calls this for each due delivery.
         """
         delivery = delivery or self._context(alert, Target(channel))
         (receipt,) = self._lanes.run([Delivery(self.channels[channel], alert, delivery)])
@@ -169,7 +170,7 @@ class Dispatcher:
             idempotency_key=delivery_key(alert, target.channel),
             mentions=target.mentions,
             timeout=live.spec.timeout,
-            pace=live.pacer.acquire if live.pacer else None,
+            pace=pace_within_deadline(live.pacer) if live.pacer else None,
         )
 
     # -- groups ---------------------------------------------------------------------

@@ -138,6 +138,10 @@ class ChannelKind:
     :param rate_limit: the provider's limit, applied unless the config sets another.
     :param deduplicates: the provider drops repeats of one idempotency key, so a send may
         be retried even after the request reached it.
+    :param bounded: every send ends by the delivery's deadline on its own (its blocking
+        calls go through :class:`~notifier.http.HttpClient`, or read
+        :func:`notifier.deadline.remaining`), so the dispatcher may run a lone delivery
+        on the calling thread instead of handing it to the channel's lane and back.
     :param validate: ``validate(spec) -> [ConfigIssue, ...]`` for rules that span several
         options (one of two options required, ...); run by the config loader after each
         option passed its own check, so ``notifier check`` reports them with the rest.
@@ -150,6 +154,7 @@ class ChannelKind:
     rate_limit: RateLimit | None = None
     can_create_group: bool = False
     deduplicates: bool = False
+    bounded: bool = False
     validate: Callable[[ChannelSpec], Iterable[Any]] | None = None
     plugin: str = ""  # the distribution that provides it, filled in by the manager
 

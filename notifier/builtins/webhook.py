@@ -127,6 +127,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             name="webhook",
             build=build,
             description="POST each alert as JSON to a URL.",
+            bounded=True,
             options=(
                 Option(
                     "url",

@@ -23,8 +23,9 @@ import attrs
 import requests
 from requests.auth import AuthBase
 
+from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.errors import AuthError, NotifierError
+from notifier.errors import AuthError, DeliveryTimeout, NotifierError
 from notifier.http.cache import MISSING, ExpiringCache
 from notifier.redact import Secret, redact, register, reveal, scrub_exception
 
@@ -108,8 +109,11 @@ class TokenCache:
         assert flight is not None
         if leader:
             self._lead(flight)
-        else:
-            flight.done.wait()
+        elif not flight.done.wait(deadline.remaining()):
+            raise DeliveryTimeout(
+                "delivery_timeout reached while waiting for another thread's token fetch",
+                attempts=0,
+            )
         if flight.error is not None:
             raise flight.error
         assert flight.token is not None

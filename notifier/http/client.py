@@ -29,6 +29,7 @@ from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, ProviderError, TokenInvalid, TransportError
 from notifier.http.cache import MISSING, ExpiringCache
@@ -242,6 +243,8 @@ class HttpClient:
                     wait = self.retry.wait_for(error, failures, self._rng)
                     # A long server-requested pause is the outbox's job, not a thread's.
                     retry = wait <= self.retry.max_wait
+                if retry and not _fits(wait):
+                    retry = False  # the delivery's deadline comes first; the outbox retries
                 self._report(endpoint, prepared.url, status, error, started, attempt, retry)
                 if not retry:
                     raise  # ``error`` is ``exc``, relabelled; its cause chain is already scrubbed
@@ -305,7 +308,7 @@ class HttpClient:
         try:
             return self.session.send(
                 prepared,
-                timeout=endpoint.timeout or self.timeout,
+                timeout=deadline.cap(endpoint.timeout or self.timeout),
                 proxies=self.proxies,
                 verify=self.verify,
                 allow_redirects=False,  # a redirect would resend (or drop) auth elsewhere
@@ -468,6 +471,12 @@ def _describe(exc: requests.RequestException, sent: bool) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "connection dropped after sending" if sent else "could not connect"
     return "request failed"
+
+
+def _fits(wait: float) -> bool:
+    """Whether waiting ``wait`` seconds still leaves time for another attempt."""
+    left = deadline.remaining()
+    return left is None or wait < left
 
 
 def _shorten(text: str, limit: int = 300) -> str:

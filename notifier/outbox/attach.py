@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from notifier import deadline
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt
 from notifier.outbox.engine import OutboxDelivery
 from notifier.outbox.runner import Runner
@@ -80,6 +81,7 @@ def _pace(engine: OutboxDelivery, channel: str, limit: RateLimit, pacer: Any) ->
     """Take one more send slot for a further part of a split message; seconds waited."""
     waited = 0.0
     while (wait := engine.store.take_slot(channel, engine.clock.time(), limit)) > 0:
+        deadline.check_wait(wait, f"channel {channel!r} rate limit")
         engine.clock.sleep(wait)
         waited += wait
     if pacer is not None:  # keep this process's own limiter in step

@@ -139,6 +139,7 @@ DINGTALK_ROBOT = ChannelKind(
     KIND,
     build,
     OPTIONS,
+    bounded=True,
     description="DingTalk group robot: text or markdown, signed, with @-mentions",
     # DingTalk's documented limit: 20 messages a minute per robot.
     rate_limit=RateLimit(20, 60.0),

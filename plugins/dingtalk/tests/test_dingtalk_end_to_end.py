@@ -128,7 +128,10 @@ def test_a_burst_is_paced_to_twenty_a_minute_and_never_throttled(
 
 def test_split_alerts_are_paced_part_by_part(tmp_path, env, host, clock, dingtalk):
     config = tmp_path / "split.toml"
-    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3'
+    # Long enough for the wait for a new minute to fit in one delivery's time budget.
+    split = (
+        'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3\ndelivery_timeout = 90'
+    )
     config.write_text(CONFIG.replace("workers = 2\n\n[channels.ops]", split), encoding="utf-8")
     start = clock.monotonic()
     with dispatcher(config, env, host, clock) as d:
@@ -139,6 +142,27 @@ def test_split_alerts_are_paced_part_by_part(tmp_path, env, host, clock, dingtal
     assert split == [(Outcome.DELIVERED, 3)] * 8
     assert len(dingtalk.messages) == 24 and TOO_FAST not in dingtalk.answers
     assert clock.monotonic() - start >= 60.0  # the 21st message waited for a new minute
+
+
+def test_a_part_whose_slot_comes_after_the_deadline_is_left_for_a_retry(
+    tmp_path, env, host, clock, dingtalk
+):
+    config = tmp_path / "split.toml"
+    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3'
+    config.write_text(CONFIG.replace("workers = 2\n\n[channels.ops]", split), encoding="utf-8")
+    with dispatcher(config, env, host, clock) as d:
+        huge = huge_alert(3 * CONTENT_LIMIT)
+        alerts = [attrs.evolve(huge, title=f"split {i}", severity="warning") for i in range(7)]
+        receipts = d.dispatch_many(alerts)
+    ops = [r for r in receipts if r.channel == "ops"]
+    assert [r.outcome for r in ops] == [Outcome.DELIVERED] * 6 + [Outcome.FAILED]
+    # The 21st part's slot is a minute away, past the 30 s delivery_timeout: the
+    # delivery stops there, retryable after the wait, instead of overrunning its budget.
+    late = ops[-1]
+    assert late.details["rate_limited"] and late.details["retryable"]
+    assert 59.0 <= late.details["retry_after"] <= 62.0
+    assert "rate limit 20/60s: next slot in" in late.error
+    assert len(dingtalk.messages) == 20
 
 
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(

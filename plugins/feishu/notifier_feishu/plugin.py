@@ -141,6 +141,7 @@ FEISHU_BOT = ChannelKind(
     KIND,
     build,
     OPTIONS,
+    bounded=True,
     description="Feishu / Lark custom bot: interactive cards or text, signed",
     # Feishu allows 5 messages a second and 100 a minute per bot; a kind declares one
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).

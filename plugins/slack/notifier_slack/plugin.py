@@ -84,6 +84,7 @@ SLACK = ChannelKind(
     KIND,
     build,
     OPTIONS,
+    bounded=True,
     description="Slack incoming webhook: text plus Block Kit blocks",
     # Slack allows about one message a second per webhook, with short bursts.
     rate_limit=RateLimit(1, 1.0),

@@ -117,6 +117,7 @@ KINDS = (
         options.DIRECT,
         validate=options.validate_direct,
         can_create_group=True,
+        bounded=True,
         description="WeCom with an access token: an app group chat (chat_id) or an "
         "application message (agent_id with to_user / to_party / to_tag)",
     ),
@@ -126,6 +127,7 @@ KINDS = (
         options.GATEWAY,
         validate=options.validate_gateway,
         can_create_group=True,
+        bounded=True,
         description="WeCom app group chats through the enterprise API gateway",
     ),
     ChannelKind(
@@ -134,6 +136,7 @@ KINDS = (
         options.ROBOT,
         validate=options.validate_robot,
         rate_limit=ROBOT_RATE,
+        bounded=True,
         description="a WeCom group robot's webhook (text with mentions, markdown, news)",
     ),
 )
