@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from notifier.errors import OutboxError
 from notifier.outbox import schema
+from notifier.outbox.checkpoints import Checkpointer
 from notifier.outbox.paths import MEMORY, resolve
 
 SYNCHRONOUS = ("normal", "full")
@@ -59,10 +60,11 @@ class Database:
     writer at a time anyway, and the outbox's transactions are short.
     """
 
-    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: str, conn: sqlite3.Connection, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._checkpointer = Checkpointer(path, conn, busy_timeout) if path != MEMORY else None
 
     @classmethod
     def open(
@@ -92,7 +94,7 @@ class Database:
             )
         except sqlite3.Error as exc:
             raise translate(exc, path, "opening") from exc
-        db = cls(path, conn)
+        db = cls(path, conn, busy_timeout=busy_timeout)
         try:
             with db._translated("opening"):
                 conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -126,6 +128,8 @@ class Database:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -168,5 +172,7 @@ class Database:
         return "\n".join(str(r[0]) for r in rows)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._conn.close()

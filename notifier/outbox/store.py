@@ -33,6 +33,7 @@ from notifier.outbox.database import Database
 from notifier.outbox.gates import Wake, gate
 from notifier.outbox.policy import CircuitBreaker, is_duplicate
 from notifier.outbox.records import Claim, Delivery, Enqueued, NewDelivery
+from notifier.outbox.single import write_and_claim_one
 
 # Key lists travel as one JSON array parameter (json_each), never spliced into SQL.
 _INSERT = (
@@ -123,6 +124,11 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         if not prepared:
             return [], []
         with self.db.write("queueing deliveries") as conn:
+            if len(prepared) == 1:
+                done = write_and_claim_one(conn, *prepared[0], now, dedup_window, terms)
+                if done is not None:
+                    enqueued_one, claim = done
+                    return [enqueued_one], [claim] if claim is not None else []
             enqueued = self._enqueue(conn, prepared, now, dedup_window)
             written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
                        if e.id is not None and not e.coalesced}  # fmt: skip

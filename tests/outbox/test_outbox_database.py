@@ -9,7 +9,8 @@ import pytest
 from outbox_support import alert
 
 from notifier.errors import OutboxError
-from notifier.outbox import NewDelivery, OutboxStore, default_path, schema
+from notifier.models import Alert
+from notifier.outbox import NewDelivery, OutboxStore, checkpoints, default_path, schema
 from notifier.outbox.database import Database
 
 
@@ -173,3 +174,31 @@ def test_the_claim_query_uses_the_partial_index_on_live_rows(store):
         fps = conn.execute(f"EXPLAIN QUERY PLAN {_LIVE_FPS}", ("[]",)).fetchall()
     assert "deliveries_live" in str(head)
     assert "deliveries_live_fingerprint" in str(fps)
+
+
+def test_a_busy_writer_hands_its_checkpoints_to_a_thread(db_path):
+    store = OutboxStore.open(db_path)
+    checkpointer = store.db._checkpointer
+    try:
+        for i in range(checkpoints.START_AFTER + checkpoints.EVERY):
+            store.enqueue_many([NewDelivery(Alert(title=f"a{i}"), "ops")], now=1.0)
+        assert checkpointer.checkpointed.wait(10)
+        with store.db.read("test") as conn:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    finally:
+        store.close()
+    assert not checkpointer._thread.is_alive()
+    reopened = OutboxStore.open(db_path)
+    assert reopened.counts() == {"ops": {"pending": 128}}
+    reopened.close()
+
+
+def test_a_short_lived_writer_keeps_sqlites_own_checkpoints(db_path):
+    store = OutboxStore.open(db_path)
+    try:
+        store.enqueue_many([NewDelivery(Alert(title="one"), "ops")], now=1.0)
+        assert store.db._checkpointer._thread is None
+        with store.db.read("test") as conn:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    finally:
+        store.close()

@@ -34,6 +34,41 @@ def test_a_single_delivery_costs_two_write_transactions_on_a_file(make_engine, d
         assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
 
 
+def test_a_lone_delivery_on_an_idle_channel_is_written_in_flight_in_five_statements(
+    make_engine, db_path
+):
+    engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
+    engine.submit(items(["warm-up"], "ops"))
+    statements = count_writes(engine)
+    engine.submit(items(["disk full"], "ops"))
+    first = statements[statements.index("BEGIN IMMEDIATE") + 1 : statements.index("COMMIT")]
+    # Repeats in flight, the dedup window, the lane; the row in flight; the lane lease.
+    assert [s.split()[0] for s in first] == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
+    assert "'inflight'" in first[3]
+
+
+def test_a_repeat_within_the_dedup_window_is_not_written_on_the_short_path(make_engine, provider):
+    engine = make_engine(dedup_window=300.0)
+    [sent] = engine.submit(items(["disk full"], "ops"))
+    [again] = engine.submit(items(["disk full"], "ops"))
+    assert (sent.outcome, again.outcome) == (Outcome.DELIVERED, Outcome.DEDUPLICATED)
+    assert again.details["delivery_id"] is None
+    assert provider.titles("ops") == ["disk full"]
+    assert engine.store.counts() == {"ops": {"delivered": 1}}
+
+
+def test_a_lone_delivery_to_a_channel_out_of_slots_is_queued_not_sent(make_engine, provider, clock):
+    engine = make_engine(rate_limits={"ops": RateLimit(1, 60.0)})
+    [first] = engine.submit(items(["first"], "ops"))
+    [second] = engine.submit(items(["second"], "ops"))
+    assert (first.outcome, second.outcome) == (Outcome.DELIVERED, Outcome.QUEUED)
+    assert provider.titles("ops") == ["first"]
+    clock.advance(62)
+    engine.drain()
+    assert provider.titles("ops") == ["first", "second"]
+    assert engine.store.counts() == {"ops": {"delivered": 2}}
+
+
 def test_the_alert_given_to_submit_is_the_one_delivered(make_engine):
     seen = []
 
