@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from notifier import deadline
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt
 from notifier.outbox.engine import OutboxDelivery
@@ -65,11 +63,17 @@ def attach(
                 fingerprint=alert.fingerprint,
                 details={"retryable": False},
             )
-        changes: dict[str, Any] = {"timeout": live.spec.timeout}
         limit = limits.get(channel)
-        if limit is not None:
-            changes["pace"] = lambda: _pace(engine, channel, limit, live.pacer)
-        return dispatcher.deliver(channel, alert, attrs.evolve(context, **changes))
+        pace = None if limit is None else lambda: _pace(engine, channel, limit, live.pacer)
+        # Built, not evolved: this runs once per delivery and evolve costs several times more.
+        context = DeliveryContext(
+            idempotency_key=context.idempotency_key,
+            attempt=context.attempt,
+            mentions=context.mentions,
+            timeout=live.spec.timeout,
+            pace=pace,
+        )
+        return dispatcher.deliver(channel, alert, context)
 
     engine = OutboxDelivery.open(
         settings, deliver, rate_limits=limits, clock=dispatcher.clock, runner=runner

@@ -41,7 +41,7 @@ _CLAIM = (
     "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
     " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
-_LEASE_LANE = (
+LEASE_LANE = (
     "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
     " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?"
 )
@@ -94,7 +94,7 @@ def claim_channel(
     ids = _json(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
     probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
-    conn.execute(_LEASE_LANE, (terms.owner, until, probe, channel))
+    conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
     alerts = alerts or {}
     found = tuple(Delivery.from_row(r, alerts.get(r[0])) for r in conn.execute(SELECT_IDS, (ids,)))
     return Claim(channel, found, probe)

@@ -122,18 +122,21 @@ class Database:
     @contextlib.contextmanager
     def write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A write transaction: taken at once (``BEGIN IMMEDIATE``), all or nothing."""
-        with self._lock, self._translated(doing):
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-                if self._checkpointer is not None:
-                    self._checkpointer.committed()
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        conn = self._conn
+        with self._lock:
+            try:  # translating inline, not through _translated: this is the hot path
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, doing) from exc
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
 
     @contextlib.contextmanager
     def read(self, doing: str) -> Iterator[sqlite3.Connection]:

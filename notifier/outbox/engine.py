@@ -14,6 +14,7 @@ paced, isolated, timed attempt, which never raises).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import random
 import threading
@@ -115,7 +116,7 @@ class OutboxDelivery:
         # Claiming in the writing transaction saves a transaction per dispatch; a lane
         # held elsewhere, or older work ahead, is left to the rounds below.
         enqueued, claims = self.store.enqueue_and_claim(
-            items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms()
+            items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
         )
         waiting = {e.id: e.channel for e in enqueued if e.id is not None}
         attempted = dict(self._run(claims).receipts) if claims else {}
@@ -131,6 +132,7 @@ class OutboxDelivery:
                 break
         return self.receipts(enqueued, attempted)
 
+    @functools.cached_property
     def _terms(self) -> ClaimTerms:
         settings = self.settings
         return ClaimTerms(
