@@ -40,6 +40,9 @@ _PURGE = (
     "DELETE FROM deliveries WHERE state = :state"
     " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
     " AND (:before IS NULL OR updated_at < :before)"
+    # Ids are the largest id + 1 (schema version 2): the sweep by age keeps the newest
+    # row so that no id is given out twice; an operator's purge deletes what it names.
+    " AND (:before IS NULL OR :ids IS NOT NULL OR id < (SELECT max(id) FROM deliveries))"
 )
 
 

@@ -14,9 +14,8 @@ APPLICATION_ID = 0x4E4F5446
 # Queries must repeat the exact WHERE text for SQLite to use them.
 LIVE = "state IN ('pending', 'inflight')"
 
-_V1 = f"""
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+# Every column but the id, shared by the table's first form and its rebuild in version 2.
+_DELIVERY_COLUMNS = """
     idempotency_key TEXT NOT NULL,
     channel TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -33,12 +32,18 @@ CREATE TABLE deliveries (
     deduplicated INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_expires REAL
-);
+"""
+_DELIVERY_INDEXES = f"""
 CREATE INDEX deliveries_live ON deliveries (channel, id) WHERE {LIVE};
 CREATE INDEX deliveries_live_fingerprint ON deliveries (fingerprint, channel) WHERE {LIVE};
 CREATE INDEX deliveries_finished ON deliveries (state, updated_at)
     WHERE state IN ('delivered', 'dead');
+"""
 
+_V1 = f"""
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,{_DELIVERY_COLUMNS});
+{_DELIVERY_INDEXES}
 -- Last time each (fingerprint, status) was sent on a channel: the dedup window.
 CREATE TABLE dedup (
     fingerprint TEXT NOT NULL,
@@ -69,6 +74,20 @@ CREATE TABLE channels (
 );
 """
 
+# Version 2: ids without AUTOINCREMENT. It wrote the sqlite_sequence page in every
+# transaction that inserted a delivery, about a quarter of a dispatch's write cost.
+# Plain rowids are the largest id + 1, so they still grow; the sweep of old deliveries
+# keeps the newest row (admin._PURGE) so that it never lets an id be given out twice.
+_V2 = f"""
+CREATE TABLE deliveries_v2 (
+    id INTEGER PRIMARY KEY,{_DELIVERY_COLUMNS});
+INSERT INTO deliveries_v2 SELECT * FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v2 RENAME TO deliveries;
+{_DELIVERY_INDEXES}
+DELETE FROM sqlite_sequence WHERE name = 'deliveries'
+"""  # noqa: S608 (built from constants)
+
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 VERSION = len(MIGRATIONS)

@@ -176,11 +176,10 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
                 rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
         if rows:
-            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'")
-            first = ((seq.fetchone() or (0,))[0] or 0) + 1
+            first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
             conn.executemany(_INSERT, rows)
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            # AUTOINCREMENT inside our own write transaction hands out consecutive ids.
+            # Inside our own write transaction each row gets the largest id + 1.
             if last - first + 1 != len(rows):
                 raise RuntimeError("outbox ids were not handed out consecutively")
             names = sorted({row[1] for row in rows})

@@ -153,6 +153,36 @@ def test_an_outbox_from_a_newer_notifier_asks_for_an_upgrade(db_path):
         OutboxStore.open(db_path)
 
 
+def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for statement in schema.MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    old = OutboxStore.__new__(OutboxStore)  # write as version 1 did, AUTOINCREMENT ids
+    old.db = Database(db_path, sqlite3.connect(db_path, isolation_level=None))
+    [written] = old.enqueue_many([NewDelivery(alert("kept"), "ops")], now=1.0)
+    old.db._conn.close()
+
+    store = OutboxStore.open(db_path)
+    try:
+        with store.db.read("test") as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+            ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
+            assert "AUTOINCREMENT" not in ddl.fetchone()[0]
+            indexes = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'"
+            ).fetchall()
+        assert {n for (n,) in indexes} >= {"deliveries_live", "deliveries_live_fingerprint"}
+        assert store.get([written.id])[written.id].alert().title == "kept"
+        [later] = store.enqueue_many([NewDelivery(alert("new"), "ops")], now=2.0)
+        assert later.id == written.id + 1
+    finally:
+        store.close()
+
+
 def test_an_unknown_synchronous_mode_is_refused():
     with pytest.raises(OutboxError, match="synchronous"):
         Database.open(":memory:", synchronous="sometimes")

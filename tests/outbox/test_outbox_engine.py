@@ -207,11 +207,15 @@ def test_run_forever_delivers_until_stopped(make_engine, provider):
 def test_maintenance_forgets_old_sends_and_delivered_rows(make_engine, provider, clock):
     engine = make_engine(keep_delivered=60, rate_limits={"ops": RateLimit(5, 10)})
     engine.submit(items(["a"], "ops"))
+    [newest] = engine.submit(items(["b"], "ops"))
     clock.advance(61)
     engine.maintain(force=True)
-    assert engine.store.counts() == {}
+    # The newest row stays, so the next delivery's id is not one given out before.
+    assert engine.store.counts() == {"ops": {"delivered": 1}}
     with engine.store.db.read("test") as conn:
         assert conn.execute("SELECT count(*) FROM sends").fetchone()[0] == 0
+    [later] = engine.submit(items(["c"], "ops"))
+    assert later.details["delivery_id"] == newest.details["delivery_id"] + 1
 
 
 def test_a_background_worker_delivers_until_the_engine_closes(make_engine, provider):
