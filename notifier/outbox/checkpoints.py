@@ -40,6 +40,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
         self.checkpointed = threading.Event()  # set after each checkpoint, for tests
+        self._running = threading.Lock()  # one checkpoint at a time, ours or flush()'s
 
     def committed(self) -> None:
         """Called after each commit, under the database's lock."""
@@ -80,13 +81,18 @@ class Checkpointer:
                     continue
                 seen = self._commits
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
+                    self.flush(conn)
                     self.checkpointed.set()
                 except sqlite3.Error as exc:  # a busy file: the next round tries again
                     log.debug("outbox %s: checkpoint skipped: %s", self.path, exc)
         finally:
             conn.close()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Checkpoint now through ``conn``, after any checkpoint under way."""
+        with self._running:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints += 1
 
     def close(self) -> None:
         """Stop the thread; SQLite checkpoints when the file's last connection closes."""

@@ -168,6 +168,14 @@ class Database:
             conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {schema.VERSION}")
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now, waiting for a checkpoint
+        the background thread may be running (see :mod:`notifier.outbox.checkpoints`)."""
+        if self._checkpointer is None:
+            return
+        with self._lock, self._translated("checkpointing"):
+            self._checkpointer.flush(self._conn)
+
     def check(self) -> str:
         """SQLite's ``quick_check`` verdict: ``"ok"`` or the problems found."""
         with self.read("checking it") as conn:

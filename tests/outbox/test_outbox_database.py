@@ -230,5 +230,9 @@ def test_a_short_lived_writer_keeps_sqlites_own_checkpoints(db_path):
         assert store.db._checkpointer._thread is None
         with store.db.read("test") as conn:
             assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        store.db.checkpoint()  # on demand, on the writing connection
+        with store.db.read("test") as conn:
+            busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and logged == copied > 0
     finally:
         store.close()
