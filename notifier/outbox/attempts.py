@@ -90,6 +90,27 @@ def take_slot_in(
     return 0.0
 
 
+def _record_delivered(
+    conn: Any, delivery: Delivery, owner: str, now: float, deduplicated: bool, release: bool
+) -> bool:
+    done = conn.execute(
+        _DELIVERED, (0 if deduplicated else 1, deduplicated, now, delivery.id, owner)
+    ).rowcount
+    if done and not deduplicated:
+        conn.execute(
+            "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at)"
+            " VALUES (?, ?, ?, ?)",
+            (delivery.fingerprint, delivery.status, delivery.channel, now),
+        )
+        if release:  # the lane's last delivery: nothing of ours is left in flight
+            conn.execute(_CLOSE_AND_RELEASE, (owner, owner, delivery.channel))
+            return True
+        conn.execute(_CLOSE, (delivery.channel,))
+    if release:
+        _release(conn, delivery.channel, owner, now)
+    return bool(done)
+
+
 def _release(conn: Any, channel: str, owner: str, now: float) -> int:
     back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)).rowcount
     conn.execute(_RELEASE, (channel, owner))
@@ -157,30 +178,21 @@ class AttemptsMixin:
         *,
         deduplicated: bool = False,
         release: bool = False,
+        defer: bool = False,
     ) -> bool:
         """The delivery was sent (or is a duplicate of one sent within the window).
 
         :param release: this is the last delivery of the owner's lane: give the lane
             up in the same transaction, as :meth:`end_lane`.
+        :param defer: write the record with the next write transaction (at the latest
+            a moment later; see :mod:`notifier.outbox.deferred`); returns ``True``.
         """
+        args = (delivery, owner, now, deduplicated, release)
+        if defer:
+            self.db.defer(lambda conn: _record_delivered(conn, *args))
+            return True
         with self.db.write("recording a delivery") as conn:
-            done = conn.execute(
-                _DELIVERED,
-                (0 if deduplicated else 1, deduplicated, now, delivery.id, owner),
-            ).rowcount
-            if done and not deduplicated:
-                conn.execute(
-                    "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (delivery.fingerprint, delivery.status, delivery.channel, now),
-                )
-                if release:  # the lane's last delivery: nothing of ours is left in flight
-                    conn.execute(_CLOSE_AND_RELEASE, (owner, owner, delivery.channel))
-                    return True
-                conn.execute(_CLOSE, (delivery.channel,))
-            if release:
-                _release(conn, delivery.channel, owner, now)
-        return bool(done)
+            return _record_delivered(conn, *args)
 
     def mark_retry(
         self,

@@ -13,6 +13,7 @@ that says what is wrong with the file and what to do about it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -21,7 +22,10 @@ from collections.abc import Iterator
 from notifier.errors import OutboxError
 from notifier.outbox import schema
 from notifier.outbox.checkpoints import Checkpointer
+from notifier.outbox.deferred import DeferredWrites, Write
 from notifier.outbox.paths import MEMORY, resolve
+
+log = logging.getLogger("notifier.outbox")
 
 SYNCHRONOUS = ("normal", "full")
 
@@ -65,6 +69,7 @@ class Database:
         self._conn = conn
         self._lock = threading.RLock()
         self._checkpointer = Checkpointer(path, conn, busy_timeout) if path != MEMORY else None
+        self._deferred = DeferredWrites(self.flush)
 
     @classmethod
     def open(
@@ -124,25 +129,47 @@ class Database:
         """A write transaction: taken at once (``BEGIN IMMEDIATE``), all or nothing."""
         conn = self._conn
         with self._lock:
+            owed = self._deferred.take() if self._deferred else []
             try:  # translating inline, not through _translated: this is the hot path
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    for write in owed:
+                        write(conn)
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
+                    self._deferred.restore(owed)
                     raise
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, doing) from exc
             if self._checkpointer is not None:
                 self._checkpointer.committed()
 
+    def defer(self, write: Write) -> None:
+        """Run ``write`` at the start of the next write transaction, or within
+        :data:`~notifier.outbox.deferred.FLUSH_AFTER` seconds (see
+        :mod:`notifier.outbox.deferred`)."""
+        with self._lock:
+            self._deferred.add(write)
+
+    def flush(self) -> None:
+        """Write what :meth:`defer` holds now."""
+        with self._lock:
+            if self._deferred:
+                with self.write("recording deliveries"):
+                    pass
+
     @contextlib.contextmanager
     def read(self, doing: str) -> Iterator[sqlite3.Connection]:
-        """The connection for reads; each statement sees one consistent snapshot."""
-        with self._lock, self._translated(doing):
-            yield self._conn
+        """The connection for reads; each statement sees one consistent snapshot, which
+        includes what :meth:`defer` holds."""
+        with self._lock:
+            if self._deferred:
+                self.flush()
+            with self._translated(doing):
+                yield self._conn
 
     def _migrate(self) -> None:
         with self.write("upgrading its schema") as conn:
@@ -183,6 +210,11 @@ class Database:
         return "\n".join(str(r[0]) for r in rows)
 
     def close(self) -> None:
+        self._deferred.stop()
+        try:
+            self.flush()
+        except OutboxError as exc:  # still in flight in the file: recovery sends it again
+            log.warning("outbox: could not record deliveries before closing: %s", exc)
         if self._checkpointer is not None:
             self._checkpointer.close()
         with self._lock:

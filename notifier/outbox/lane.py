@@ -160,7 +160,8 @@ def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Rece
     now = ctx.clock.time()
     attempt = d.attempts + 1
     if receipt.ok:
-        store.mark_delivered(d, owner, now, release=last)
+        # The lane's last send: its record may ride with the next write (group commit).
+        store.mark_delivered(d, owner, now, release=last, defer=last and settings.group_commit)
         return _ours(d, receipt, extra={"attempt": attempt})
     error = redact(receipt.error or "delivery failed")
     retryable, retry_after, rate_limited = failure_facts(receipt)

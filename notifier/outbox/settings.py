@@ -36,6 +36,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("poll_interval", float, default=1.0, minimum=0.01, help="worker's idle poll"),
     Option("busy_timeout", float, default=5.0, minimum=0, help="wait for other writers"),
     Option("synchronous", str, default="normal", choices=("normal", "full")),
+    Option(
+        "group_commit",
+        bool,
+        default=True,
+        help="record a send with the next write (within 20 ms); false: before returning",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 # Upper bounds that keep values inside what SQLite and a thread pool can take.
@@ -96,6 +102,7 @@ class OutboxSettings:
     poll_interval: float = 1.0
     busy_timeout: float = 5.0
     synchronous: str = "normal"
+    group_commit: bool = True
 
     @classmethod
     def from_table(

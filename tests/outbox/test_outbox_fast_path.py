@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import attrs
 from outbox_support import alert
 
@@ -21,17 +24,68 @@ def count_writes(engine):
     return statements
 
 
-def test_a_single_delivery_costs_two_write_transactions_on_a_file(make_engine, db_path):
+def test_a_stream_of_dispatches_costs_one_write_transaction_each(make_engine, db_path):
     engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
     engine.submit(items(["warm-up"], "ops"))  # the first submit also recovers orphans
     statements = count_writes(engine)
-    [receipt] = engine.submit(items(["disk full"], "ops"))
-    assert receipt.outcome is Outcome.DELIVERED
-    # Write and claim in one; record the send and release the lane in the other.
-    assert sum(s.startswith("BEGIN") for s in statements) == 2
-    assert engine.store.counts() == {"ops": {"delivered": 2}}
+    receipts = [engine.submit(items([f"alert {i}"], "ops"))[0] for i in range(3)]
+    assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 3
+    # Each write carries the record of the send before it (group commit).
+    assert sum(s.startswith("BEGIN") for s in statements) == 3
+    # A read sees every send recorded: the last record is written first.
+    assert engine.store.counts() == {"ops": {"delivered": 4}}
+    assert sum(s.startswith("BEGIN") for s in statements) == 4
     with engine.store.db.read("test") as conn:
         assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+
+
+def test_without_group_commit_a_dispatch_returns_after_its_record(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path), group_commit=False)
+    engine.submit(items(["warm-up"], "ops"))
+    statements = count_writes(engine)
+    engine.submit(items(["disk full"], "ops"))
+    assert sum(s.startswith("BEGIN") for s in statements) == 2
+    assert not engine.store.db._deferred  # nothing owed: the record is in the file
+
+
+def test_a_record_left_alone_is_written_a_moment_later(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path))
+    engine.submit(items(["disk full"], "ops"))
+    other = sqlite3.connect(db_path)  # another process's view: no flush on read
+    try:
+        for _ in range(500):  # the background thread writes it within FLUSH_AFTER
+            state = other.execute("SELECT state FROM deliveries").fetchone()[0]
+            if state == "delivered":
+                break
+            threading.Event().wait(0.01)
+        assert state == "delivered"
+        assert other.execute("SELECT lease_owner FROM channels").fetchone() == (None,)
+    finally:
+        other.close()
+
+
+def test_closing_writes_the_records_still_held(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path))
+    engine.submit(items(["disk full"], "ops"))
+    engine.store.db._deferred.stop()  # no background flush: only close() can write it
+    engine.close()
+    reopened = OutboxStore.open(db_path)
+    try:
+        assert reopened.counts() == {"ops": {"delivered": 1}}
+    finally:
+        reopened.close()
+
+
+def test_a_record_whose_transaction_rolls_back_is_kept_for_the_next(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path))
+    engine.submit(items(["disk full"], "ops"))
+    engine.store.db._deferred.stop()
+    try:
+        with engine.store.db.write("test"):
+            raise RuntimeError("the caller's own write failed")
+    except RuntimeError:
+        pass
+    assert engine.store.counts() == {"ops": {"delivered": 1}}
 
 
 def test_a_lone_delivery_on_an_idle_channel_is_written_in_flight_in_five_statements(
@@ -39,6 +93,7 @@ def test_a_lone_delivery_on_an_idle_channel_is_written_in_flight_in_five_stateme
 ):
     engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
     engine.submit(items(["warm-up"], "ops"))
+    engine.store.db.flush()  # its record, which would otherwise ride along
     statements = count_writes(engine)
     engine.submit(items(["disk full"], "ops"))
     first = statements[statements.index("BEGIN IMMEDIATE") + 1 : statements.index("COMMIT")]

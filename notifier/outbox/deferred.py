@@ -1,0 +1,104 @@
+"""Records that ride along with the next write transaction (group commit).
+
+Recording a successful send was the second of a dispatch's two write transactions, and
+it may wait: the delivery was written durably before it was sent, and until its outcome
+is recorded it stays in flight under this process's lane lease, which is exactly what a
+crash during the send leaves behind. So the record is kept in memory and written at the
+start of the next write transaction (in a stream of dispatches, the next dispatch's),
+or by a background thread once it has waited :data:`FLUSH_AFTER` seconds, or before the
+file is read or closed. A stream of dispatches then costs one write transaction each.
+
+A crash before the record is written leaves the delivery in flight; recovery sends it
+again under the same idempotency key. That is at most one delivery per channel lane,
+as a crash in the middle of a send would leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("notifier.outbox")
+
+FLUSH_AFTER = 0.02  # seconds a record may wait for a transaction to ride along with
+
+Write = Callable[[sqlite3.Connection], object]
+
+
+class DeferredWrites:
+    """Pending writes, and the thread that flushes them when nothing else does.
+
+    :param flush: opens (and commits) a write transaction, which applies what is
+        pending; called from the background thread.
+    """
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
+        self._pending: list[Write] = []
+        self._since = 0.0
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def add(self, write: Write) -> None:
+        """Keep ``write`` for the next write transaction (called under the file's lock)."""
+        with self._guard:
+            if not self._pending:
+                self._since = time.monotonic()
+            self._pending.append(write)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="notifier-outbox-records", daemon=True
+                )
+                self._thread.start()
+            elif self._idle:
+                self._wake.set()  # only an idle thread needs waking; a waiting one times out
+
+    def take(self) -> list[Write]:
+        """What is pending, to apply in the transaction being opened."""
+        with self._guard:
+            pending, self._pending = self._pending, []
+        return pending
+
+    def restore(self, writes: list[Write]) -> None:
+        """Put back writes whose transaction rolled back: they are still owed."""
+        if writes:
+            with self._guard:
+                self._pending[:0] = writes
+                self._since = min(self._since, time.monotonic()) if self._pending else 0.0
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                if self._stop:
+                    return
+                self._idle = not self._pending
+                left = self._since + FLUSH_AFTER - time.monotonic()
+            if self._idle:
+                self._wake.wait()
+            elif left > 0:
+                self._wake.wait(left)
+            else:
+                try:
+                    self._flush()
+                except Exception as exc:  # a busy or broken file: say so, try again
+                    log.warning("outbox: recording deliveries failed, will retry: %s", exc)
+                    self._wake.wait(1.0)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        """Stop the thread; the caller flushes what is left."""
+        with self._guard:
+            self._stop = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
