@@ -169,7 +169,12 @@ def delivery_key(alert: Alert, channel: str) -> str:
     The same firing (fingerprint and start time) or resolution gets the same key however
     often it is sent, so retries and re-sends after a crash can be recognised.
     """
-    raw = "\x1f".join((alert.fingerprint, alert.status.value, alert.starts_at.isoformat(), channel))
+    return key_of(alert.fingerprint, alert.status.value, alert.starts_at.isoformat(), channel)
+
+
+def key_of(fingerprint: str, status: str, starts_at: str, channel: str) -> str:
+    """:func:`delivery_key` from the alert's parts, for callers that have them as text."""
+    raw = "\x1f".join((fingerprint, status, starts_at, channel))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

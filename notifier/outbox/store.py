@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from notifier.kinds import RateLimit
-from notifier.models import Outcome
+from notifier.models import Outcome, key_of
 from notifier.outbox.admin import AdminMixin
 from notifier.outbox.attempts import AttemptsMixin
 from notifier.outbox.claiming import (
@@ -98,15 +98,23 @@ class OutboxStore(AttemptsMixin, AdminMixin):
     @staticmethod
     def _prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
         """Validate and serialise before any transaction, so a bad item changes nothing."""
-        texts: dict[int, str] = {}
+        # Per alert: its JSON, and the parts of its key (isoformat() is not free).
+        alerts: dict[int, tuple[str, str, str, str]] = {}
         prepared = []
         for item in items:
             if not isinstance(item, NewDelivery):
                 raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
-            text = texts.get(id(item.alert))
-            if text is None:
-                text = texts[id(item.alert)] = _ENCODE(item.alert.to_dict())
-            prepared.append((item, item.key, text))
+            known = alerts.get(id(item.alert))
+            if known is None:
+                data = item.alert.to_dict()
+                known = alerts[id(item.alert)] = (
+                    _ENCODE(data),
+                    data["fingerprint"],
+                    data["status"],
+                    data["starts_at"],
+                )
+            text, fingerprint, status, starts_at = known
+            prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
         return prepared
 
     def enqueue_and_claim(
@@ -166,8 +174,10 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 plan.append((Outcome.QUEUED, live[key], True))
             elif key in row_of_key:
                 plan.append((Outcome.QUEUED, -1 - row_of_key[key], True))
-            elif (fp, channel) not in busy and is_duplicate(
-                status, sent[(fp, channel)], now, window
+            elif (
+                (fp, channel) in sent
+                and (fp, channel) not in busy
+                and is_duplicate(status, sent[(fp, channel)], now, window)
             ):
                 plan.append((Outcome.DEDUPLICATED, None, False))
             else:
