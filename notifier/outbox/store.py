@@ -164,50 +164,39 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         if window > 0:
             for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
                 sent[(fp, channel)][status] = at
-        # (outcome, id or row index, coalesced) per item; row indexes become ids below.
-        plan: list[tuple[Outcome, int | None, bool]] = []
+        # Inside our write transaction each new row gets the largest id + 1, so the ids
+        # are known before the insert (and checked after it).
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
+        out: list[Enqueued] = []
         rows: list[tuple] = []
-        row_of_key: dict[str, int] = {}
+        id_of_key: dict[str, int] = {}
+        queued, deduplicated = Outcome.QUEUED, Outcome.DEDUPLICATED
         for item, key, text in prepared:
-            fp, status, channel = item.alert.fingerprint, item.alert.status.value, item.channel
-            if key in live:
-                plan.append((Outcome.QUEUED, live[key], True))
-            elif key in row_of_key:
-                plan.append((Outcome.QUEUED, -1 - row_of_key[key], True))
-            elif (
-                (fp, channel) in sent
-                and (fp, channel) not in busy
-                and is_duplicate(status, sent[(fp, channel)], now, window)
-            ):
-                plan.append((Outcome.DEDUPLICATED, None, False))
-            else:
-                row_of_key[key] = len(rows)
-                plan.append((Outcome.QUEUED, -1 - len(rows), False))
-                mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
-                rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
+            alert, channel = item.alert, item.channel
+            fp = alert.fingerprint
+            if key in live or key in id_of_key:
+                id_ = live.get(key) or id_of_key[key]
+                out.append(Enqueued(channel, key, fp, queued, id_, True))
+                continue
+            status = alert.status.value
+            pair = (fp, channel)
+            if pair in sent and pair not in busy and is_duplicate(status, sent[pair], now, window):
+                out.append(Enqueued(channel, key, fp, deduplicated))
+                continue
+            id_of_key[key] = id_ = first + len(rows)
+            out.append(Enqueued(channel, key, fp, queued, id_))
+            mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
+            rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
         if rows:
-            first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
             conn.executemany(_INSERT, rows)
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            # Inside our own write transaction each row gets the largest id + 1.
             if last - first + 1 != len(rows):
                 raise RuntimeError("outbox ids were not handed out consecutively")
             names = sorted({row[1] for row in rows})
             conn.executemany(
                 "INSERT OR IGNORE INTO channels (name) VALUES (?)", [(n,) for n in names]
             )
-        first = first if rows else 0
-        return [
-            Enqueued(
-                item.channel,
-                key,
-                item.alert.fingerprint,
-                outcome,
-                None if ref is None else (ref if ref > 0 else first - 1 - ref),
-                coalesced,
-            )
-            for (item, key, _), (outcome, ref, coalesced) in zip(prepared, plan, strict=True)
-        ]
+        return out
 
     # -- claiming ----------------------------------------------------------------------
 
