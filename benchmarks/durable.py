@@ -253,9 +253,6 @@ def _durable_runner(
                 receipts = dispatcher.dispatch(alert)
                 if not all(r.ok for r in receipts):
                     raise RuntimeError(f"durable delivery failed: {receipts[0].error}")
-            # The WAL checkpoints of these writes run on a background thread; finish them
-            # here so their cost lands on this variant, not on whichever runs next.
-            dispatcher.outbox.store.db.checkpoint()
 
         return timed(count, send)
 

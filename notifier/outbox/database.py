@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 from notifier.errors import OutboxError
 from notifier.outbox import schema
-from notifier.outbox.checkpoints import Checkpointer
 from notifier.outbox.deferred import DeferredWrites, Write
 from notifier.outbox.paths import MEMORY, resolve
 
@@ -64,11 +63,10 @@ class Database:
     writer at a time anyway, and the outbox's transactions are short.
     """
 
-    def __init__(self, path: str, conn: sqlite3.Connection, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
-        self._checkpointer = Checkpointer(path, conn, busy_timeout) if path != MEMORY else None
         self._deferred = DeferredWrites(self.flush)
 
     @classmethod
@@ -99,7 +97,7 @@ class Database:
             )
         except sqlite3.Error as exc:
             raise translate(exc, path, "opening") from exc
-        db = cls(path, conn, busy_timeout=busy_timeout)
+        db = cls(path, conn)
         try:
             with db._translated("opening"):
                 conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -144,8 +142,6 @@ class Database:
                     raise
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, doing) from exc
-            if self._checkpointer is not None:
-                self._checkpointer.committed()
 
     def defer(self, write: Write) -> None:
         """Run ``write`` at the start of the next write transaction, or within
@@ -195,14 +191,6 @@ class Database:
             conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {schema.VERSION}")
 
-    def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file now, waiting for a checkpoint
-        the background thread may be running (see :mod:`notifier.outbox.checkpoints`)."""
-        if self._checkpointer is None:
-            return
-        with self._lock, self._translated("checkpointing"):
-            self._checkpointer.flush(self._conn)
-
     def check(self) -> str:
         """SQLite's ``quick_check`` verdict: ``"ok"`` or the problems found."""
         with self.read("checking it") as conn:
@@ -215,7 +203,5 @@ class Database:
             self.flush()
         except OutboxError as exc:  # still in flight in the file: recovery sends it again
             log.warning("outbox: could not record deliveries before closing: %s", exc)
-        if self._checkpointer is not None:
-            self._checkpointer.close()
         with self._lock:
             self._conn.close()

@@ -42,6 +42,7 @@ class DeferredWrites:
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._idle = False
+        self._adds = 0
         self._stop = False
         self._thread: threading.Thread | None = None
 
@@ -54,13 +55,14 @@ class DeferredWrites:
             if not self._pending:
                 self._since = time.monotonic()
             self._pending.append(write)
+            self._adds += 1
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="notifier-outbox-records", daemon=True
                 )
                 self._thread.start()
             elif self._idle:
-                self._wake.set()  # only an idle thread needs waking; a waiting one times out
+                self._wake.set()  # only a sleeping thread needs waking; a ticking one looks
 
     def take(self) -> list[Write]:
         """What is pending, to apply in the transaction being opened."""
@@ -76,16 +78,23 @@ class DeferredWrites:
                 self._since = min(self._since, time.monotonic()) if self._pending else 0.0
 
     def _run(self) -> None:
+        # Ticks every FLUSH_AFTER while records keep coming, and sleeps until the next
+        # add() once a whole tick passed without one: waking it on every add() would
+        # cost a thread switch per dispatch, more than the transaction it saves.
+        seen = -1
         while True:
             with self._guard:
                 if self._stop:
                     return
-                self._idle = not self._pending
-                left = self._since + FLUSH_AFTER - time.monotonic()
-            if self._idle:
+                self._idle = quiet = self._adds == seen and not self._pending
+                seen = self._adds
+                wait = FLUSH_AFTER
+                if self._pending:
+                    wait = self._since + FLUSH_AFTER - time.monotonic()
+            if quiet:
                 self._wake.wait()
-            elif left > 0:
-                self._wake.wait(left)
+            elif wait > 0:
+                self._wake.wait(wait)
             else:
                 try:
                     self._flush()
