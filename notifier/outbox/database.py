@@ -27,6 +27,7 @@ from notifier.outbox.paths import MEMORY, resolve
 log = logging.getLogger("notifier.outbox")
 
 SYNCHRONOUS = ("normal", "full")
+WAL_PAGES = 5000  # pages in the write-ahead log before a checkpoint
 
 
 def translate(exc: sqlite3.Error, path: str, doing: str) -> OutboxError:
@@ -105,6 +106,11 @@ class Database:
                 conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
                 # A bigger page cache keeps the indexes in memory during large batches.
                 conn.execute("PRAGMA cache_size = -16000")
+                # A checkpoint copies each changed page once and flushes the file: a
+                # stream of dispatches rewrites the same few pages, so checkpointing
+                # every 5,000 WAL pages (about 20 MB) instead of SQLite's 1,000 copies
+                # and flushes far less per dispatch.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
             db._migrate()
         except BaseException:
             conn.close()
