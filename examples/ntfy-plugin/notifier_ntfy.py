@@ -92,6 +92,8 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             options=OPTIONS,
             validate=validate,
             description="Publish each alert to an ntfy topic (phone and desktop push).",
+            # Every send goes through HttpClient, which keeps to the delivery's deadline.
+            bounded=True,
             # ntfy.sh allows a burst of 60 messages, then about one every 5 seconds.
             rate_limit=RateLimit(count=60, per=300.0),
         )
