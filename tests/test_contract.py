@@ -90,6 +90,7 @@ FLAWS = {
     "raw-errors": ("permanent_error_to_not_retryable", "must raise a notifier.errors"),
     "greedy": ("ignores_channels_it_did_not_build", "must return None for channels"),
     "no-defaults": ("builds_from_its_required_options", "needs a working default"),
+    "overrun": ("keeps_to_the_deadline", "its sends must end by the delivery's deadline"),
 }
 
 
@@ -116,7 +117,7 @@ def test_each_broken_plugin_fails_the_contract_naming_the_missing_behaviour(pyte
     reprec = run_contracts(pytester, ["", *FLAWS])
     passed, _skipped, failures = reprec.listoutcomes()
     correct = [r.nodeid for r in passed if "::TestCorrect::" in r.nodeid]
-    assert len(correct) == 11, "the correct example must pass every check when pytest runs it"
+    assert len(correct) == 12, "the correct example must pass every check when pytest runs it"
     for flaw, (check, message) in FLAWS.items():
         failed = [r for r in failures if f"::{class_name(flaw)}::" in r.nodeid]
         names = [r.nodeid.rsplit("::", 1)[-1] for r in failed]

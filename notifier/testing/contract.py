@@ -27,6 +27,7 @@ Every failed check says which behaviour is missing, starting with ``contract:``.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from notifier import deadline
 from notifier.clock import FakeClock
 from notifier.config import Config, parse_channel
 from notifier.dispatcher import Dispatcher
@@ -47,6 +49,8 @@ from notifier.testing.samples import huge_alert, resolved, sample_alert
 
 __all__ = ["ChannelContract"]
 
+# The deadline the bounded-sends check gives a send to a provider that never answers.
+_DEADLINE = 0.3
 # Wrong values per option type, for the schema checks.
 _WRONG = {str: 12345, int: "not-a-number", float: "not-a-number", bool: "yes", list: 42, dict: 42}
 
@@ -98,6 +102,11 @@ class ChannelContract:
     def make_unreachable(self, provider: Any) -> None:
         """Make the provider unreachable (default: ``provider.stop()``)."""
         provider.stop()
+
+    def make_silent(self, provider: Any) -> None:
+        """Make the provider take requests and not answer them (default: hold the next
+        hundred for a minute, as :meth:`~notifier.testing.LocalServer.delay_next` does)."""
+        provider.delay_next(60, count=100)
 
     # -- what the base provides -----------------------------------------------------------
 
@@ -192,6 +201,25 @@ class ChannelContract:
         assert resolved_texts, "contract: a resolved alert must reach the provider too"
         assert resolved_texts != after_firing, (
             "contract: resolved alerts must render differently from firing ones"
+        )
+
+    def test_contract_keeps_to_the_deadline_it_declares(
+        self, contract_host: PluginHost, channel: Any, provider: Any
+    ) -> None:
+        if not contract_host.kinds[self.kind].bounded:
+            pytest.skip("the kind does not declare bounded sends")
+        self.make_silent(provider)
+        started = time.monotonic()
+        with deadline.within(_DEADLINE):
+            error = self.send_failing(contract_host, channel, "a send nobody answers")
+        took = time.monotonic() - started
+        assert took < _DEADLINE + 2.0, (
+            f"contract: kind {self.kind!r} declares bounded=True, so its sends must end by "
+            f"the delivery's deadline; one took {took:.1f}s against {_DEADLINE}s: send "
+            f"through HttpClient, or bound your own waits by notifier.deadline.remaining()"
+        )
+        assert error.retryable, (
+            "contract: a send cut short by the deadline must raise with retryable=True"
         )
 
     def test_contract_respects_its_byte_limit(

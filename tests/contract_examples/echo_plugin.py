@@ -9,12 +9,15 @@ one behaviour the contract demands, the way real plugins get it wrong:
 * ``"all-retryable"``: reports every provider error as retryable;
 * ``"raw-errors"``: lets the HTTP library's exceptions escape;
 * ``"greedy"``: answers ``notifier_send`` for channels it did not build;
-* ``"no-defaults"``: has an optional option without a default.
+* ``"no-defaults"``: has an optional option without a default;
+* ``"overrun"``: declares bounded sends but makes its request on a thread of its own,
+  where the delivery's deadline does not follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -83,6 +86,8 @@ class EchoChannel:
         self.client = client_from_options(
             spec, context, spec.options["api_root"], auth, retry=retry
         )
+        if "overrun" in flaws:
+            self.client.timeout = (1.0, 3.0)  # what it waits out, instead of the deadline
 
     def __repr__(self) -> str:
         return f"EchoChannel({self.name!r})"
@@ -95,7 +100,11 @@ class EchoChannel:
         if "unbounded" not in self.flaws:
             text = fit(text, MAX_BYTES)[0]
         try:
-            result = self.client.call(SEND, json={"text": text})
+            if "overrun" in self.flaws:
+                with ThreadPoolExecutor(1) as pool:
+                    result = pool.submit(self.client.call, SEND, json={"text": text}).result()
+            else:
+                result = self.client.call(SEND, json={"text": text})
         except NotifierError as exc:
             if "leaky" in self.flaws:
                 leak = f"{exc} (token {self.token.reveal()})"
@@ -127,6 +136,7 @@ class EchoPlugin:
                 lambda spec, context: EchoChannel(spec, context, self.flaws),
                 options=options,
                 rate_limit=RateLimit(10, 1),
+                bounded=True,
             )
         ]
 
