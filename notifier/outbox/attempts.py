@@ -60,7 +60,9 @@ _RELEASE = (
     "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE name = ? AND lease_owner = ?"
 )
 # A send closes the circuit; the lane's last one also gives the lane back.
-_CLOSE = "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE name = ?"
+CLOSE_CIRCUIT = (
+    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE name = ?"
+)
 _CLOSE_AND_RELEASE = (
     "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"
     " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
@@ -90,22 +92,39 @@ def take_slot_in(
     return 0.0
 
 
-def _record_delivered(
-    conn: Any, delivery: Delivery, owner: str, now: float, deduplicated: bool, release: bool
-) -> bool:
-    done = conn.execute(
-        _DELIVERED, (0 if deduplicated else 1, deduplicated, now, delivery.id, owner)
-    ).rowcount
-    if done and not deduplicated:
+def lane_key(channel: str, owner: str) -> tuple[str, str, str]:
+    """The key of the deferred write that gives ``owner``'s lane on ``channel`` back."""
+    return ("release", channel, owner)
+
+
+def give_back(channel: str, owner: str) -> Callable[[Any], object]:
+    """The write that ends a lane after a send: circuit closed, lease released."""
+    return lambda conn: conn.execute(_CLOSE_AND_RELEASE, (owner, owner, channel))
+
+
+def _record_sent(conn: Any, delivery: Delivery, owner: str, now: float) -> bool:
+    done = conn.execute(_DELIVERED, (1, False, now, delivery.id, owner)).rowcount
+    if done:
         conn.execute(
             "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at)"
             " VALUES (?, ?, ?, ?)",
             (delivery.fingerprint, delivery.status, delivery.channel, now),
         )
+    return bool(done)
+
+
+def _record_delivered(
+    conn: Any, delivery: Delivery, owner: str, now: float, deduplicated: bool, release: bool
+) -> bool:
+    if deduplicated:
+        done = conn.execute(_DELIVERED, (0, True, now, delivery.id, owner)).rowcount
+    else:
+        done = _record_sent(conn, delivery, owner, now)
+    if done and not deduplicated:
         if release:  # the lane's last delivery: nothing of ours is left in flight
             conn.execute(_CLOSE_AND_RELEASE, (owner, owner, delivery.channel))
             return True
-        conn.execute(_CLOSE, (delivery.channel,))
+        conn.execute(CLOSE_CIRCUIT, (delivery.channel,))
     if release:
         _release(conn, delivery.channel, owner, now)
     return bool(done)
@@ -184,15 +203,19 @@ class AttemptsMixin:
 
         :param release: this is the last delivery of the owner's lane: give the lane
             up in the same transaction, as :meth:`end_lane`.
-        :param defer: write the record with the next write transaction (at the latest
-            a moment later; see :mod:`notifier.outbox.deferred`); returns ``True``.
+        :param defer: with ``release``: write the record with the next write
+            transaction (at the latest a moment later; see :mod:`notifier.outbox.deferred`);
+            returns ``True``.
         """
-        args = (delivery, owner, now, deduplicated, release)
-        if defer:
-            self.db.defer(lambda conn: _record_delivered(conn, *args))
+        if defer and release and not deduplicated:
+            self.db.defer(lambda conn: _record_sent(conn, delivery, owner, now))
+            channel = delivery.channel
+            # Kept apart, so the channel's next dispatch from this process can take it
+            # back and go on under the same lease (see notifier.outbox.single).
+            self.db.defer(give_back(channel, owner), key=lane_key(channel, owner))
             return True
         with self.db.write("recording a delivery") as conn:
-            return _record_delivered(conn, *args)
+            return _record_delivered(conn, delivery, owner, now, deduplicated, release)
 
     def mark_retry(
         self,

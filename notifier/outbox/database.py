@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 from notifier.errors import OutboxError
 from notifier.outbox import schema
@@ -149,12 +149,17 @@ class Database:
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, doing) from exc
 
-    def defer(self, write: Write) -> None:
+    def defer(self, write: Write, key: Hashable = None) -> None:
         """Run ``write`` at the start of the next write transaction, or within
         :data:`~notifier.outbox.deferred.FLUSH_AFTER` seconds (see
-        :mod:`notifier.outbox.deferred`)."""
+        :mod:`notifier.outbox.deferred`); ``key`` lets :meth:`withdraw` take it back."""
         with self._lock:
-            self._deferred.add(write)
+            self._deferred.add(write, key)
+
+    def withdraw(self, key: Hashable) -> bool:
+        """Take back a deferred write by its key, before it runs; whether it was there."""
+        with self._lock:
+            return self._deferred.withdraw(key)
 
     def flush(self) -> None:
         """Write what :meth:`defer` holds now."""

@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 log = logging.getLogger("notifier.outbox")
 
@@ -37,7 +37,7 @@ class DeferredWrites:
 
     def __init__(self, flush: Callable[[], None]) -> None:
         self._flush = flush
-        self._pending: list[Write] = []
+        self._pending: list[tuple[Hashable, Write]] = []
         self._since = 0.0
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -49,12 +49,13 @@ class DeferredWrites:
     def __bool__(self) -> bool:
         return bool(self._pending)
 
-    def add(self, write: Write) -> None:
-        """Keep ``write`` for the next write transaction (called under the file's lock)."""
+    def add(self, write: Write, key: Hashable = None) -> None:
+        """Keep ``write`` for the next write transaction (called under the file's lock);
+        a ``key`` lets :meth:`withdraw` take it back."""
         with self._guard:
             if not self._pending:
                 self._since = time.monotonic()
-            self._pending.append(write)
+            self._pending.append((key, write))
             self._adds += 1
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -64,18 +65,27 @@ class DeferredWrites:
             elif self._idle:
                 self._wake.set()  # only a sleeping thread needs waking; a ticking one looks
 
+    def withdraw(self, key: Hashable) -> bool:
+        """Take back the pending write added with ``key``; whether there was one."""
+        with self._guard:
+            for i, (pending_key, _) in enumerate(self._pending):
+                if pending_key == key:
+                    del self._pending[i]
+                    return True
+        return False
+
     def take(self) -> list[Write]:
         """What is pending, to apply in the transaction being opened."""
         with self._guard:
             pending, self._pending = self._pending, []
-        return pending
+        return [write for _, write in pending]
 
     def restore(self, writes: list[Write]) -> None:
         """Put back writes whose transaction rolled back: they are still owed."""
         if writes:
             with self._guard:
-                self._pending[:0] = writes
-                self._since = min(self._since, time.monotonic()) if self._pending else 0.0
+                self._pending[:0] = [(None, write) for write in writes]
+                self._since = min(self._since, time.monotonic())
 
     def _run(self) -> None:
         # Ticks every FLUSH_AFTER while records keep coming, and sleeps until the next

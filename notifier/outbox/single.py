@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from notifier.models import Outcome
-from notifier.outbox.attempts import take_slot_in
+from notifier.outbox.attempts import CLOSE_CIRCUIT, take_slot_in
 from notifier.outbox.claiming import LEASE_LANE, ClaimTerms
 from notifier.outbox.gates import gate
 from notifier.outbox.policy import is_duplicate
@@ -51,12 +51,17 @@ def write_and_claim_one(
     now: float,
     dedup_window: float,
     terms: ClaimTerms,
+    *,
+    held: bool = False,
 ) -> tuple[Enqueued, Claim | None] | None:
     """Write ``item`` (its alert encoded as ``text``) and claim it when its lane is free.
 
+    :param held: ``terms.owner`` still holds the channel's lane from its last send, whose
+        release it took back (:func:`~notifier.outbox.attempts.lane_key`): the lane is
+        idle and ours, and its lease is kept when it still has long to run.
     :return: what was written and the claim (its send slot taken: send at once), or no
         claim when the lane cannot be claimed now; ``None``, with nothing written, when
-        the general path must decide.
+        the general path must decide. Without a claim, the caller gives a held lane back.
     """
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
@@ -70,7 +75,15 @@ def write_and_claim_one(
     row = conn.execute(_CHANNEL, (channel, channel)).fetchone()
     if row is not None and row[7]:
         return None  # older work on the channel goes first
-    channel_row = row[:7] if row is not None else (channel, *_FRESH_CHANNEL[1:])
+    if row is None:
+        held, channel_row = False, (channel, *_FRESH_CHANNEL[1:])
+    elif held:
+        # The release taken back also closed the circuit after the last send.
+        if row[2] != "closed" or row[3]:
+            conn.execute(CLOSE_CIRCUIT, (channel,))
+        channel_row = (channel, row[1], "closed", 0, 0.0, None, 0.0)
+    else:
+        channel_row = row[:7]
     limit = terms.rate_limits.get(channel)
     g = gate(conn, channel_row, now, limit, terms.breaker)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
@@ -91,7 +104,7 @@ def write_and_claim_one(
     probe = terms.breaker is not None and g.admit == 1 and channel_row[2] != "closed"
     if row is None:
         conn.execute(_NEW_LEASED, (channel, terms.owner, until))
-    else:
+    elif not (held and row[6] - now > terms.lease / 2):  # a held lease with long to run stays
         conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
     # The gate found a free slot a moment ago in this same transaction: this takes it.
     take_slot_in(conn, channel, now, limit, id_)

@@ -19,7 +19,7 @@ from typing import Any
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, key_of
 from notifier.outbox.admin import AdminMixin
-from notifier.outbox.attempts import AttemptsMixin
+from notifier.outbox.attempts import AttemptsMixin, give_back, lane_key
 from notifier.outbox.claiming import (
     CHANNELS,
     CHANNELS_NAMED,
@@ -131,12 +131,29 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         prepared = self._prepare(items)
         if not prepared:
             return [], []
+        # This process's lane on the channel, idle since its last send, whose release
+        # is still pending: the single path goes on under it rather than give it back.
+        lane = lane_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
+        held = lane is not None and self.db.withdraw(lane)
+        try:
+            return self._write_and_claim(prepared, now, dedup_window, terms, held)
+        except BaseException:
+            if held:  # still owed: the lane goes back as the withdrawn write would have
+                self.db.defer(give_back(lane[1], terms.owner), lane)
+            raise
+
+    def _write_and_claim(
+        self, prepared: list, now: float, dedup_window: float, terms: ClaimTerms, held: bool
+    ) -> tuple[list[Enqueued], list[Claim]]:
         with self.db.write("queueing deliveries") as conn:
             if len(prepared) == 1:
-                done = write_and_claim_one(conn, *prepared[0], now, dedup_window, terms)
+                args = (*prepared[0], now, dedup_window, terms)
+                done = write_and_claim_one(conn, *args, held=held)
+                claim = done[1] if done is not None else None
+                if held and claim is None:  # not going on under it: give the lane back
+                    give_back(prepared[0][0].channel, terms.owner)(conn)
                 if done is not None:
-                    enqueued_one, claim = done
-                    return [enqueued_one], [claim] if claim is not None else []
+                    return [done[0]], [claim] if claim is not None else []
             enqueued = self._enqueue(conn, prepared, now, dedup_window)
             written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
                        if e.id is not None and not e.coalesced}  # fmt: skip

@@ -6,8 +6,10 @@ import sqlite3
 import threading
 
 import attrs
+import pytest
 from outbox_support import alert
 
+from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, Receipt
 from notifier.outbox import NewDelivery, OutboxStore
@@ -46,6 +48,58 @@ def test_without_group_commit_a_dispatch_returns_after_its_record(make_engine, d
     engine.submit(items(["disk full"], "ops"))
     assert sum(s.startswith("BEGIN") for s in statements) == 2
     assert not engine.store.db._deferred  # nothing owed: the record is in the file
+
+
+def test_a_stream_to_one_channel_goes_on_under_the_same_lane_lease(make_engine, db_path):
+    engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
+    engine.submit(items(["first"], "ops"))
+    statements = count_writes(engine)
+    engine.submit(items(["second"], "ops"))
+    # The first send's record rides along; its lane is neither given back nor taken again.
+    assert [s.split()[0] for s in statements] == [
+        "BEGIN", "UPDATE", "INSERT", "SELECT", "SELECT", "SELECT", "INSERT", "COMMIT"
+    ]  # fmt: skip
+    assert "state = 'delivered'" in statements[1]
+    assert engine.store.counts() == {"ops": {"delivered": 2}}
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+
+
+def test_a_held_lane_is_given_back_when_the_next_dispatch_cannot_use_it(
+    make_engine, provider, db_path
+):
+    engine = make_engine(store=OutboxStore.open(db_path), dedup_window=300.0)
+    engine.submit(items(["disk full"], "ops"))
+    [again] = engine.submit(items(["disk full"], "ops"))  # deduplicated: nothing to send
+    assert again.outcome is Outcome.DEDUPLICATED
+    assert not engine.store.db._deferred  # nothing owed, nothing held
+    other = sqlite3.connect(db_path)
+    try:
+        assert other.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+    finally:
+        other.close()
+    assert provider.titles("ops") == ["disk full"]
+
+
+def test_a_held_lane_is_still_given_back_when_the_next_write_fails(
+    make_engine, db_path, monkeypatch
+):
+    import notifier.outbox.store as store_module
+
+    engine = make_engine(store=OutboxStore.open(db_path))
+    engine.submit(items(["first"], "ops"))
+
+    def broken(*args, **kwargs):
+        raise OutboxError("disk full")
+
+    monkeypatch.setattr(store_module, "write_and_claim_one", broken)
+    with pytest.raises(OutboxError):
+        engine.submit(items(["second"], "ops"))
+    monkeypatch.undo()
+    with engine.store.db.read("test") as conn:  # a read writes what is owed first
+        assert conn.execute("SELECT lease_owner FROM channels").fetchall() == [(None,)]
+    [later] = engine.submit(items(["third"], "ops"))
+    assert later.outcome is Outcome.DELIVERED
 
 
 def test_a_record_left_alone_is_written_a_moment_later(make_engine, db_path):
