@@ -12,11 +12,13 @@ that says what is wrong with the file and what to do about it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Hashable, Iterator
 
 from notifier.errors import OutboxError
@@ -69,6 +71,7 @@ class Database:
         self._conn = conn
         self._lock = threading.RLock()
         self._deferred = DeferredWrites(self.flush)
+        _OPEN.add(self)
 
     @classmethod
     def open(
@@ -209,6 +212,7 @@ class Database:
         return "\n".join(str(r[0]) for r in rows)
 
     def close(self) -> None:
+        _OPEN.discard(self)
         self._deferred.stop()
         try:
             self.flush()
@@ -216,3 +220,17 @@ class Database:
             log.warning("outbox: could not record deliveries before closing: %s", exc)
         with self._lock:
             self._conn.close()
+
+
+# Files not closed when the interpreter exits (a script that dispatches and ends) still
+# get the records they owe: a daemon thread would be stopped before writing them.
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_files() -> None:
+    for db in list(_OPEN):
+        try:
+            db.flush()
+        except OutboxError as exc:
+            log.warning("outbox: could not record deliveries at exit: %s", exc)

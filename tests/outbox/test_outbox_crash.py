@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -75,3 +76,35 @@ def test_a_killed_dispatcher_loses_nothing_and_its_duplicates_are_counted(tmp_pa
             keys = {k for t, k in zip(receiver.titles, receiver.keys, strict=True) if t == title}
             assert len(keys) == 1
     print(f"\nkilled after {before} deliveries; duplicates after restart: {duplicates}")
+
+
+UNCLOSED = """
+import sys
+from notifier import Alert, Dispatcher
+
+dispatcher = Dispatcher.from_config(sys.argv[1])  # never closed: the script just ends
+receipts = dispatcher.dispatch(Alert(title="from a script"))
+print(receipts[0].outcome.value)
+"""
+
+
+def test_a_script_that_ends_without_closing_still_records_its_sends(tmp_path):
+    with Receiver() as ops:
+        config = tmp_path / "notifier.toml"
+        outbox = tmp_path / "outbox.db"
+        config.write_text(webhook_config({"ops": ops}, f'path = "{outbox}"'))
+        ran = subprocess.run(
+            [sys.executable, "-c", UNCLOSED, str(config)],
+            capture_output=True, text=True, env=env(), timeout=60,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == "delivered"
+    conn = sqlite3.connect(outbox)
+    try:
+        states = conn.execute("SELECT state FROM deliveries").fetchall()
+        leases = conn.execute("SELECT lease_owner FROM channels").fetchall()
+    finally:
+        conn.close()
+    # Recorded at exit: nothing left in flight for a restart to send again.
+    assert states == [("delivered",)] and leases == [(None,)]
+    assert ops.titles == ["from a script"]
