@@ -10,10 +10,8 @@ translates every low-level exception into :mod:`notifier.errors` with secrets sc
 
 from __future__ import annotations
 
-import http.cookiejar
 import json as jsonlib
 import logging
-import os
 import random
 import time
 import warnings
@@ -24,19 +22,20 @@ from typing import Any, Self
 import attrs
 import requests
 import requests.utils
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, ProviderError, TokenInvalid, TransportError
 from notifier.http.cache import MISSING, ExpiringCache
 from notifier.http.endpoint import Endpoint, Parsed
-from notifier.http.events import ERROR, OK, RETRY, RequestEvent
+from notifier.http.events import ERROR, OK, RETRY, RequestEvent, attempt_event, describe_event
+from notifier.http.failures import shorten, transport_error
 from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
-from notifier.redact import Secret, install_log_redaction, redact, reveal, scrub_exception
+from notifier.http.session import ca_bundle, pooled_session
+from notifier.http.wire import frozen, revealed, wire_value
+from notifier.redact import install_log_redaction, redact, scrub_exception
 
 log = logging.getLogger("notifier.http")
 
@@ -118,25 +117,14 @@ class HttpClient:
         self.observe = observe
         self._rng = random.Random()
         self._cache = ExpiringCache(cache_size, clock=clock)
-        self.session = self._build_session(pool_size)
+        self.session = pooled_session(pool_size, USER_AGENT)
         # Resolved once here (the session does not trust the environment per request).
         self.proxies: dict[str, str] = dict(requests.utils.get_environ_proxies(self.api_root))
-        self.verify: bool | str = _ca_bundle() if verify_tls else False
+        self.verify: bool | str = ca_bundle() if verify_tls else False
         if not verify_tls:
             text = f"TLS certificate verification is off for {self._who()} ({self.api_root})"
             warnings.warn(text, InsecureTransportWarning, stacklevel=2)
             log.warning(redact(text))
-
-    def _build_session(self, pool_size: int) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False
-        # Providers need no cookies; refusing them keeps threads from sharing a jar.
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        session.headers["User-Agent"] = USER_AGENT
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     def __repr__(self) -> str:
         return f"HttpClient({redact(self.api_root)!r}, channel={self.channel!r})"
@@ -174,20 +162,20 @@ class HttpClient:
         :raises NotifierError: with ``attempts`` set; low-level causes are scrubbed.
         """
         url = self.url_for(endpoint, path_params)
-        params = _revealed(params) if params else None
-        request_headers = dict(_revealed(headers) if headers else {})
+        params = revealed(params) if params else None
+        request_headers = dict(revealed(headers) if headers else {})
         body = data
         if json is not None:
             # Secrets are revealed by the encoder's hook as it meets them: cheaper than
             # copying the whole body first to replace them.
-            body = jsonlib.dumps(json, ensure_ascii=False, default=_wire_value).encode("utf-8")
+            body = jsonlib.dumps(json, ensure_ascii=False, default=wire_value).encode("utf-8")
             request_headers.setdefault("Content-Type", "application/json")
         if idempotency_key and endpoint.idempotency_header:
             request_headers[endpoint.idempotency_header] = idempotency_key
 
         cache_key = None
         if endpoint.cache_ttl is not None and endpoint.method == "GET":
-            cache_key = (self._identity(endpoint), endpoint.method, url, _frozen(params))
+            cache_key = (self._identity(endpoint), endpoint.method, url, frozen(params))
             cached = self._cache.get(cache_key)
             if cached is not MISSING:
                 return attrs.evolve(cached, attempts=0, from_cache=True)
@@ -314,17 +302,7 @@ class HttpClient:
                 allow_redirects=False,  # a redirect would resend (or drop) auth elsewhere
             )
         except requests.RequestException as exc:
-            # requests quotes the full URL, access token or webhook key included.
-            _scrub_deep(exc)
-            sent = _may_have_reached_server(exc)
-            retryable = isinstance(exc, requests.ConnectionError | requests.Timeout) and not (
-                isinstance(exc, requests.exceptions.SSLError)
-            )
-            raise TransportError(
-                f"{_describe(exc, sent)}: {_shorten(redact(str(exc)))}",
-                sent=sent,
-                retryable=retryable,
-            ) from exc
+            raise transport_error(exc) from exc
 
     def _parse(self, endpoint: Endpoint, response: requests.Response) -> Any:
         try:
@@ -335,7 +313,7 @@ class HttpClient:
             scrub_exception(exc)
             raise ProviderError(
                 f"could not read the answer (HTTP {response.status_code}): "
-                f"{type(exc).__name__}: {_shorten(redact(str(exc)))}",
+                f"{type(exc).__name__}: {shorten(redact(str(exc)))}",
                 code=response.status_code,
             ) from exc
 
@@ -369,37 +347,11 @@ class HttpClient:
     ) -> None:
         if self.observe is None and not log.isEnabledFor(logging.DEBUG):
             return  # nobody listens: skip redacting and formatting on the hot path
-        duration_ms = (time.perf_counter() - started) * 1000
-        url = redact(url or "")
         outcome = OK if error is None else RETRY if retry else ERROR
-        code = getattr(error, "code", None) if error is not None else None
-        text = redact(str(error)) if error is not None else None
-        log.debug(
-            "%s %s %s -> %s%s in %.1f ms (attempt %d, %s)%s",
-            self.channel or "-",
-            endpoint.method,
-            url,
-            status if status is not None else "no answer",
-            f" code {code}" if code is not None else "",
-            duration_ms,
-            attempt,
-            outcome,
-            f": {text}" if text else "",
-        )
+        event = attempt_event(self.channel, endpoint, url, status, error, started, attempt, outcome)
+        log.debug(describe_event(event))
         if self.observe is None:
             return
-        event = RequestEvent(
-            channel=self.channel,
-            endpoint=endpoint.name,
-            method=endpoint.method,
-            url=url,
-            status=status,
-            code=code,
-            duration_ms=duration_ms,
-            attempt=attempt,
-            outcome=outcome,
-            error=text,
-        )
         try:
             self.observe(event)
         except Exception:  # an observer's bug must not fail a delivery
@@ -425,91 +377,7 @@ class HttpClient:
         self.close()
 
 
-def _scrub_deep(exc: BaseException) -> None:
-    """Scrub messages, and the text and requests urllib3/requests keep as attributes
-    (``MaxRetryError.url`` and ``_message``, ``RequestException.request``), which error
-    reporters that serialise exception attributes would otherwise show."""
-    scrub_exception(exc)
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        for name, value in list(getattr(current, "__dict__", {}).items()):
-            if isinstance(value, str):  # url, urllib3's _message, ...
-                setattr(current, name, redact(value))
-        if isinstance(current, requests.RequestException):
-            current.request = None  # its URL carries the credential
-        todo.extend([current.__cause__, current.__context__])
-        todo.extend(a for a in current.args if isinstance(a, BaseException))
-        todo.append(getattr(current, "reason", None))
-
-
-def _may_have_reached_server(exc: requests.RequestException) -> bool:
-    """False only when the request provably never left: the connection was never made."""
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return False
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return True  # the proxy may have forwarded it
-    if isinstance(exc, requests.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
-    return not isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema)
-
-
-def _describe(exc: requests.RequestException, sent: bool) -> str:
-    if isinstance(exc, requests.ConnectTimeout):
-        return "connect timed out"
-    if isinstance(exc, requests.ReadTimeout):
-        return "read timed out (the server may have received the request)"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS error"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection dropped after sending" if sent else "could not connect"
-    return "request failed"
-
-
 def _fits(wait: float) -> bool:
     """Whether waiting ``wait`` seconds still leaves time for another attempt."""
     left = deadline.remaining()
     return left is None or wait < left
-
-
-def _shorten(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _revealed(value: Any) -> Any:
-    """``value`` with every Secret inside replaced by its plain value, for the wire."""
-    if isinstance(value, Mapping):
-        return {k: _revealed(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_revealed(v) for v in value]
-    return reveal(value) if isinstance(value, Secret) else value
-
-
-def _wire_value(value: Any) -> Any:
-    """``json.dumps`` hook for what JSON cannot encode itself: a Secret's plain value."""
-    if isinstance(value, Secret):
-        return value.reveal()
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable, order-independent form of parameters, for cache keys."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def _ca_bundle() -> bool | str:
-    # What requests would read from the environment on every request, read once.
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True

@@ -7,7 +7,12 @@ so metrics and audit logs can be added without touching any channel.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import attrs
+
+from notifier.redact import redact
 
 #: the request succeeded and its answer was accepted
 OK = "ok"
@@ -42,3 +47,39 @@ class RequestEvent:
     attempt: int
     outcome: str = attrs.field(validator=attrs.validators.in_((OK, RETRY, ERROR)))
     error: str | None = None
+
+
+def attempt_event(
+    channel: str,
+    endpoint: Any,
+    url: str | None,
+    status: int | None,
+    error: BaseException | None,
+    started: float,
+    attempt: int,
+    outcome: str,
+) -> RequestEvent:
+    """The event for one attempt that began at ``started`` (``time.perf_counter()``)."""
+    return RequestEvent(
+        channel=channel,
+        endpoint=endpoint.name,
+        method=endpoint.method,
+        url=redact(url or ""),
+        status=status,
+        code=getattr(error, "code", None) if error is not None else None,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        attempt=attempt,
+        outcome=outcome,
+        error=redact(str(error)) if error is not None else None,
+    )
+
+
+def describe_event(event: RequestEvent) -> str:
+    """One log line for ``event``."""
+    status = event.status if event.status is not None else "no answer"
+    code = f" code {event.code}" if event.code is not None else ""
+    error = f": {event.error}" if event.error else ""
+    return (
+        f"{event.channel or '-'} {event.method} {event.url} -> {status}{code} in "
+        f"{event.duration_ms:.1f} ms (attempt {event.attempt}, {event.outcome}){error}"
+    )
