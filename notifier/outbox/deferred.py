@@ -6,7 +6,8 @@ is recorded it stays in flight under this process's lane lease, which is exactly
 crash during the send leaves behind. So the record is kept in memory and written at the
 start of the next write transaction (in a stream of dispatches, the next dispatch's),
 or by a background thread once it has waited :data:`FLUSH_AFTER` seconds, or before the
-file is read or closed, or when the interpreter exits. A stream of dispatches then costs one write transaction each.
+file is read or closed, or when the interpreter exits. A stream of dispatches then costs
+one write transaction each.
 
 A crash before the record is written leaves the delivery in flight; recovery sends it
 again under the same idempotency key. That is at most one delivery per channel lane,

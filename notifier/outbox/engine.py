@@ -18,7 +18,8 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
@@ -35,6 +36,7 @@ from notifier.outbox.store import OutboxStore
 from notifier.ratelimit import window
 
 log = logging.getLogger("notifier.outbox")
+T = TypeVar("T")
 
 MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
 _MIN_WAIT = 0.001
@@ -73,6 +75,7 @@ class OutboxDelivery:
         self._background: threading.Thread | None = None
         # Channels whose lanes this engine is running, for concurrent submit() calls.
         self._busy: collections.Counter[str] = collections.Counter()
+        self._ended = 0  # lanes run to their end, for submit() to notice one just ended
         self._lanes = threading.Condition()
         self._lane = LaneContext(
             store=store,
@@ -115,20 +118,26 @@ class OutboxDelivery:
         start = self.clock.time()  # the deliveries written now are due at this time
         # Claiming in the writing transaction saves a transaction per dispatch; a lane
         # held elsewhere, or older work ahead, is left to the rounds below.
-        enqueued, claims = self.store.enqueue_and_claim(
-            items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
+        enqueued, claims = self._claiming(
+            lambda: self.store.enqueue_and_claim(
+                items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
+            )
         )
+        # Everything written before ours is due by now (another thread may have taken its
+        # start time after ours and written first); retries scheduled later are not.
+        due_by = self.clock.time()
         waiting = {e.id: e.channel for e in enqueued if e.id is not None}
         attempted = dict(self._run(claims).receipts) if claims else {}
         for id_ in attempted:
             waiting.pop(id_, None)
         # Every delivery written has a receipt: done, without a claim that finds nothing.
         while waiting and not self.stopping():
-            done = self.process(due_by=start)
+            ended = self._ended  # read before claiming: a lane ending after it is news
+            done = self.process(due_by=due_by)
             attempted.update(done.receipts)
             for id_ in done.receipts:
                 waiting.pop(id_, None)
-            if not done.claimed and not self._behind_own_lane(waiting):
+            if not done.claimed and not self._behind_own_lane(waiting, ended):
                 break
         return self.receipts(enqueued, attempted)
 
@@ -139,20 +148,23 @@ class OutboxDelivery:
             self.owner, settings.lease, settings.batch_size, self.rate_limits, settings.breaker
         )
 
-    def _behind_own_lane(self, waiting: dict[int, str]) -> bool:
+    def _behind_own_lane(self, waiting: dict[int, str], ended: int) -> bool:
         """Wait while another thread of this process delivers a channel we have work on.
 
         A concurrent ``submit`` (or the background worker) holds the channel's lane and
         our deliveries are queued behind its batch; once it lets go we claim them, so a
         burst of concurrent dispatches is delivered now, not left for a worker.
 
-        :return: whether we waited (claim again), or there is nothing to wait for.
+        :param ended: the count of this engine's finished lanes before our last claim;
+            a lane that finished since may have been the one in our way: claim again.
+        :return: whether to claim again, or there is nothing to wait for.
         """
         with self._lanes:
-            busy = {channel for channel, n in self._busy.items() if n > 0}
-            if not busy & set(waiting.values()):
-                return False
-            self._lanes.wait(self.settings.poll_interval)
+            if self._ended == ended:
+                busy = {channel for channel, n in self._busy.items() if n > 0}
+                if not busy & set(waiting.values()):
+                    return False
+                self._lanes.wait(self.settings.poll_interval)
         for id_, d in self.store.get(list(waiting)).items():  # settled by the other thread?
             if d.state not in (DeliveryState.PENDING, DeliveryState.INFLIGHT):
                 waiting.pop(id_)
@@ -175,22 +187,34 @@ class OutboxDelivery:
         """
         if not self._recovered:
             self.recover()
-        claims = self.store.claim_due(
-            self.clock.time(),
-            self.settings.batch_size,
-            self.owner,
-            self.settings.lease,
-            rate_limits=self.rate_limits,
-            breaker=self.settings.breaker,
-            due_by=due_by,
+        _, claims = self._claiming(
+            lambda: (
+                None,
+                self.store.claim_due(
+                    self.clock.time(),
+                    self.settings.batch_size,
+                    self.owner,
+                    self.settings.lease,
+                    rate_limits=self.rate_limits,
+                    breaker=self.settings.breaker,
+                    due_by=due_by,
+                ),
+            )
         )
         return self._run(claims) if claims else Round(0, {})
 
-    def _run(self, claims: list[Claim]) -> Round:
-        """Deliver claimed lanes: channels in parallel, each in order."""
-        channels = [c.channel for c in claims]
+    def _claiming(self, claim: Callable[[], tuple[T, list[Claim]]]) -> tuple[T, list[Claim]]:
+        """Claim and count the claimed lanes busy in one step: a concurrent submit waiting
+        behind this engine's lanes must never see a lane taken but not yet busy."""
         with self._lanes:
-            self._busy.update(channels)
+            found, claims = claim()
+            self._busy.update(c.channel for c in claims)
+        return found, claims
+
+    def _run(self, claims: list[Claim]) -> Round:
+        """Deliver lanes claimed through :meth:`_claiming`: channels in parallel, each in
+        order."""
+        channels = [c.channel for c in claims]
         receipts: dict[int, Receipt] = {}
         failure: BaseException | None = None
         try:
@@ -207,6 +231,7 @@ class OutboxDelivery:
         finally:
             with self._lanes:
                 self._busy.subtract(channels)
+                self._ended += 1
                 self._lanes.notify_all()
         if failure is not None:
             raise failure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,44 @@ def test_a_channel_removed_from_the_config_dead_letters_its_queue(
     [dead] = smaller.outbox.store.dead_letters()
     assert dead.channel == "flaky"
     assert "not in the configuration" in dead.last_error
+
+
+def test_threads_dispatching_at_once_each_alert_arrives_once_and_no_lane_stays_held(
+    tmp_path, receivers
+):
+    # Real clock: lanes kept across a stream and records riding with the next write,
+    # from four threads writing to one file, to one channel each and to both.
+    config = tmp_path / "notifier.toml"
+    config.write_text(webhook_config(receivers, 'path = "outbox.db"'))
+    routes = '\n[[routes]]\nlabels = { to = "steady" }\nchannels = ["steady"]\n'
+    routes += '\n[[routes]]\nlabels = { to = "flaky" }\nchannels = ["flaky"]\n'
+    routes += '\n[[routes]]\nchannels = ["steady", "flaky"]\n'
+    config.write_text(config.read_text() + routes)
+    sent: dict[str, list[str]] = {"steady": [], "flaky": []}
+    failures: list[str] = []
+    with Dispatcher.from_config(config, host=PluginHost.from_plugins([])) as dispatcher:
+
+        def work(n: int) -> None:
+            for i in range(40):
+                to = ("steady", "flaky", "both")[(n + i) % 3]
+                alert = Alert(title=f"t{n} a{i}", labels={"to": to})
+                for receipt in dispatcher.dispatch(alert):
+                    if receipt.outcome is not Outcome.DELIVERED:
+                        failures.append(f"{alert.title}: {receipt.outcome} {receipt.error}")
+                for name in ("steady", "flaky") if to == "both" else (to,):
+                    sent[name].append(alert.title)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = dispatcher.outbox.store.counts()
+        with dispatcher.outbox.store.db.read("test") as conn:
+            held = conn.execute("SELECT name FROM channels WHERE lease_owner IS NOT NULL")
+            held = held.fetchall()
+    assert failures == []
+    for name, receiver in receivers.items():
+        assert sorted(receiver.titles) == sorted(sent[name])  # each once, none lost
+        assert counts[name] == {"delivered": len(sent[name])}
+    assert held == []
