@@ -4,7 +4,9 @@ Most dispatches write one delivery to a channel with nothing queued: no repeat o
 fingerprint in flight, no older backlog, the lane free. Then the delivery is inserted
 already in flight under the lane lease, which one more statement takes; the general
 path's id bookkeeping, re-reads and separate claim are skipped: 5 statements instead of
-11 between ``BEGIN`` and ``COMMIT``.
+11 between ``BEGIN`` and ``COMMIT``. In a stream of dispatches to one channel the lane
+is still this process's from the send before (``held``), and the lease is kept, not
+taken again: 4.
 
 Whenever the first reads find anything else (a live delivery of the fingerprint or on
 the channel), :func:`write_and_claim_one` returns ``None`` having written nothing, and
