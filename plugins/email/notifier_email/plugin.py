@@ -197,6 +197,8 @@ EMAIL = ChannelKind(
     OPTIONS,
     description="Email over SMTP: plain text and HTML, connections reused across a burst",
     validate=validate,
+    # Every SMTP step, the wait for a pooled connection and QUIT keep to the deadline.
+    bounded=True,
 )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
+from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import TransportError
 
@@ -66,9 +67,10 @@ class ConnectionPool:
     @contextlib.contextmanager
     def connection(self) -> Iterator[Pooled]:
         """Lend a connection; it goes back to the pool (or is closed) afterwards."""
-        if not self._slots.acquire(timeout=self.wait):
+        wait = deadline.cap(self.wait)
+        if not self._slots.acquire(timeout=wait):
             raise TransportError(
-                f"{self.label}: all {self.size} SMTP connections stayed busy for {self.wait:g}s",
+                f"{self.label}: all {self.size} SMTP connections stayed busy for {wait:g}s",
                 sent=False,
             )
         try:
@@ -143,7 +145,7 @@ def _quit(conn: smtplib.SMTP) -> None:
     # A polite QUIT, but never a long wait on a server that stopped answering.
     try:
         if conn.sock is not None:
-            conn.sock.settimeout(QUIT_TIMEOUT)
+            conn.sock.settimeout(deadline.cap(QUIT_TIMEOUT))
         conn.quit()
     except (smtplib.SMTPException, OSError):
         pass

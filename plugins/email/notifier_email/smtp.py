@@ -18,6 +18,7 @@ from typing import Literal
 
 import attrs
 
+from notifier import deadline
 from notifier.errors import AuthError, NotifierError, ProviderError, TransportError
 from notifier.redact import Secret, redact, scrub_exception
 
@@ -90,7 +91,11 @@ def transport_error(
         retryable = False
         detail = f"TLS failed ({detail}); check tls / starttls against the server's port"
     elif isinstance(exc, TimeoutError):
-        detail = f"no answer within {settings.timeout:g}s"
+        left = deadline.remaining()
+        if left is not None and left < settings.timeout:
+            detail = "no answer before the delivery_timeout"
+        else:
+            detail = f"no answer within {settings.timeout:g}s"
     return TransportError(
         f"{settings.label}: {step} {settings.server} failed: {detail}",
         sent=sent,
@@ -116,13 +121,12 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     context = tls_context(settings) if settings.mode != "plain" else None
     conn: smtplib.SMTP | None = None
     step = "connecting to"
+    timeout = deadline.cap(settings.timeout)  # each step's wait, within the delivery's
     try:
         if settings.mode == "tls":
-            conn = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=context
-            )
+            conn = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
         else:
-            conn = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            conn = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
         conn.set_debuglevel(0)
         step = "greeting"
         conn.ehlo_or_helo_if_needed()
@@ -187,6 +191,8 @@ def transact(
     :raises ProviderError: a step was refused (all recipients refused included).
     :raises TransportError: the connection broke; ``sent`` once DATA was under way.
     """
+    if conn.sock is not None:  # a pooled connection: this delivery's time left applies
+        conn.sock.settimeout(deadline.cap(settings.timeout))
     options = []
     if conn.has_extn("size"):
         limit = int(conn.esmtp_features.get("size") or 0)

@@ -7,6 +7,7 @@ fake's public face (:mod:`notifier_email.testing`) reads without the plumbing.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,15 @@ class Handler:
     def __init__(self, fake: FakeSMTP) -> None:
         self.fake = fake
 
+    async def _stall(self, step: str) -> None:
+        seconds = self.fake.on_stall(step)
+        if seconds:
+            await asyncio.sleep(seconds)  # this session only; the others go on
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await self._stall("mail")
         fault = self.fake.on_step("mail")
         if fault:
             return fault
@@ -35,6 +42,7 @@ class Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await self._stall("rcpt")
         refusal = self.fake.on_rcpt(address)
         if refusal:
             return refusal
@@ -42,6 +50,7 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self._stall("data")
         fault = self.fake.on_step("data")
         if fault:
             return fault

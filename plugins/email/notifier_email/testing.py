@@ -106,6 +106,7 @@ class FakeSMTP:
         self.size_limit = size_limit
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self._stalls: list[tuple[str, float]] = []
         self._refused: dict[str, str] = {}
         self._sessions: list[SMTP] = []
         self.messages: list[ReceivedMail] = []
@@ -201,6 +202,12 @@ class FakeSMTP:
         with self._lock:
             self._faults += [_Fault(step, f"{code} {text}")] * count
 
+    def stall_next(self, seconds: float, *, step: Step = "mail", count: int = 1) -> None:
+        """Hold the next ``count`` ``MAIL``, ``RCPT`` or end-of-``DATA`` for ``seconds``
+        before answering, like a server that stopped responding (:meth:`stop` ends it)."""
+        with self._lock:
+            self._stalls += [(step, seconds)] * count
+
     def refuse(self, address: str, code: int = 550, text: str = "5.1.1 No such user") -> None:
         """Refuse ``RCPT TO:<address>`` with ``code`` from now on."""
         with self._lock:
@@ -219,6 +226,7 @@ class FakeSMTP:
         with self._lock:
             self.messages.clear()
             self._faults.clear()
+            self._stalls.clear()
             self.connections = self.logins = self.failed_logins = self.noops = 0
 
     # -- events from the server (called on its event loop thread) ------------------------
@@ -229,6 +237,15 @@ class FakeSMTP:
             self.connections += 1
             self._sessions.append(session)
             return self.connections
+
+    def on_stall(self, step: str) -> float:
+        """Seconds to hold ``step`` before answering (0: answer at once)."""
+        with self._lock:
+            for index, (stalled, seconds) in enumerate(self._stalls):
+                if stalled == step:
+                    del self._stalls[index]
+                    return seconds
+        return 0.0
 
     def on_step(self, step: str) -> str | None:
         """The reply scripted for ``step`` (``mail``, ``rcpt``, ``data``), if any."""

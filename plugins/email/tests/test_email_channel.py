@@ -6,11 +6,13 @@ import base64
 import logging
 import socket
 import threading
+import time
 
 import pytest
 from notifier_email import plugin
 from notifier_email.testing import FakeSMTP
 
+from notifier import deadline
 from notifier.clock import FakeClock
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, TransportError
@@ -320,3 +322,40 @@ def test_bad_option_combinations_are_config_errors_naming_the_option(
 def test_a_missing_host_is_reported_by_the_schema(host):
     with pytest.raises(ConfigError, match=r"channels\.mail\.host: required"):
         parse_channel("mail", {"kind": "email", "from": "a@b.c", "to": ["d@e.f"]}, host)
+
+
+def test_a_reused_connection_to_a_server_that_stops_answering_ends_by_the_deadline(
+    host, channel, smtp
+):
+    send(host, channel, key="warm")  # the connection the next send reuses
+    smtp.stall_next(60, step="data")
+    started = time.monotonic()
+    with deadline.within(0.3), pytest.raises(TransportError) as caught:
+        send(host, channel, key="stalled")
+    # The channel's own timeout is 10 s per step; the deadline cut the wait.
+    assert time.monotonic() - started < 3
+    assert caught.value.retryable and caught.value.sent
+    assert "timed out" in str(caught.value)
+
+
+def test_waiting_for_a_busy_pool_ends_by_the_deadline(host, clock, smtp):
+    ch = build(host, clock, smtp.channel_options(to=["ops@example.com"]), pool_size=1)
+    smtp.stall_next(60, step="mail")
+
+    def hold_the_connection() -> None:
+        with pytest.raises(TransportError):  # the server stops under it, below
+            send(host, ch, key="blocker")
+
+    blocker = threading.Thread(target=hold_the_connection)
+    blocker.start()
+    try:
+        while smtp.connections == 0:  # the blocker holds the pool's only connection
+            threading.Event().wait(0.01)
+        with deadline.within(0.2), pytest.raises(TransportError) as caught:
+            send(host, ch, key="waiting")
+        assert "SMTP connections stayed busy" in str(caught.value)
+        assert caught.value.sent is False
+    finally:
+        smtp.stop()  # ends the stall, so the blocker returns
+        blocker.join(10)
+        ch.close()

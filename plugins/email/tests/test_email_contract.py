@@ -34,5 +34,8 @@ class TestEmailContract(ChannelContract):
         # MAIL comes before RCPT, so this wins over the refusals above.
         provider.fail_next(421, "4.3.2 Service shutting down", step="mail", count=10)
 
+    def make_silent(self, provider):
+        provider.stall_next(60, step="mail", count=100)
+
     def received(self, provider):
         return [mail.part("plain") for mail in provider.messages]
