@@ -176,7 +176,7 @@ class Database:
         """The connection for reads; each statement sees one consistent snapshot, which
         includes what :meth:`defer` holds."""
         with self._lock:
-            if self._deferred:
+            if self._deferred and not self._conn.in_transaction:  # not inside our own write
                 self.flush()
             with self._translated(doing):
                 yield self._conn
