@@ -54,6 +54,11 @@ class LiveChannel:
     # Deliveries past their deadline whose threads have not come back yet.
     hung: int = 0
     lock: threading.Lock = attrs.field(factory=threading.Lock)
+    # One per delivery running, on a lane thread or on a caller's: ``workers`` at most.
+    slots: threading.BoundedSemaphore = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.workers)
 
     @property
     def saturated(self) -> bool:
@@ -86,18 +91,38 @@ class Lanes:
             # Its sends end by the deadline on their own: the two thread hand-offs to the
             # lane and back would cost more than the rest of the dispatcher together.
             task = tasks[0]
-            self._finish(task, self._attempt(task))
+            self._finish(task, self._inline(task))
             return [task.receipt]  # type: ignore[list-item]
         for task in tasks:
             task.future = task.live.lane.submit(self._run, task)
         self._gather(tasks)
         return [task.receipt for task in tasks]  # type: ignore[misc]
 
-    def _run(self, task: Delivery) -> Receipt:
+    def _inline(self, task: Delivery) -> Receipt:
+        """Run ``task`` on the calling thread, within the channel's ``workers``."""
+        live = task.live
+        if live.saturated:  # every worker stuck past its deadline: do not queue behind them
+            return self._timed_out(task, hung=True)
+        if not live.slots.acquire(timeout=live.spec.timeout):
+            name, timeout = live.spec.name, live.spec.timeout
+            message = (
+                f"channel {name!r} not tried: all {live.workers} of its workers stayed busy "
+                f"for {timeout:g}s (delivery_timeout)"
+            )
+            log.warning("%s", message)
+            return self._failed(task, DeliveryTimeout(message))
         try:
             return self._attempt(task)
         finally:
-            live = task.live
+            live.slots.release()
+
+    def _run(self, task: Delivery) -> Receipt:
+        live = task.live
+        live.slots.acquire()  # lane threads are ``workers`` many: waits only for callers'
+        try:
+            return self._attempt(task)
+        finally:
+            live.slots.release()
             with live.lock:
                 if task.abandoned:
                     live.hung -= 1

@@ -96,3 +96,78 @@ def test_a_bounded_send_that_overruns_is_delivered_and_logged(
         receipt = dispatcher.deliver("fast", Alert(title="x"))
     assert receipt.outcome is Outcome.DELIVERED
     assert "took 8.5s, past its 7s delivery_timeout" in caplog.text
+
+
+class Gate:
+    """Kind ``gated`` (bounded): each send waits at the gate, counting who is inside."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.lock = threading.Lock()
+        self.inside = self.most = 0
+
+    @hookimpl
+    def notifier_channel_kinds(self) -> list[ChannelKind]:
+        return [ChannelKind("gated", lambda spec, context: spec.name, bounded=True)]
+
+    @hookimpl
+    def notifier_send(self, channel: Any, alert: Alert, delivery: DeliveryContext) -> Any:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        try:
+            self.open.wait(10)
+        finally:
+            with self.lock:
+                self.inside -= 1
+        return SendResult()
+
+
+def gated_dispatcher(gate: Gate, timeout: float) -> Dispatcher:
+    host = PluginHost.from_plugins([gate])
+    data = {
+        "dispatcher": {"workers": 2},
+        "channels": {"gated": {"kind": "gated", "delivery_timeout": timeout}},
+    }
+    return Dispatcher(parse_config(data, host, env={}), host=host)
+
+
+def test_callers_on_their_own_threads_share_the_channels_workers_limit():
+    gate = Gate()
+    with gated_dispatcher(gate, timeout=10) as dispatcher:
+        receipts: list[Any] = []
+        callers = [
+            threading.Thread(
+                target=lambda: receipts.append(dispatcher.deliver("gated", Alert(title="x")))
+            )
+            for _ in range(6)
+        ]
+        for caller in callers:
+            caller.start()
+        while gate.inside < 2:  # two are in; the others wait for a worker's slot
+            threading.Event().wait(0.01)
+        gate.open.set()
+        for caller in callers:
+            caller.join(10)
+    assert gate.most == 2
+    assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 6
+
+
+def test_a_caller_that_finds_every_worker_busy_for_its_timeout_gets_a_timeout_receipt():
+    gate = Gate()
+    with gated_dispatcher(gate, timeout=0.2) as dispatcher:
+        holders = [
+            threading.Thread(target=dispatcher.deliver, args=("gated", Alert(title="held")))
+            for _ in range(2)
+        ]
+        for holder in holders:
+            holder.start()
+        while gate.inside < 2:
+            threading.Event().wait(0.01)
+        receipt = dispatcher.deliver("gated", Alert(title="late"))
+        gate.open.set()
+        for holder in holders:
+            holder.join(10)
+    assert receipt.outcome is Outcome.FAILED
+    assert "all 2 of its workers stayed busy for 0.2s" in (receipt.error or "")
+    assert receipt.details["retryable"] is True
