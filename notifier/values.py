@@ -99,11 +99,11 @@ def resolve(raw: Any, opt: Option, path: str, issues: Issues, env: Mapping[str, 
             issues.add(f"{path}.env", "the name of an environment variable")
             return INVALID
         if name in env:
-            value = _from_env(env[name], opt)
+            value = from_text(env[name], opt)
         elif "default" in raw:
             value = raw["default"]
             if isinstance(value, str):  # a default is written as the variable would be
-                value = _from_env(value, opt)
+                value = from_text(value, opt)
         else:
             issues.add(path, f"environment variable {name} is not set (expected {opt.expected})")
             return INVALID
@@ -125,7 +125,8 @@ def resolve(raw: Any, opt: Option, path: str, issues: Issues, env: Mapping[str, 
     return value
 
 
-def _from_env(text: str, opt: Option) -> Any:
+def from_text(text: str, opt: Option) -> Any:
+    """``text`` (an environment variable's value) as ``opt``'s type, or :data:`INVALID`."""
     if opt.type is str:
         return text
     try:

@@ -34,8 +34,7 @@ HEAD = (
 )
 CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
 CHANNELS_NAMED = (
-    "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
-    " FROM channels WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name"
+    f"{CHANNELS} FROM channels WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name"  # noqa: S608
 )
 _CLAIM = (
     "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"

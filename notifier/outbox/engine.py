@@ -18,8 +18,7 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError
@@ -36,7 +35,6 @@ from notifier.outbox.store import OutboxStore
 from notifier.ratelimit import window
 
 log = logging.getLogger("notifier.outbox")
-T = TypeVar("T")
 
 MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
 _MIN_WAIT = 0.001
@@ -118,11 +116,11 @@ class OutboxDelivery:
         start = self.clock.time()  # the deliveries written now are due at this time
         # Claiming in the writing transaction saves a transaction per dispatch; a lane
         # held elsewhere, or older work ahead, is left to the rounds below.
-        enqueued, claims = self._claiming(
-            lambda: self.store.enqueue_and_claim(
+        with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
+            enqueued, claims = self.store.enqueue_and_claim(
                 items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
             )
-        )
+            self._busy.update(c.channel for c in claims)
         # Everything written before ours is due by now (another thread may have taken its
         # start time after ours and written first); retries scheduled later are not.
         due_by = self.clock.time()
@@ -153,7 +151,9 @@ class OutboxDelivery:
 
         A concurrent ``submit`` (or the background worker) holds the channel's lane and
         our deliveries are queued behind its batch; once it lets go we claim them, so a
-        burst of concurrent dispatches is delivered now, not left for a worker.
+        burst of concurrent dispatches is delivered now, not left for a worker. Lanes are
+        counted busy under the same lock they are claimed under, so a lane is never seen
+        taken but not yet busy.
 
         :param ended: the count of this engine's finished lanes before our last claim;
             a lane that finished since may have been the one in our way: claim again.
@@ -187,33 +187,22 @@ class OutboxDelivery:
         """
         if not self._recovered:
             self.recover()
-        _, claims = self._claiming(
-            lambda: (
-                None,
-                self.store.claim_due(
-                    self.clock.time(),
-                    self.settings.batch_size,
-                    self.owner,
-                    self.settings.lease,
-                    rate_limits=self.rate_limits,
-                    breaker=self.settings.breaker,
-                    due_by=due_by,
-                ),
+        terms = self._terms
+        with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
+            claims = self.store.claim_due(
+                self.clock.time(),
+                terms.limit,
+                terms.owner,
+                terms.lease,
+                rate_limits=terms.rate_limits,
+                breaker=terms.breaker,
+                due_by=due_by,
             )
-        )
+            self._busy.update(c.channel for c in claims)
         return self._run(claims) if claims else Round(0, {})
 
-    def _claiming(self, claim: Callable[[], tuple[T, list[Claim]]]) -> tuple[T, list[Claim]]:
-        """Claim and count the claimed lanes busy in one step: a concurrent submit waiting
-        behind this engine's lanes must never see a lane taken but not yet busy."""
-        with self._lanes:
-            found, claims = claim()
-            self._busy.update(c.channel for c in claims)
-        return found, claims
-
     def _run(self, claims: list[Claim]) -> Round:
-        """Deliver lanes claimed through :meth:`_claiming`: channels in parallel, each in
-        order."""
+        """Deliver lanes claimed and counted busy: channels in parallel, each in order."""
         channels = [c.channel for c in claims]
         receipts: dict[int, Receipt] = {}
         failure: BaseException | None = None

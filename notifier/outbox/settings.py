@@ -18,6 +18,7 @@ from notifier.errors import ConfigError, ConfigIssue
 from notifier.kinds import Option
 from notifier.outbox.paths import resolve
 from notifier.outbox.policy import Backoff, CircuitBreaker
+from notifier.values import INVALID, from_text
 
 OPTIONS: tuple[Option, ...] = (
     Option("enabled", bool, default=True, help="write every delivery to the outbox first"),
@@ -48,24 +49,13 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 _MAXIMUM = {"batch_size": 10_000, "workers": 256, "max_attempts": 1_000_000}
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
 def _coerce(option: Option, value: Any) -> Any:
-    """A number or flag given as text (``{ env = "NAME" }`` values are text) as its type."""
-    if not isinstance(value, str) or option.type is str:
+    """A number or flag given as text (``{ env = "NAME" }`` values are text) as its type;
+    anything else as it is, for the check to report."""
+    if not isinstance(value, str) or option.type is str or not value.strip():
         return value
-    text = value.strip().lower()
-    try:
-        if option.type is int:
-            return int(text)
-        if option.type is float:
-            return float(text)
-    except ValueError:
-        return value
-    if option.type is bool and text in _TRUE + _FALSE:
-        return text in _TRUE
-    return value
+    typed = from_text(value, option)
+    return value if typed is INVALID else typed
 
 
 def _check(option: Option, value: Any) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from notifier.models import Outcome
 from notifier.outbox.attempts import CLOSE_CIRCUIT, take_slot_in
-from notifier.outbox.claiming import LEASE_LANE, ClaimTerms
+from notifier.outbox.claiming import CHANNELS, LEASE_LANE, ClaimTerms
 from notifier.outbox.gates import gate
 from notifier.outbox.policy import is_duplicate
 from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
@@ -31,9 +31,8 @@ _LIVE_FP = (
 )
 _SENT = "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?"
 _CHANNEL = (
-    "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires,"
-    " EXISTS (SELECT 1 FROM deliveries WHERE channel = ? AND state IN ('pending', 'inflight'))"
-    " FROM channels WHERE name = ?"
+    f"{CHANNELS}, EXISTS (SELECT 1 FROM deliveries"  # noqa: S608 (constants only)
+    " WHERE channel = ? AND state IN ('pending', 'inflight')) FROM channels WHERE name = ?"
 )
 _INSERT = (
     "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
@@ -42,7 +41,8 @@ _INSERT = (
 )
 _NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
 _NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
-_FRESH_CHANNEL = ("", 0.0, "closed", 0, 0.0, None, 0.0)
+# A channels row but its name: unblocked, circuit closed, lane free.
+_FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
 
 def write_and_claim_one(
@@ -78,12 +78,12 @@ def write_and_claim_one(
     if row is not None and row[7]:
         return None  # older work on the channel goes first
     if row is None:
-        held, channel_row = False, (channel, *_FRESH_CHANNEL[1:])
+        held, channel_row = False, (channel, *_FRESH_CHANNEL)
     elif held:
         # The release taken back also closed the circuit after the last send.
         if row[2] != "closed" or row[3]:
             conn.execute(CLOSE_CIRCUIT, (channel,))
-        channel_row = (channel, row[1], "closed", 0, 0.0, None, 0.0)
+        channel_row = (channel, row[1], *_FRESH_CHANNEL[1:])
     else:
         channel_row = row[:7]
     limit = terms.rate_limits.get(channel)
