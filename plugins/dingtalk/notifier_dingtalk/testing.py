@@ -22,19 +22,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.serving import Served, serve_from_shell
 from notifier_dingtalk.auth import signature
 from notifier_dingtalk.messages import CONTENT_LIMIT
 from notifier_dingtalk.plugin import (
     BUSY,
+    KIND,
     SECURITY,
     TOKEN_MISSING,
     TOKEN_NOT_EXIST,
@@ -242,3 +245,24 @@ def _check_at(at: Any) -> None:
             raise _Refuse(INVALID_PARAM, f"at.{field} must be a list of strings")
     if not isinstance(at.get("isAtAll", False), bool):
         raise _Refuse(INVALID_PARAM, "at.isAtAll must be true or false")
+
+
+def _served(dingtalk: FakeDingTalk) -> Served:
+    table = (
+        "[channels.dingtalk]\n"
+        f"kind = {json.dumps(KIND)}\n"
+        f"access_token = {json.dumps(ROBOT_TOKEN)}\n"
+        f"secret = {json.dumps(ROBOT_SECRET)}\n"
+        f"api_root = {json.dumps(dingtalk.api_root)}\n"
+    )
+    return Served(dingtalk.api_root, "dingtalk", table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake DingTalk robot until interrupted, printing its address and a
+    configuration pointed at it: ``python -m notifier_dingtalk.testing [--config FILE]``."""
+    return serve_from_shell("python -m notifier_dingtalk.testing", FakeDingTalk, _served, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

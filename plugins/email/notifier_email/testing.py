@@ -27,6 +27,7 @@ import json
 import secrets
 import ssl
 import threading
+from collections.abc import Sequence
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -37,6 +38,7 @@ from typing import Any, Literal, Self
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from notifier.testing.serving import Served, serve_from_shell
 from notifier_email.smtpd import EphemeralController
 
 __all__ = ["CA_FILE", "FakeSMTP", "ReceivedMail"]
@@ -298,3 +300,17 @@ def _toml(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def _served(smtp: FakeSMTP) -> Served:
+    return Served(f"smtp://{smtp.host}:{smtp.port}", "mail", smtp.channel_toml("mail"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake SMTP server until interrupted, printing its address and a
+    configuration pointed at it: ``python -m notifier_email.testing [--config FILE]``."""
+    return serve_from_shell("python -m notifier_email.testing", FakeSMTP, _served, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,18 +21,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.serving import Served, serve_from_shell
 from notifier_feishu.messages import BODY_LIMIT
 from notifier_feishu.plugin import (
     FREQUENCY_LIMITED,
+    KIND,
     PARAMS_ERROR,
     SIGN_FAILED,
     TOKEN_INVALID,
@@ -220,3 +223,23 @@ class FakeFeishu(LocalServer):
         if last_second >= self.per_second or len(times) >= self.per_minute:
             raise _Refuse(FREQUENCY_LIMITED)
         times.append(now)
+
+
+def _served(feishu: FakeFeishu) -> Served:
+    table = (
+        "[channels.feishu]\n"
+        f"kind = {json.dumps(KIND)}\n"
+        f"url = {json.dumps(feishu.webhook_url(BOT_TOKEN))}\n"
+        f"secret = {json.dumps(BOT_SECRET)}\n"
+    )
+    return Served(feishu.root, "feishu", table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake Feishu bot until interrupted, printing its address and a
+    configuration pointed at it: ``python -m notifier_feishu.testing [--config FILE]``."""
+    return serve_from_shell("python -m notifier_feishu.testing", FakeFeishu, _served, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,6 +33,7 @@ import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.serving import Served, serve_from_shell
 
 __all__ = ["STATUS", "FakeSlack", "SlackMessage", "validate_blocks"]
 
@@ -275,3 +277,18 @@ def _req_id() -> str:
 def _error(name: str) -> Response:
     headers = {"Content-Type": "text/html", "X-Slack-Req-Id": _req_id()}
     return Response(STATUS[name], name.encode(), headers)
+
+
+def _served(slack: FakeSlack) -> Served:
+    table = f'[channels.slack]\nkind = "slack"\nurl = {json.dumps(slack.webhook("#alerts"))}\n'
+    return Served(slack.root, "slack", table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake Slack incoming webhook until interrupted, printing its address and a
+    configuration pointed at it: ``python -m notifier_slack.testing [--config FILE]``."""
+    return serve_from_shell("python -m notifier_slack.testing", FakeSlack, _served, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,13 +37,14 @@ import secrets
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.serving import Served, serve_from_shell
 
 __all__ = [
     "ERRMSG",
@@ -779,3 +780,27 @@ def _check_message(body: Mapping[str, Any], allowed: frozenset[str]) -> str:
     elif msgtype in ("image", "voice", "video", "file", "mpnews") and not inner.get("media_id"):
         raise _Fail(INVALID_PARAM, f"{msgtype} needs media_id")
     return msgtype
+
+
+def _served(wecom: FakeWeCom) -> Served:
+    key = next(iter(sorted(wecom.robot_keys)))
+    table = (
+        '# The fake also answers app channels (kind = "wework") with\n'
+        f"# corp_id = {json.dumps(wecom.corp_id)}, secret = {json.dumps(wecom.secret)},\n"
+        f"# agent_id = {wecom.agent_id} and the same api_root.\n"
+        "[channels.wework]\n"
+        'kind = "wework-robot"\n'
+        f"key = {json.dumps(key)}\n"
+        f"api_root = {json.dumps(wecom.api_root)}\n"
+    )
+    return Served(wecom.api_root, "wework", table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake WeCom until interrupted, printing its address and a
+    configuration pointed at it: ``python -m notifier_wework.testing [--config FILE]``."""
+    return serve_from_shell("python -m notifier_wework.testing", FakeWeCom, _served, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
