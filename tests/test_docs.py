@@ -6,6 +6,9 @@
 * the Python examples of the quick start, the README and the plugin guide run, offline;
 * the quick start's and the README's ``notifier`` commands on the example config exit 0;
 * the error messages shown in ``docs/configuration.md`` are what ``notifier check`` prints;
+* every command output shown in ``docs/cli.md`` and ``docs/quickstart.md`` (a ``console``
+  block, or a ``json`` block after a ``--json`` command) is what the command prints when
+  really run, and the output of ``--json`` is JSON;
 * ``docs/cli.md`` covers every command and flag;
 * the plugin guide's code is the code of ``examples/ntfy-plugin``, and its tests pass.
 """
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -351,15 +355,58 @@ CLI_DOCS = ["docs/quickstart.md", "README.md"]
 COMMANDS = [(doc, command) for doc in CLI_DOCS for command in shell_commands(ROOT / doc)]
 
 
+@attrs.frozen
+class Shown:
+    """Output a doc shows for a command: a console block (``$ command`` then its output,
+    or the output of the ``sh`` block just before), or a json block after a ``sh`` block."""
+
+    block: Block
+    command: str
+    output: str
+
+
+def shown_outputs(doc: Path) -> list[Shown]:
+    found, previous = [], None
+    for block in blocks(doc):
+        if block.lang == "console":
+            if block.text.startswith("$ "):
+                command, _, output = block.text.partition("\n")
+                found.append(Shown(block, command.removeprefix("$ "), output))
+            elif previous is not None:
+                found.append(Shown(block, previous, block.text))
+        elif block.lang == "json" and previous is not None and "--json" in previous:
+            found.append(Shown(block, previous, block.text))
+        lines = block.text.replace("\\\n", " ").splitlines() if block.lang == "sh" else []
+        # One command line that runs notifier, maybe fed by a pipe: its output follows.
+        one = len(lines) == 1 and re.search(r"(?:^|\|\s*)notifier\b", lines[0])
+        previous = lines[0] if one else None
+    return found
+
+
+OUTPUT_DOCS = ["docs/quickstart.md", "docs/cli.md"]
+OUTPUTS = [shown for doc in OUTPUT_DOCS for shown in shown_outputs(ROOT / doc)]
+for _shown in OUTPUTS:
+    if (_shown.block.doc.relative_to(ROOT).as_posix(), _shown.command) not in COMMANDS:
+        COMMANDS.append((_shown.block.doc.relative_to(ROOT).as_posix(), _shown.command))
+
+
 @attrs.define
 class Job:
     """A subprocess started early, so that all of them run at the same time."""
 
     process: subprocess.Popen[str]
 
+    streams: tuple[str, str] | None = None
+
     def result(self) -> tuple[int, str]:
-        out, err = self.process.communicate(timeout=120)
-        return self.process.returncode, out + err
+        status, out, err = self.outputs()
+        return status, out + err
+
+    def outputs(self) -> tuple[int, str, str]:
+        """The exit status, stdout and stderr."""
+        if self.streams is None:
+            self.streams = self.process.communicate(timeout=120)
+        return self.process.returncode, *self.streams
 
 
 def spawn_shell(command: str, cwd: Path) -> Job:
@@ -602,4 +649,74 @@ def test_the_example_plugin_passes_its_own_tests_and_the_channel_contract(jobs):
 @pytest.mark.parametrize("key", COMMANDS, ids=[command for _, command in COMMANDS])
 def test_every_command_on_the_example_config_exits_0(key: tuple[str, str], jobs):
     status, output = jobs[key].result()
-    assert status == 0, f"{key[0]}: `{key[1]}` exited {status}:\n{output}"
+    shown = [s for s in OUTPUTS if s.command == key[1] and "error:" in s.output]
+    want = 2 if shown else 0
+    assert status == want, f"{key[0]}: `{key[1]}` exited {status}:\n{output}"
+
+
+def test_the_docs_show_command_output_and_json_output():
+    langs = {(s.block.doc.name, s.block.lang) for s in OUTPUTS}
+    assert {("quickstart.md", "console"), ("quickstart.md", "json")} <= langs, langs
+    assert {("cli.md", "console"), ("cli.md", "json")} <= langs, langs
+
+
+# Shown output that differs from run to run: durations, times, random keys.
+VARYING = [
+    (re.compile(r"\b\d+(?:\.\d+)? ms\b"), "<ms>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\b"), "<time>"),
+]
+VARYING_JSON = {"latency_ms", "idempotency_key"}
+
+
+def _normal(line: str) -> str:
+    """A line as compared: column alignment (runs of spaces) and varying values aside."""
+    for pattern, placeholder in VARYING:
+        line = pattern.sub(placeholder, line)
+    return " ".join(line.split())
+
+
+def _output_pattern(shown: str) -> re.Pattern[str]:
+    """``…`` alone on a line stands for any lines; within a line, for any text."""
+    parts = []
+    for line in shown.splitlines():
+        if line.strip() == "…":
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            parts.append(".*".join(re.escape(p) for p in _normal(line).split("…")) + r"\n")
+    return re.compile("".join(parts))
+
+
+def _same_json(shown: object, real: object, where: str = "") -> list[str]:
+    if isinstance(shown, dict) and isinstance(real, dict):
+        if set(shown) != set(real):
+            return [f"{where or 'top'}: keys {sorted(shown)} shown, {sorted(real)} printed"]
+        return [
+            problem
+            for key in shown
+            if key not in VARYING_JSON
+            for problem in _same_json(shown[key], real[key], f"{where}.{key}")
+        ]
+    if isinstance(shown, list) and isinstance(real, list) and len(shown) == len(real):
+        return [
+            p
+            for i, (s, r) in enumerate(zip(shown, real, strict=True))
+            for p in _same_json(s, r, f"{where}[{i}]")
+        ]
+    return [] if shown == real else [f"{where}: {shown!r} shown, {real!r} printed"]
+
+
+@pytest.mark.parametrize("shown", OUTPUTS, ids=lambda s: s.block.where)
+def test_every_output_shown_is_what_the_command_prints(shown: Shown, jobs):
+    _, out, err = jobs[(shown.block.doc.relative_to(ROOT).as_posix(), shown.command)].outputs()
+    if shown.block.lang == "json":
+        try:
+            printed = json.loads(out)
+        except ValueError as exc:
+            pytest.fail(f"{shown.block.where}: `{shown.command}` printed no JSON ({exc}):\n{out}")
+        problems = _same_json(json.loads(shown.output), printed)
+        assert not problems, f"{shown.block.where}: `{shown.command}`:\n" + "\n".join(problems)
+        return
+    text = "".join(_normal(line) + "\n" for line in (out + err).splitlines())
+    assert _output_pattern(shown.output).fullmatch(text), (
+        f"{shown.block.where}: `{shown.command}` now prints:\n{out}{err}"
+    )

@@ -94,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     setup_logging(getattr(args, "verbose", 0))
     try:
+        if getattr(args, "json", False):
+            from notifier.cli.output import json_stdout
+
+            with json_stdout():
+                return int(args.handler(args))
         return int(args.handler(args))
     except KeyboardInterrupt:
         print("notifier: interrupted", file=sys.stderr)

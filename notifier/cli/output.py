@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
+
+# Where print_json writes while json_stdout() holds stdout for it.
+_json_out: TextIO | None = None
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
@@ -18,7 +22,24 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | N
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
-    (out or sys.stdout).write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    (out or _json_out or sys.stdout).write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def json_stdout() -> Iterator[None]:
+    """Keep stdout for :func:`print_json` alone while the block runs.
+
+    Anything else written to stdout meanwhile (a console channel printing an alert, a
+    plugin's ``print``) goes to stderr, so ``notifier ... --json | jq`` always reads JSON.
+    """
+    global _json_out
+    _json_out = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        _json_out = None
 
 
 class Progress:
