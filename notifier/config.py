@@ -193,7 +193,8 @@ def _channel(
             f"{where}.kind",
             f"an installed channel kind, got {kind_name!r}"
             + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; installed: {', '.join(sorted(host.kinds))}",
+            + f"; installed: {', '.join(sorted(host.kinds))}"
+            + _failed_plugins(kind_name, host),
         )
         return None
     before = len(issues.found)
@@ -217,6 +218,25 @@ def _channel(
     if kind.validate is not None and len(issues.found) == before:
         issues.found.extend(kind.validate(spec))
     return spec
+
+
+def _failed_plugins(kind_name: str, host: PluginHost) -> str:
+    """Why the kind may be missing: the plugins that failed to load, the likely provider
+    (one whose name starts the kind's, as ``wework`` does ``wework-robot``) alone if any."""
+    failed = host.problems
+    if not failed:
+        return ""
+
+    def short(name: str) -> str:
+        return name.removeprefix("notifier-").removeprefix("notifier_")
+
+    likely = [
+        r for r in failed if any(kind_name.startswith(short(n)) for n in (r.name, r.dist) if n)
+    ]
+    shown = "; ".join(
+        f"plugin {r.name!r} ({r.dist}) failed to load: {r.error}" for r in (likely or failed)
+    )
+    return f"; {shown}"
 
 
 def _rate_limit(value: Any, kind: ChannelKind, path: str, issues: Issues) -> RateLimit | None:
