@@ -215,9 +215,35 @@ def _channel(
         issues.add(f"{where}.delivery_timeout", "a number of seconds > 0")
         timeout = default_timeout
     spec = ChannelSpec(name, kind_name, options, rate_limit, float(timeout), issues.file)
-    if kind.validate is not None and len(issues.found) == before:
-        issues.found.extend(kind.validate(spec))
+    if kind.validate is not None:
+        issues.found.extend(_kind_issues(kind, spec, issues.found[before:]))
     return spec
+
+
+def _kind_issues(kind: ChannelKind, spec: ChannelSpec, reported: list[ConfigIssue]) -> list[Any]:
+    """The kind's ``validate`` issues, found together with the options' own.
+
+    With options that failed their own check, ``validate`` sees each of them at its
+    default (a required one stays missing); an issue it finds at a key already reported
+    is left out, and a rule that cannot run on such a partial table (it raises) waits
+    until the options are fixed.
+    """
+    assert kind.validate is not None
+    if not reported:
+        return list(kind.validate(spec))
+    defaults = {o.name: o.default for o in kind.options if not o.required}
+    partial = attrs.evolve(spec, options={**defaults, **spec.options})
+    try:
+        found = list(kind.validate(partial))
+    except Exception:  # the rule needs an option that failed its own check
+        return []
+    taken = {issue.path for issue in reported}
+
+    def new(issue: Any) -> bool:
+        path = str(getattr(issue, "path", ""))
+        return not any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in taken)
+
+    return [issue for issue in found if new(issue)]
 
 
 def _failed_plugins(kind_name: str, host: PluginHost) -> str:

@@ -143,8 +143,11 @@ class ChannelKind:
         :func:`notifier.deadline.remaining`), so the dispatcher may run a lone delivery
         on the calling thread instead of handing it to the channel's lane and back.
     :param validate: ``validate(spec) -> [ConfigIssue, ...]`` for rules that span several
-        options (one of two options required, ...); run by the config loader after each
-        option passed its own check, so ``notifier check`` reports them with the rest.
+        options (one of two options required, ...); run by the config loader, so
+        ``notifier check`` reports them together with the options' own errors. When some
+        options failed their own check, it sees each of those at its default; its issues
+        at keys already reported are dropped, and if it raises on such a table its rules
+        wait until the options are fixed.
     """
 
     name: str
