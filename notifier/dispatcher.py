@@ -110,10 +110,19 @@ class Dispatcher:
         clock: Clock | None = None,
         host: PluginHost | None = None,
         outbox: OutboxSettings | bool | None = None,
+        plugins: Iterable[object] = (),
     ) -> Self:
         """Load plugins and the config file (``path`` or ``$NOTIFIER_CONFIG``), build
-        every channel. Raises :class:`ConfigError` listing every problem."""
-        host = host or PluginHost.load(env=env)
+        every channel. Raises :class:`ConfigError` listing every problem.
+
+        :param plugins: the application's own plugins (modules or objects with
+            ``@hookimpl`` methods), registered after the installed ones, without an
+            entry point. Not together with ``host``: register them on it instead.
+        """
+        plugins = list(plugins)
+        if host is not None and plugins:
+            raise TypeError("give plugins= or host=, not both (PluginHost.load(extra=...))")
+        host = host or PluginHost.load(env=env, extra=plugins)
         config = load_config(path, host, env)
         return cls(config, host=host, clock=clock or SYSTEM_CLOCK, outbox=outbox)
 

@@ -289,6 +289,19 @@ def test_the_python_examples_run(doc: str, workdir: Path, capsys: pytest.Capture
     assert run_python_blocks(ROOT / doc, workdir) >= 1, f"{doc} has no python example"
 
 
+def test_the_hook_reference_shows_how_an_application_registers_a_plugin_object(
+    workdir: Path, capsys: pytest.CaptureFixture
+):
+    section = sections(DOCS / "hooks.md")["Registering a plugin object in your application"]
+    code = re.findall(r"^```python\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+    assert code, "docs/hooks.md shows no example of registering a plugin object"
+    for number, text in enumerate(code, 1):
+        try:
+            exec(compile(text, f"docs/hooks.md (registering, example {number})", "exec"), {})
+        except Exception as exc:
+            raise AssertionError(f"docs/hooks.md: registering example {number}: {exc!r}") from exc
+
+
 def test_the_plugin_guide_examples_run_offline(workdir: Path, capsys: pytest.CaptureFixture):
     assert run_python_blocks(GUIDE, workdir) >= 2
     assert "delivered msg1" in capsys.readouterr().out
