@@ -53,7 +53,12 @@ def translate(exc: sqlite3.Error, path: str, doing: str) -> OutboxError:
             f"writable, or set [outbox] path"
         )
     if "disk is full" in lower or "i/o error" in lower:
-        return OutboxError(f"outbox {path}: {doing} failed: {text}", retryable=True)
+        return OutboxError(
+            f"outbox {path}: {doing} failed: {text}; check the free space on its filesystem "
+            f"and that the file, its -wal and -shm files and its directory are writable, or "
+            f"set [outbox] path",
+            retryable=True,
+        )
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in lower:
         return OutboxError(f"outbox {path} is closed")
     return OutboxError(f"outbox {path}: {doing} failed: {text}")

@@ -1,0 +1,107 @@
+"""The outbox's file on a full disk or unopenable: alerts still go out, errors say what to do.
+
+"Disk full" is SQLite's own: ``PRAGMA max_page_count`` caps the outbox connection at the
+pages the file already has, so the next write that needs a page fails exactly as on a
+full filesystem (``database or disk is full``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from outbox_support import Receiver, webhook_config
+
+from notifier import Alert, Dispatcher
+from notifier.errors import OutboxError
+from notifier.models import Outcome
+from notifier.outbox import OutboxStore
+from notifier.plugins import PluginHost
+
+
+@pytest.fixture
+def receivers():
+    with Receiver() as steady, Receiver() as flaky:
+        yield {"steady": steady, "flaky": flaky}
+
+
+@pytest.fixture
+def dispatcher(tmp_path: Path, receivers, clock):
+    config = tmp_path / "notifier.toml"
+    config.write_text(webhook_config(receivers, 'path = "outbox.db"'))
+    with Dispatcher.from_config(config, clock=clock, host=PluginHost.from_plugins([])) as d:
+        yield d
+
+
+def fill_the_disk(dispatcher: Dispatcher) -> None:
+    with dispatcher.outbox.store.db.read("filling it") as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def big(title: str) -> Alert:
+    return Alert(title=title, body="x" * 50_000)  # needs pages the full file cannot have
+
+
+def test_an_alert_the_outbox_cannot_take_on_a_full_disk_is_still_sent_directly(
+    dispatcher, receivers, tmp_path
+):
+    fill_the_disk(dispatcher)
+    receipts = dispatcher.dispatch(big("disk full on db-1"))
+    assert [(r.channel, r.outcome) for r in receipts] == [
+        ("steady", Outcome.DELIVERED),
+        ("flaky", Outcome.DELIVERED),
+    ]
+    assert receivers["steady"].titles == receivers["flaky"].titles == ["disk full on db-1"]
+    for receipt in receipts:
+        assert receipt.details["durable"] is False
+        why = receipt.details["outbox_error"]
+        assert str(tmp_path / "outbox.db") in why
+        assert "database or disk is full" in why
+        assert "free space" in why
+    assert dispatcher.outbox.store.counts() == {}  # nothing half-written
+
+
+def test_a_direct_attempt_that_fails_says_it_is_not_queued_nor_retried(dispatcher, receivers):
+    fill_the_disk(dispatcher)
+    receivers["flaky"].down = True
+    by_channel = {r.channel: r for r in dispatcher.dispatch(big("disk full on db-2"))}
+    assert by_channel["steady"].outcome is Outcome.DELIVERED
+    failed = by_channel["flaky"]
+    assert failed.outcome is Outcome.FAILED
+    assert "503" in failed.error
+    assert "not queued in the outbox, so not retried" in failed.error
+    assert "database or disk is full" in failed.error
+
+
+def test_a_full_disk_is_logged_once_per_dispatch_with_what_to_do(dispatcher, caplog):
+    fill_the_disk(dispatcher)
+    with caplog.at_level("WARNING", logger="notifier"):
+        dispatcher.dispatch_many([big("a"), big("b")])
+    [record] = [r for r in caplog.records if "without the outbox" in r.getMessage()]
+    assert "4 delivery(ies) attempted directly" in record.getMessage()
+    assert "not durable" in record.getMessage()
+
+
+def test_once_there_is_room_again_alerts_are_queued_durably_again(dispatcher, receivers):
+    fill_the_disk(dispatcher)
+    dispatcher.dispatch(big("while full"))
+    with dispatcher.outbox.store.db.read("making room") as conn:
+        conn.execute("PRAGMA max_page_count = 1073741823")
+    [steady, _] = dispatcher.dispatch(big("after"))
+    assert steady.outcome is Outcome.DELIVERED
+    assert "durable" not in steady.details
+    assert dispatcher.outbox.store.counts()["steady"] == {"delivered": 1}
+
+
+def test_an_outbox_that_cannot_be_opened_names_the_file_and_what_to_check(tmp_path):
+    path = tmp_path / "outbox.db"
+    os.mkdir(f"{path}-wal")  # SQLite cannot open its write-ahead log: "disk I/O error"
+    with pytest.raises(OutboxError) as info:
+        OutboxStore.open(str(path))
+    message = str(info.value)
+    assert str(path) in message
+    assert "disk I/O error" in message
+    assert "free space" in message
+    assert "writable" in message
