@@ -90,7 +90,11 @@ class OutboxDelivery:
     def open(cls, settings: OutboxSettings, deliver: DeliverFn, **kwargs: object) -> OutboxDelivery:
         """Open the store ``settings`` names and build the engine on it."""
         store = OutboxStore.open(
-            settings.path, busy_timeout=settings.busy_timeout, synchronous=settings.synchronous
+            settings.path,
+            busy_timeout=settings.busy_timeout,
+            synchronous=settings.synchronous,
+            file_mode=settings.file_mode,
+            dir_mode=settings.dir_mode,
         )
         return cls(store, deliver, settings=settings, **kwargs)  # type: ignore[arg-type]
 

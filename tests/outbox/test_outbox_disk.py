@@ -1,4 +1,5 @@
-"""The outbox's file on a full disk or unopenable: alerts still go out, errors say what to do.
+"""The outbox's file on a full disk or unopenable (alerts still go out, errors say what to
+do), and the permissions of the files and directories it creates.
 
 "Disk full" is SQLite's own: ``PRAGMA max_page_count`` caps the outbox connection at the
 pages the file already has, so the next write that needs a page fails exactly as on a
@@ -8,15 +9,16 @@ full filesystem (``database or disk is full``).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 from outbox_support import Receiver, webhook_config
 
 from notifier import Alert, Dispatcher
-from notifier.errors import OutboxError
+from notifier.errors import ConfigError, OutboxError
 from notifier.models import Outcome
-from notifier.outbox import OutboxStore
+from notifier.outbox import NewDelivery, OutboxSettings, OutboxStore
 from notifier.plugins import PluginHost
 
 
@@ -105,3 +107,65 @@ def test_an_outbox_that_cannot_be_opened_names_the_file_and_what_to_check(tmp_pa
     assert "disk I/O error" in message
     assert "free space" in message
     assert "writable" in message
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)  # the usual umask, which leaves new files world-readable
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def open_and_write(path: Path, **modes: str) -> None:
+    store = OutboxStore.open(str(path), **modes)
+    store.enqueue_many([NewDelivery(Alert(title="secret outage"), "ops")], now=1.0)
+    for suffix in ("", "-wal", "-shm"):  # all three exist while the file is open
+        assert mode(Path(f"{path}{suffix}")) == int(modes.get("file_mode", "600"), 8), suffix
+    store.close()
+
+
+def test_a_new_outbox_its_wal_and_shm_and_directories_are_private(tmp_path, umask_022):
+    path = tmp_path / "state" / "notifier" / "outbox.db"
+    open_and_write(path)
+    assert mode(tmp_path / "state" / "notifier") == 0o700
+    assert mode(tmp_path / "state") == 0o700
+
+
+def test_configured_modes_are_applied_exactly(tmp_path, umask_022):
+    path = tmp_path / "shared" / "outbox.db"
+    open_and_write(path, file_mode="0660", dir_mode="0770")
+    assert mode(tmp_path / "shared") == 0o770
+
+
+def test_an_existing_outbox_and_its_directory_keep_their_modes(tmp_path, umask_022):
+    (tmp_path / "var").mkdir(mode=0o755)
+    path = tmp_path / "var" / "outbox.db"
+    OutboxStore.open(str(path)).close()
+    path.chmod(0o644)
+    store = OutboxStore.open(str(path))  # the default modes are 0600 and 0700
+    store.enqueue_many([NewDelivery(Alert(title="x"), "ops")], now=1.0)
+    store.close()
+    assert mode(path) == 0o644
+    assert mode(tmp_path / "var") == 0o755
+
+
+def test_the_modes_come_from_the_outbox_table(tmp_path, umask_022, receivers, clock):
+    config = tmp_path / "notifier.toml"
+    table = 'path = "db/outbox.db"\nfile_mode = "0640"\ndir_mode = "0750"'
+    config.write_text(webhook_config(receivers, table))
+    with Dispatcher.from_config(config, clock=clock, host=PluginHost.from_plugins([])) as d:
+        d.dispatch(Alert(title="x"))
+        assert mode(tmp_path / "db" / "outbox.db-wal") == 0o640
+    assert mode(tmp_path / "db" / "outbox.db") == 0o640
+    assert mode(tmp_path / "db") == 0o750
+
+
+def test_a_mode_that_is_not_octal_permission_bits_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        OutboxSettings.from_table({"file_mode": "rw-r-----", "dir_mode": 448})
+    text = str(info.value)
+    assert "outbox.file_mode" in text and "outbox.dir_mode" in text and "octal" in text
