@@ -227,6 +227,8 @@ class Database:
                     f"outbox {self.path} has schema version {version}, newer than this "
                     f"notifier understands ({schema.VERSION}); upgrade notifier"
                 )
+            if version == schema.VERSION and app_id == schema.APPLICATION_ID:
+                return  # writing nothing: a file on a full disk still opens
             for script in schema.MIGRATIONS[version:]:
                 # executescript would COMMIT first; run statement by statement instead so
                 # a failed migration leaves the file as it was.
