@@ -15,11 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import attrs
+
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import Config, load_config
 from notifier.errors import (
     ConfigError,
     ConfigIssue,
+    OutboxWriteError,
     UnsupportedOperation,
 )
 from notifier.kinds import BuildContext
@@ -145,21 +148,33 @@ class Dispatcher:
         With the outbox, every delivery is written first (one transaction) and what
         cannot be finished now stays queued (receipt outcome ``queued``).
         """
+        chosen = [(alert, t) for alert in alerts for t in self.targets(alert)]
         if self.outbox is not None:
             from notifier.outbox import NewDelivery
 
-            return self.outbox.submit(
-                NewDelivery(alert, t.channel, t.mentions)
-                for alert in alerts
-                for t in self.targets(alert)
-            )
+            try:
+                return self.outbox.submit(NewDelivery(a, t.channel, t.mentions) for a, t in chosen)
+            except OutboxWriteError as exc:
+                return self._dispatch_undurable(chosen, exc)
+        return self._direct(chosen)
+
+    def _direct(self, chosen: list[tuple[Alert, Target]]) -> list[Receipt]:
         return self._lanes.run(
-            [
-                Delivery(self.channels[t.channel], alert, self._context(alert, t))
-                for alert in alerts
-                for t in self.targets(alert)
-            ]
+            [Delivery(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
         )
+
+    def _dispatch_undurable(
+        self, chosen: list[tuple[Alert, Target]], exc: OutboxWriteError
+    ) -> list[Receipt]:
+        """Attempt deliveries the outbox could not take, once and directly: an alert is
+        better sent without the outbox's retries than not at all."""
+        log.warning(
+            "%s; %d delivery(ies) attempted directly, without the outbox: not durable, not retried",
+            exc,
+            len(chosen),
+        )
+        receipts = self._direct(chosen)
+        return [_undurable(r, str(exc)) for r in receipts]
 
     def deliver(
         self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
@@ -235,3 +250,12 @@ class Dispatcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _undurable(receipt: Receipt, why: str) -> Receipt:
+    """``receipt`` of a direct attempt, marked as not written to the outbox."""
+    details = {**receipt.details, "durable": False, "outbox_error": why}
+    error = receipt.error
+    if error is not None:
+        error = f"{error} (not queued in the outbox, so not retried: {why})"
+    return attrs.evolve(receipt, details=details, error=error)

@@ -153,3 +153,10 @@ class DeliveryTimeout(ChannelError):
 
 class OutboxError(NotifierError):
     """The durable outbox cannot be opened or written (corrupt, locked, unwritable)."""
+
+
+class OutboxWriteError(OutboxError):
+    """Deliveries could not be written to the outbox, so none of them was written or tried.
+
+    The dispatcher then attempts them directly; their receipts say they are not durable.
+    """

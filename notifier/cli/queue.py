@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{config.file} has no [outbox] table: there is no outbox to show")
     if settings.memory:
         raise UsageError('the outbox is in memory (path = ":memory:"): nothing outlives a process')
-    store = OutboxStore.open(settings.path, busy_timeout=settings.busy_timeout)
+    store = OutboxStore.open(
+        settings.path,
+        busy_timeout=settings.busy_timeout,
+        file_mode=settings.file_mode,
+        dir_mode=settings.dir_mode,
+    )
     try:
         if args.retry is not None:
             moved = store.retry_dead(time.time(), _ids(args.retry, args.all, "--retry"))

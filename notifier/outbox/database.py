@@ -22,6 +22,8 @@ import weakref
 from collections.abc import Hashable, Iterator
 
 from notifier.errors import OutboxError
+from notifier.filemodes import DIR_MODE, FILE_MODE, make_dirs, parse_mode
+from notifier.filemodes import create as create_file
 from notifier.outbox import schema
 from notifier.outbox.deferred import DeferredWrites, Write
 from notifier.outbox.paths import MEMORY, resolve
@@ -53,7 +55,12 @@ def translate(exc: sqlite3.Error, path: str, doing: str) -> OutboxError:
             f"writable, or set [outbox] path"
         )
     if "disk is full" in lower or "i/o error" in lower:
-        return OutboxError(f"outbox {path}: {doing} failed: {text}", retryable=True)
+        return OutboxError(
+            f"outbox {path}: {doing} failed: {text}; check the free space on its filesystem "
+            f"and that the file, its -wal and -shm files and its directory are writable, or "
+            f"set [outbox] path",
+            retryable=True,
+        )
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in lower:
         return OutboxError(f"outbox {path} is closed")
     return OutboxError(f"outbox {path}: {doing} failed: {text}")
@@ -75,19 +82,34 @@ class Database:
 
     @classmethod
     def open(
-        cls, path: str | None = None, *, busy_timeout: float = 5.0, synchronous: str = "normal"
+        cls,
+        path: str | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: str = "normal",
+        file_mode: str = FILE_MODE,
+        dir_mode: str = DIR_MODE,
     ) -> Database:
         """Open (creating and migrating as needed) the outbox at ``path``.
 
+        :param file_mode: permissions (octal) of the file when it is created here, and so
+            of its ``-wal`` and ``-shm`` files, which SQLite gives the database's mode.
+        :param dir_mode: permissions (octal) of missing directories created for it.
         :raises OutboxError: the file is corrupt, locked, not an outbox, or not writable.
         """
         if synchronous not in SYNCHRONOUS:
             raise OutboxError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
+        file_bits, dir_bits = parse_mode(file_mode), parse_mode(dir_mode)
+        if file_bits is None or dir_bits is None:
+            raise OutboxError(
+                f'file_mode and dir_mode must be octal permission bits such as "0600", '
+                f"got {file_mode!r} and {dir_mode!r}"
+            )
         path = resolve(path)
         if path != MEMORY:
             parent = os.path.dirname(os.path.abspath(path))
             try:
-                os.makedirs(parent, exist_ok=True)
+                make_dirs(parent, dir_bits)
             except OSError as exc:
                 raise OutboxError(
                     f"cannot create the outbox directory {parent}: {exc.strerror}; "
@@ -95,6 +117,15 @@ class Database:
                 ) from exc
             if os.path.isdir(path):
                 raise OutboxError(f"outbox path {path} is a directory; name a file")
+            try:
+                # The alerts it holds are nobody else's business: SQLite would create the
+                # file 0644, and its -wal and -shm files with the file's mode.
+                create_file(path, file_bits)
+            except OSError as exc:
+                raise OutboxError(
+                    f"cannot create outbox {path}: {exc.strerror}; check that its directory "
+                    f"is writable and has free space, or set [outbox] path"
+                ) from exc
         try:
             conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -196,6 +227,8 @@ class Database:
                     f"outbox {self.path} has schema version {version}, newer than this "
                     f"notifier understands ({schema.VERSION}); upgrade notifier"
                 )
+            if version == schema.VERSION and app_id == schema.APPLICATION_ID:
+                return  # writing nothing: a file on a full disk still opens
             for script in schema.MIGRATIONS[version:]:
                 # executescript would COMMIT first; run statement by statement instead so
                 # a failed migration leaves the file as it was.

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.errors import OutboxError
+from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
 from notifier.models import Receipt
 from notifier.outbox.claiming import ClaimTerms
@@ -90,7 +90,11 @@ class OutboxDelivery:
     def open(cls, settings: OutboxSettings, deliver: DeliverFn, **kwargs: object) -> OutboxDelivery:
         """Open the store ``settings`` names and build the engine on it."""
         store = OutboxStore.open(
-            settings.path, busy_timeout=settings.busy_timeout, synchronous=settings.synchronous
+            settings.path,
+            busy_timeout=settings.busy_timeout,
+            synchronous=settings.synchronous,
+            file_mode=settings.file_mode,
+            dir_mode=settings.dir_mode,
         )
         return cls(store, deliver, settings=settings, **kwargs)  # type: ignore[arg-type]
 
@@ -110,17 +114,23 @@ class OutboxDelivery:
 
         A delivery that could not be finished now is ``queued`` with its next attempt
         time; a worker (or a later call) delivers it.
+
+        :raises OutboxWriteError: the deliveries could not be written (a full disk, a
+            locked or broken file); none of them was written or attempted.
         """
-        if not self._recovered:
-            self.recover()
-        start = self.clock.time()  # the deliveries written now are due at this time
-        # Claiming in the writing transaction saves a transaction per dispatch; a lane
-        # held elsewhere, or older work ahead, is left to the rounds below.
-        with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
-            enqueued, claims = self.store.enqueue_and_claim(
-                items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
-            )
-            self._busy.update(c.channel for c in claims)
+        try:
+            if not self._recovered:
+                self.recover()
+            start = self.clock.time()  # the deliveries written now are due at this time
+            # Claiming in the writing transaction saves a transaction per dispatch; a lane
+            # held elsewhere, or older work ahead, is left to the rounds below.
+            with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
+                enqueued, claims = self.store.enqueue_and_claim(
+                    items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
+                )
+                self._busy.update(c.channel for c in claims)
+        except OutboxError as exc:  # the transaction rolled back: nothing written or sent
+            raise OutboxWriteError(str(exc), retryable=exc.retryable) from exc
         # Everything written before ours is due by now (another thread may have taken its
         # start time after ours and written first); retries scheduled later are not.
         due_by = self.clock.time()

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from notifier.errors import ConfigError, ConfigIssue
+from notifier.filemodes import DIR_MODE, FILE_MODE, mode_problem
 from notifier.kinds import Option
 from notifier.outbox.paths import resolve
 from notifier.outbox.policy import Backoff, CircuitBreaker
@@ -43,6 +44,8 @@ OPTIONS: tuple[Option, ...] = (
         default=True,
         help="record a send with the next write (within 20 ms); false: before returning",
     ),
+    Option("file_mode", default=FILE_MODE, help="permissions of a new file, in octal"),
+    Option("dir_mode", default=DIR_MODE, help="permissions of new directories, in octal"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 # Upper bounds that keep values inside what SQLite and a thread pool can take.
@@ -69,6 +72,8 @@ def _check(option: Option, value: Any) -> str | None:
         return f"expected {option.expected} and <= {top}, got {value!r}"
     if option.name == "path" and "\0" in value:
         return "expected a file path, got a string with a NUL character"
+    if option.name in ("file_mode", "dir_mode"):
+        return mode_problem(value)
     return None
 
 
@@ -93,6 +98,8 @@ class OutboxSettings:
     busy_timeout: float = 5.0
     synchronous: str = "normal"
     group_commit: bool = True
+    file_mode: str = FILE_MODE
+    dir_mode: str = DIR_MODE
 
     @classmethod
     def from_table(

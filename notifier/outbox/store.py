@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from notifier.filemodes import DIR_MODE, FILE_MODE
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, key_of
 from notifier.outbox.admin import AdminMixin
@@ -66,9 +67,24 @@ class OutboxStore(AttemptsMixin, AdminMixin):
 
     @classmethod
     def open(
-        cls, path: str | None = None, *, busy_timeout: float = 5.0, synchronous: str = "normal"
+        cls,
+        path: str | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: str = "normal",
+        file_mode: str = FILE_MODE,
+        dir_mode: str = DIR_MODE,
     ) -> OutboxStore:
-        return cls(Database.open(path, busy_timeout=busy_timeout, synchronous=synchronous))
+        """Open (creating and migrating as needed) the outbox at ``path``; see
+        :meth:`Database.open`."""
+        db = Database.open(
+            path,
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+        )
+        return cls(db)
 
     @property
     def path(self) -> str:
