@@ -38,7 +38,7 @@ from notifier.models import (
 )
 from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
-from notifier.redact import scrub_exception
+from notifier.redact import install_log_redaction, scrub_exception
 from notifier.routing import Target, resolve
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Dispatcher:
     ) -> None:
         self.config = config
         self.host = host or PluginHost.load()
+        install_log_redaction()  # also on the loggers of the plugins just loaded
         self.clock = clock
         self._lanes = Lanes(self.host)
         workers = config.dispatcher.workers

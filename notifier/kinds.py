@@ -32,7 +32,8 @@ class Option:
     :param type: ``str``, ``int``, ``float``, ``bool``, ``list`` (of strings) or ``dict``
         (string to string).
     :param secret: the value is a credential: it becomes a
-        :class:`~notifier.redact.Secret` and never appears in output.
+        :class:`~notifier.redact.Secret` (for a ``dict``, each of its values does) and
+        never appears in output, error messages about a wrong value included.
     :param choices: allowed values, if limited.
     :param minimum: lowest allowed value for numbers.
     :param path: the value is a file path; a relative one is resolved against the
@@ -77,16 +78,18 @@ class Option:
             ok = False
         if ok:
             return None
-        return f"expected {self.expected}, got {_describe(value)}"
+        return f"expected {self.expected}, got {_describe(value, shown=not self.secret)}"
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, *, shown: bool = True) -> str:
+    """What ``value`` is, for an error message; ``shown=False`` (a secret) names only its
+    type, since a wrongly typed credential is still a credential."""
     if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
+        return f"boolean {str(value).lower()}" if shown else "a boolean"
     if isinstance(value, str):
-        return f"string {value!r}" if len(value) < 40 else "a string"
+        return f"string {value!r}" if shown and len(value) < 40 else "a string"
     if isinstance(value, int | float):
-        return f"number {value!r}"
+        return f"number {value!r}" if shown else "a number"
     if isinstance(value, list):
         return "a list" + ("" if all(isinstance(v, str) for v in value) else " of non-strings")
     if isinstance(value, dict):

@@ -157,4 +157,6 @@ def _finish(value: Any, opt: Option, base_dir: Path) -> Any:
         value = str(base_dir / value)
     if opt.secret and isinstance(value, str):
         value = Secret(value)
+    elif opt.secret and isinstance(value, dict):
+        value = {k: Secret(v) for k, v in value.items()}
     return value

@@ -58,7 +58,8 @@ def fill(template: string.Template, alert: Alert, channel: str, key: str) -> Any
 class WebhookChannel:
     name: str
     client: HttpClient
-    endpoint: Endpoint
+    # The endpoint's path is the secret URL's path and query: kept out of the repr.
+    endpoint: Endpoint = attrs.field(repr=False)
     template: string.Template | None
 
     @property
@@ -140,6 +141,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
                     "headers",
                     dict,
                     default={},
+                    secret=True,
                     help="extra request headers; values are treated as secrets",
                 ),
                 Option("template", help="a JSON body with ${placeholder}s; default: the alert"),
