@@ -14,6 +14,7 @@ or splits into numbered parts, every one within the limit.
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -51,6 +52,10 @@ PART_PREFIX = "({index}/{total}) "
 SHOWN_ANNOTATIONS = ("summary", "description", "message", "impact", "action")
 _SEVERITY_TONES = {"critical": "danger", "error": "danger", "warning": "warning", "info": "info"}
 _HEX = {"danger": "#D93025", "warning": "#E37400", "ok": "#188038", "info": "#1A73E8"}
+# The only links HTML makes clickable. Matched literally at the start, since a browser
+# ignores leading blanks and tabs inside a scheme (``java\tscript:``): anything else
+# (javascript:, data:, vbscript:, a relative path) is shown as text.
+_LINKABLE = re.compile(r"(?i)(?:https?://|mailto:)")
 
 
 def tone(alert: Alert) -> str:
@@ -196,7 +201,8 @@ def render_markdown(alert: Alert, dialect: Dialect = MARKDOWN) -> str:
 
 
 def render_html(alert: Alert) -> str:
-    """A self-contained HTML fragment (for email), every value escaped."""
+    """A self-contained HTML fragment (for email), every value escaped; only ``http``,
+    ``https`` and ``mailto`` links are clickable, any other is shown as text."""
     esc = html.escape
     color = _HEX[tone(alert)]
     parts = [f'<h2 style="color:{color}">{esc(status_tag(alert))} {esc(alert.title)}</h2>']
@@ -208,7 +214,12 @@ def render_html(alert: Alert) -> str:
         parts.append(f"<table>{cells}</table>")
     links = _links(alert)
     if links:
-        items = "".join(f'<li><a href="{esc(u)}">{esc(t)}</a></li>' for t, u in links)
+        items = "".join(
+            f'<li><a href="{esc(u)}">{esc(t)}</a></li>'
+            if _LINKABLE.match(u)
+            else f"<li>{esc(t)}: {esc(u)}</li>"
+            for t, u in links
+        )
         parts.append(f"<ul>{items}</ul>")
     return "\n".join(parts)
 

@@ -12,6 +12,7 @@ from notifier import hookimpl
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.render import render_markdown, render_text
+from notifier.terminal import visible
 
 _STREAMS = {"stdout": lambda: sys.stdout, "stderr": lambda: sys.stderr}
 # One lock for every console channel: two channels printing at once must not interleave.
@@ -30,6 +31,7 @@ class ConsoleChannel:
 
     def write(self, text: str) -> None:
         out: TextIO = _STREAMS[self.stream]()
+        text = visible(text)  # alert text is anyone's: no escape sequence reaches the terminal
         with _PRINT_LOCK:
             out.write(text.rstrip("\n") + "\n\n")
             out.flush()

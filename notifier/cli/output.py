@@ -1,4 +1,8 @@
-"""Terminal output: aligned tables and a progress bar that only a terminal sees."""
+"""Terminal output: aligned tables and a progress bar that only a terminal sees.
+
+Cells and JSON may hold alert text from anyone: control characters are shown as escapes
+(:mod:`notifier.terminal`), never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
+from notifier.terminal import visible_json, visible_line
+
 # Where print_json writes while json_stdout() holds stdout for it.
 _json_out: TextIO | None = None
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
     out = out or sys.stdout
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[visible_line(str(h)) for h in headers]] + [
+        ["" if c is None else visible_line(str(c)) for c in r] for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -22,7 +30,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | N
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
-    (out or _json_out or sys.stdout).write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    text = visible_json(json.dumps(data, ensure_ascii=False, indent=2))
+    (out or _json_out or sys.stdout).write(text + "\n")
 
 
 @contextlib.contextmanager

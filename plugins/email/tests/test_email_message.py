@@ -3,6 +3,7 @@ threads recognisable."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -135,3 +136,27 @@ def test_an_international_message_keeps_non_ascii_addresses_readable():
     raw = message.as_bytes()
     assert "运维@例子.中国".encode() in raw
     assert message["Message-ID"].endswith("@例子.中国>")
+
+
+def test_only_http_https_and_mailto_links_are_clickable_in_the_html_part():
+    links = [
+        {"url": "javascript:alert(document.cookie)", "title": "Dashboard"},
+        {"url": " JavaScript:alert(1)", "title": "Spaced"},
+        {"url": "java\tscript:alert(1)", "title": "Tabbed"},
+        {"url": "data:text/html;base64,PHNjcmlwdD4=", "title": "Data"},
+        {"url": "https://grafana.example/d/1?a=1&b=2", "title": "Grafana"},
+        {"url": "HTTP://upper.example/", "title": "Upper"},
+        {"url": "mailto:oncall@example.com", "title": "Mail on-call"},
+    ]
+    html = reparsed(build(alert(links=links))).get_body(("html",)).get_content()
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs == [
+        "https://grafana.example/d/1?a=1&amp;b=2",
+        "HTTP://upper.example/",
+        "mailto:oncall@example.com",
+        "https://runbooks/disk",
+    ]
+    # The others are still there, as text the reader can see and copy.
+    assert "<li>Dashboard: javascript:alert(document.cookie)</li>" in html
+    assert "<li>Data: data:text/html;base64,PHNjcmlwdD4=</li>" in html
+    assert "Spaced" in html and "Tabbed" in html
