@@ -122,6 +122,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([ConfigIssue(str(path), "", f"valid TOML: {exc}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(str(path), "", "UTF-8 text")]) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue(str(path), "", "valid TOML: nested too deeply")]) from None
 
 
 def load_config(
