@@ -80,6 +80,18 @@ def _str_map(what: str) -> Callable[[Mapping[str, Any] | None], dict[str, str]]:
     return convert
 
 
+_label_map = _str_map("labels")
+_annotation_map = _str_map("annotations")
+
+
+def _labels(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return _label_map(value)
+
+
+def _annotations(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return _annotation_map(value)
+
+
 def _time(value: Any, what: str) -> datetime:
     if isinstance(value, datetime):
         parsed = value
@@ -173,8 +185,8 @@ class Alert:
     title: str = attrs.field(validator=_is_text)
     body: str = attrs.field(default="", validator=_is_text)
     severity: str = attrs.field(default="warning", converter=_severity)
-    labels: dict[str, str] = attrs.field(factory=dict, converter=_str_map("labels"))
-    annotations: dict[str, str] = attrs.field(factory=dict, converter=_str_map("annotations"))
+    labels: dict[str, str] = attrs.field(factory=dict, converter=_labels)
+    annotations: dict[str, str] = attrs.field(factory=dict, converter=_annotations)
     status: Status = attrs.field(default=Status.FIRING, converter=_status)
     fingerprint: str = attrs.field(default="", validator=_is_text)
     starts_at: datetime = attrs.field(factory=_now, converter=_starts_at)
