@@ -77,6 +77,7 @@ def alert_data(draw: st.DrawFn) -> Any:
     return data if draw(st.integers(0, 20)) else draw(VALUES)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(alert_data())
 def test_alert_from_dict_raises_only_project_errors(data: Any) -> None:
@@ -167,6 +168,7 @@ def config_data(draw: st.DrawFn, host: PluginHost) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_the_config_loader_raises_only_project_errors(
@@ -209,6 +211,7 @@ TOML_PIECES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(pieces=st.lists(TOML_PIECES, max_size=12), nesting=st.sampled_from([0, 0, 3000]))
 def test_any_file_gives_a_config_or_a_config_error(
