@@ -21,6 +21,12 @@ import attrs
 
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.kinds import ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.limits import (
+    MAX_DELIVERY_TIMEOUT,
+    MAX_RATE_COUNT,
+    MAX_RATE_PER,
+    MAX_WORKERS,
+)
 from notifier.routing import Route, parse_routes
 from notifier.values import INVALID, Issues, is_env_ref, option_values, resolve
 
@@ -43,14 +49,29 @@ class DispatcherSettings:
 
 
 _DISPATCHER_OPTIONS = (
-    Option("workers", int, default=8, minimum=1, help="deliveries that may run at once"),
+    Option(
+        "workers",
+        int,
+        default=8,
+        minimum=1,
+        maximum=MAX_WORKERS,
+        help="deliveries that may run at once",
+    ),
     Option(
         "delivery_timeout",
         float,
         default=30.0,
         minimum=0.001,
+        maximum=MAX_DELIVERY_TIMEOUT,
         help="seconds one delivery may take before it counts as failed",
     ),
+)
+_CHANNEL_TIMEOUT = attrs.evolve(
+    _DISPATCHER_OPTIONS[1], help="seconds one delivery on this channel may take"
+)
+_RATE_COUNT = Option("count", int, minimum=1, maximum=MAX_RATE_COUNT, help="deliveries")
+_RATE_PER = Option(
+    "per", float, minimum=0.001, maximum=MAX_RATE_PER, help="seconds in which they may start"
 )
 
 
@@ -101,6 +122,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([ConfigIssue(str(path), "", f"valid TOML: {exc}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(str(path), "", "UTF-8 text")]) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue(str(path), "", "valid TOML: nested too deeply")]) from None
 
 
 def load_config(
@@ -211,8 +234,9 @@ def _channel(
     )
     rate_limit = _rate_limit(table.get("rate_limit", None), kind, f"{where}.rate_limit", issues)
     timeout = table.get("delivery_timeout", default_timeout)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        issues.add(f"{where}.delivery_timeout", "a number of seconds > 0")
+    problem = _CHANNEL_TIMEOUT.check(timeout)
+    if problem:
+        issues.add(f"{where}.delivery_timeout", f"{problem} ({_CHANNEL_TIMEOUT.help})")
         timeout = default_timeout
     spec = ChannelSpec(name, kind_name, options, rate_limit, float(timeout), issues.file)
     if kind.validate is not None:
@@ -271,10 +295,13 @@ def _rate_limit(value: Any, kind: ChannelKind, path: str, issues: Issues) -> Rat
     if value is False:
         return None
     if isinstance(value, Mapping) and set(value) == {"count", "per"}:
-        count = Option("count", int, minimum=1).check(value["count"])
-        per = Option("per", float, minimum=0.001).check(value["per"])
-        if count is None and per is None:
+        problems = [(o.name, o.check(value[o.name])) for o in (_RATE_COUNT, _RATE_PER)]
+        for key, problem in problems:
+            if problem:
+                issues.add(f"{path}.{key}", problem)
+        if not any(problem for _, problem in problems):
             return RateLimit(value["count"], float(value["per"]))
+        return kind.rate_limit
     issues.add(path, "a table { count = <int > 0>, per = <seconds > 0> }, or false")
     return kind.rate_limit
 

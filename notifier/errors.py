@@ -62,6 +62,13 @@ class ConfigError(NotifierError):
         super().__init__(head, retryable=False)
 
 
+class InvalidAlert(NotifierError, ValueError):
+    """Data given to :meth:`~notifier.models.Alert.from_dict` is not a valid alert.
+
+    Also a :class:`ValueError`, so callers that caught that before keep working.
+    """
+
+
 class PluginError(NotifierError):
     """A plugin could not be loaded, or plugins conflict."""
 

@@ -8,6 +8,7 @@ problem at once) and says how to build a configured channel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ class Option:
         never appears in output, error messages about a wrong value included.
     :param choices: allowed values, if limited.
     :param minimum: lowest allowed value for numbers.
+    :param maximum: highest allowed value for numbers. A number option without one
+        still has to be finite (no ``nan`` or ``inf``).
     :param path: the value is a file path; a relative one is resolved against the
         directory of the config file that set it.
     """
@@ -49,6 +52,7 @@ class Option:
     minimum: float | None = None
     help: str = ""
     path: bool = False
+    maximum: float | None = None
 
     @property
     def expected(self) -> str:
@@ -56,7 +60,9 @@ class Option:
         if self.choices:
             text += " (one of " + ", ".join(repr(c) for c in self.choices) + ")"
         if self.minimum is not None:
-            text += f" >= {self.minimum:g}"
+            text += f" >= {_number(self.minimum)}"
+        if self.maximum is not None:
+            text += (" and" if self.minimum is not None else "") + f" <= {_number(self.maximum)}"
         return text
 
     def check(self, value: Any) -> str | None:
@@ -74,11 +80,19 @@ class Option:
             ok = isinstance(value, self.type)
         if ok and self.choices and value not in self.choices:
             ok = False
+        if ok and self.type is float and not math.isfinite(value):
+            ok = False
         if ok and self.minimum is not None and value < self.minimum:
+            ok = False
+        if ok and self.maximum is not None and value > self.maximum:
             ok = False
         if ok:
             return None
         return f"expected {self.expected}, got {_describe(value, shown=not self.secret)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _describe(value: Any, *, shown: bool = True) -> str:

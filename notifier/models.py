@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from notifier.errors import InvalidAlert
+
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -33,26 +35,95 @@ class Outcome(enum.StrEnum):
     DEDUPLICATED = "deduplicated"  # the same alert was delivered within the dedup window
 
 
-def _str_map(value: Mapping[str, Any] | None) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"expected a table of strings, got {type(value).__name__}")
-    return {str(k): str(v) for k, v in value.items()}
+def _text(value: Any, what: str) -> str:
+    """``value`` if it is text every channel can encode, else a clear error."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be text, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (from a JSON "\\ud800" escape) encodes nowhere: reject it here
+        # rather than fail on every channel later.
+        raise ValueError(
+            f"{what} holds a lone surrogate (U+{ord(value[exc.start]):04X}), which is not text"
+        ) from None
+    return value
 
 
-def _utc(value: datetime | str | float | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-    if isinstance(value, int | float):
+def _is_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _text(value, attribute.name)
+
+
+def _name(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _str_map(what: str) -> Callable[[Mapping[str, Any] | None], dict[str, str]]:
+    def convert(value: Mapping[str, Any] | None) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{what} must be a table of text, got {type(value).__name__}")
+        result = {}
+        for key, item in value.items():
+            # Numbers are written as text; anything nested has no single text form.
+            for part in (key, item):
+                if not isinstance(part, str | int | float):
+                    raise TypeError(
+                        f"{what} must map text to text, got {type(part).__name__} "
+                        f"at {_name(key) if part is item else 'a key'}"
+                    )
+            result[_text(str(key), f"a key of {what}")] = _text(str(item), f"{what}[{_name(key)}]")
+        return result
+
+    return convert
+
+
+_label_map = _str_map("labels")
+_annotation_map = _str_map("annotations")
+
+
+def _labels(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return _label_map(value)
+
+
+def _annotations(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return _annotation_map(value)
+
+
+def _time(value: Any, what: str) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"{what} must be ISO 8601 text or Unix seconds, got {type(value).__name__}")
+    elif isinstance(value, int | float):
         try:
             return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError) as exc:
-            raise ValueError(f"timestamp {value!r} is out of range") from exc
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"{what}: timestamp {value!r} is out of range") from exc
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what} must be an ISO 8601 time, got {_name(value)}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:  # an offset that moves the time past year 1 or 9999 cannot be compared or stored
+        parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{what}: {parsed.isoformat()} is out of range") from None
+    return parsed
+
+
+def _starts_at(value: datetime | str | float) -> datetime:
+    if value is None:
+        raise TypeError("starts_at must be a time; leave it out to mean now")
+    return _time(value, "starts_at")
+
+
+def _ends_at(value: datetime | str | float | None) -> datetime | None:
+    return None if value is None else _time(value, "ends_at")
 
 
 def _now() -> datetime:
@@ -63,8 +134,8 @@ def _now() -> datetime:
 class Link:
     """A link shown with an alert (dashboard, runbook, silence)."""
 
-    url: str = attrs.field(validator=attrs.validators.instance_of(str))
-    title: str = ""
+    url: str = attrs.field(validator=_is_text)
+    title: str = attrs.field(default="", validator=_is_text)
 
     @classmethod
     def coerce(cls, value: Link | str | Mapping[str, Any]) -> Link:
@@ -73,8 +144,9 @@ class Link:
         if isinstance(value, str):
             return cls(url=value)
         if isinstance(value, Mapping) and "url" in value:
-            return cls(url=str(value["url"]), title=str(value.get("title", "")))
-        raise TypeError(f"a link is a URL string or a table with 'url', got {value!r}")
+            title = value.get("title")
+            return cls(url=_text(value["url"], "a link's url"), title=title or "")
+        raise TypeError(f"a link is a URL string or a table with 'url', got {type(value).__name__}")
 
 
 def _links(values: Any) -> tuple[Link, ...]:
@@ -82,14 +154,23 @@ def _links(values: Any) -> tuple[Link, ...]:
         return ()
     if isinstance(values, str | Mapping | Link):
         values = [values]
+    if not isinstance(values, list | tuple):
+        raise TypeError(f"links must be a list of links, got {type(values).__name__}")
     return tuple(Link.coerce(v) for v in values)
 
 
 def _severity(value: str) -> str:
-    value = str(value).lower()
-    if value not in SEVERITIES:
-        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {value!r}")
-    return value
+    if isinstance(value, str) and value.lower() in SEVERITIES:
+        return value.lower()
+    got = _name(value) if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {got}")
+
+
+def _status(value: Status | str) -> Status:
+    if isinstance(value, str) and value in Status._value2member_map_:
+        return Status(value)
+    got = _name(value) if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"status must be firing or resolved, got {got}")
 
 
 @attrs.frozen
@@ -101,17 +182,17 @@ class Alert:
     fingerprint from every sender. Pass one explicitly when the source system has its own.
     """
 
-    title: str = attrs.field(validator=attrs.validators.instance_of(str))
-    body: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    title: str = attrs.field(validator=_is_text)
+    body: str = attrs.field(default="", validator=_is_text)
     severity: str = attrs.field(default="warning", converter=_severity)
-    labels: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
-    annotations: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
-    status: Status = attrs.field(default=Status.FIRING, converter=Status)
-    fingerprint: str = attrs.field(default="")
-    starts_at: datetime = attrs.field(factory=_now, converter=_utc)
-    ends_at: datetime | None = attrs.field(default=None, converter=_utc)
+    labels: dict[str, str] = attrs.field(factory=dict, converter=_labels)
+    annotations: dict[str, str] = attrs.field(factory=dict, converter=_annotations)
+    status: Status = attrs.field(default=Status.FIRING, converter=_status)
+    fingerprint: str = attrs.field(default="", validator=_is_text)
+    starts_at: datetime = attrs.field(factory=_now, converter=_starts_at)
+    ends_at: datetime | None = attrs.field(default=None, converter=_ends_at)
     links: tuple[Link, ...] = attrs.field(default=(), converter=_links)
-    source: str = ""
+    source: str = attrs.field(default="", validator=_is_text)
 
     def __attrs_post_init__(self) -> None:
         if not self.title.strip():
@@ -133,19 +214,22 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """Build an alert from JSON-like data; unknown keys are an error."""
+        """Build an alert from JSON-like data; unknown keys are an error.
+
+        :raises InvalidAlert: naming the first field that is wrong and why.
+        """
         if not isinstance(data, Mapping):
-            raise ValueError(f"an alert is a JSON object, got {type(data).__name__}")
+            raise InvalidAlert(f"an alert is a JSON object, got {type(data).__name__}")
         known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(_name(k) for k in data if k not in known)
         if unknown:
-            raise ValueError(f"unknown alert field(s): {', '.join(unknown)}")
+            raise InvalidAlert(f"unknown alert field(s): {', '.join(unknown)}")
         if "title" not in data:
-            raise ValueError("an alert needs a 'title'")
+            raise InvalidAlert("an alert needs a 'title'")
         try:
             return cls(**dict(data))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"invalid alert: {exc}") from exc
+            raise InvalidAlert(f"invalid alert: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return {

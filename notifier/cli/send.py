@@ -84,33 +84,64 @@ def _alert_from_flags(args: argparse.Namespace) -> Alert:
     )
 
 
-def _read_file(path: str) -> tuple[list[Alert], list[str]]:
-    """Every valid alert in the file, and one message per invalid line."""
+def _alert(raw: bytes, where: str) -> Alert:
+    """The alert one JSON text holds; :class:`NotifierError` naming what is wrong."""
+    from notifier.errors import InvalidAlert
     from notifier.models import Alert
 
-    alerts, problems = [], []
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidAlert(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+    if not text.strip():
+        raise InvalidAlert(f"{where} is empty: expected an alert as a JSON object")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InvalidAlert("not an alert: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidAlert(f"not valid JSON: {exc}") from None
+    return Alert.from_dict(data)
+
+
+def _read_file(path: str) -> tuple[list[Alert], list[str]]:
+    """Every valid alert in the file, and one message per invalid line."""
+    from notifier.errors import NotifierError
+
+    alerts: list[Alert] = []
+    problems: list[str] = []
+    name = "stdin" if path == "-" else path
+    try:
+        # Bytes, decoded line by line: one line that is not UTF-8 costs only that line.
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     with handle:
         for number, line in enumerate(handle, 1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a byte order mark
             if not line.strip():
                 continue
             try:
-                alerts.append(Alert.from_dict(json.loads(line)))
-            except (ValueError, TypeError) as exc:
-                problems.append(f"{path}:{number}: {exc}")
+                alerts.append(_alert(line, f"line {number}"))
+            except NotifierError as exc:
+                problems.append(f"{name}:{number}: {exc}")
     return alerts, problems
 
 
 def _from_stdin() -> Alert:
-    from notifier.models import Alert
+    from notifier.errors import NotifierError
 
-    text = sys.stdin.read()
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        raise UsageError(
+            "stdin is empty: expected one alert as a JSON object (or give --title or --file)"
+        )
     try:
-        return Alert.from_dict(json.loads(text))
-    except (ValueError, TypeError) as exc:
+        return _alert(raw, "stdin")
+    except NotifierError as exc:
         raise UsageError(f"stdin: {exc}") from None
 
 
@@ -133,6 +164,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --title, --file, or an alert as JSON on stdin")
     for problem in problems:
         print(f"notifier send: skipped {problem}", file=sys.stderr)
+    if not alerts and not problems:
+        # An empty batch (a cron job that found nothing) is not an error.
+        print(
+            f"notifier send: no alerts in {'stdin' if args.file == '-' else args.file}",
+            file=sys.stderr,
+        )
+        return OK
 
     from notifier.dispatcher import Dispatcher
 

@@ -16,6 +16,7 @@ from requests.auth import AuthBase
 from notifier.http.client import DEFAULT_TIMEOUT, HttpClient
 from notifier.http.retry import RetryPolicy
 from notifier.kinds import BuildContext, ChannelSpec, Option
+from notifier.limits import MAX_HTTP_ATTEMPTS, MAX_HTTP_TIMEOUT
 
 HTTP_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -23,6 +24,7 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         float,
         default=DEFAULT_TIMEOUT[0],
         minimum=0.01,
+        maximum=MAX_HTTP_TIMEOUT,
         help="seconds to wait for a TCP/TLS connection",
     ),
     Option(
@@ -30,6 +32,7 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         float,
         default=DEFAULT_TIMEOUT[1],
         minimum=0.01,
+        maximum=MAX_HTTP_TIMEOUT,
         help="seconds to wait for an answer once connected",
     ),
     Option(
@@ -43,6 +46,7 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         int,
         default=3,
         minimum=1,
+        maximum=MAX_HTTP_ATTEMPTS,
         help="requests per call at most, retries included",
     ),
 )
