@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from requests.auth import AuthBase
 
-from notifier.http.client import DEFAULT_TIMEOUT, HttpClient
+from notifier.http.client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient
 from notifier.http.retry import RetryPolicy
 from notifier.kinds import BuildContext, ChannelSpec, Option
 
@@ -30,7 +30,7 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         float,
         default=DEFAULT_TIMEOUT[1],
         minimum=0.01,
-        help="seconds to wait for an answer once connected",
+        help="seconds to wait for the whole answer once connected",
     ),
     Option(
         "verify_tls",
@@ -44,6 +44,13 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         default=3,
         minimum=1,
         help="requests per call at most, retries included",
+    ),
+    Option(
+        "max_response_bytes",
+        int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        minimum=1024,
+        help="the most of an answer's body read from the provider; a longer one is an error",
     ),
 )
 
@@ -89,6 +96,7 @@ def client_from_options(
         retry=policy,
         clock=context.clock,
         observe=observe if observe is not None else context.observe,
+        max_response_bytes=int(get("max_response_bytes")),
     )
 
 
