@@ -24,3 +24,5 @@ MAX_RATE_PER = DAY
 # The options every HTTP-based kind shares.
 MAX_HTTP_TIMEOUT = 10 * MINUTE
 MAX_HTTP_ATTEMPTS = 20
+# An answer's body is held in memory whole; providers answer in kilobytes.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024

@@ -24,6 +24,7 @@ from notifier.http.auth import (
 )
 from notifier.http.cache import ExpiringCache
 from notifier.http.client import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     CallResult,
     HttpClient,
@@ -31,9 +32,11 @@ from notifier.http.client import (
 )
 from notifier.http.endpoint import Endpoint, Parsed, Parser, Step
 from notifier.http.envelopes import (
+    ERROR_TEXT_LIMIT,
     ErrorCodes,
     check_status,
     errcode_envelope,
+    error_text,
     gateway_envelope,
     json_or_status,
 )
@@ -42,7 +45,9 @@ from notifier.http.options import HTTP_OPTIONS, client_from_options, split_webho
 from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
+    "ERROR_TEXT_LIMIT",
     "GATEWAY_HEADER",
     "HTTP_OPTIONS",
     "AccessTokenAuth",
@@ -68,6 +73,7 @@ __all__ = [
     "credential_id",
     "endpoint_token_fetcher",
     "errcode_envelope",
+    "error_text",
     "gateway_envelope",
     "json_or_status",
     "may_retry",

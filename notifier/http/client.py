@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import attrs
 import requests
@@ -28,10 +29,11 @@ from requests.structures import CaseInsensitiveDict
 from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, ProviderError, TokenInvalid, TransportError
+from notifier.http import timelimit
 from notifier.http.cache import MISSING, ExpiringCache
 from notifier.http.endpoint import Endpoint, Parsed
 from notifier.http.events import ERROR, OK, RETRY, RequestEvent, attempt_event, describe_event
-from notifier.http.failures import shorten, transport_error
+from notifier.http.failures import shorten, timed_out, transport_error
 from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
 from notifier.http.session import ca_bundle, pooled_session
 from notifier.http.wire import frozen, revealed, wire_value
@@ -40,6 +42,9 @@ from notifier.redact import install_log_redaction, redact, scrub_exception
 log = logging.getLogger("notifier.http")
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # connect just above a TCP retransmit window, then read
+#: the most of an answer's body read from a provider (1 MiB); their answers are small
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
 USER_AGENT = "notifier/0.1"
 _REQUEST_ID_HEADERS = ("X-Request-Id", "X-Bkapi-Request-Id")
 
@@ -88,9 +93,13 @@ class HttpClient:
     :param channel: the configured channel's name, for messages, logs and events.
     :param pool_size: keep-alive connections kept per host; match the dispatcher's
         concurrency so no delivery waits for or discards a connection.
-    :param timeout: default ``(connect, read)`` seconds for every request.
+    :param timeout: default ``(connect, read)`` seconds for every request. An attempt
+        takes ``connect + read`` seconds at most in all (and never runs past the
+        delivery's deadline), however slowly the server answers.
     :param verify_tls: ``False`` turns certificate checks off, with a warning.
     :param observe: called with a :class:`RequestEvent` after every attempt.
+    :param max_response_bytes: the most of an answer's body read; a longer answer is a
+        :class:`~notifier.errors.ProviderError`.
     """
 
     def __init__(
@@ -106,12 +115,14 @@ class HttpClient:
         clock: Clock = SYSTEM_CLOCK,
         observe: Callable[[RequestEvent], None] | None = None,
         cache_size: int = 256,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         install_log_redaction()  # urllib3 logs full URLs, query strings included, at DEBUG
         self.api_root = api_root.rstrip("/") + "/"
         self.auth = auth
         self.channel = channel
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
         self.retry = retry or RetryPolicy()
         self.clock = clock
         self.observe = observe
@@ -293,16 +304,57 @@ class HttpClient:
             ) from exc
 
     def _send(self, endpoint: Endpoint, prepared: requests.PreparedRequest) -> requests.Response:
-        try:
-            return self.session.send(
-                prepared,
-                timeout=deadline.cap(endpoint.timeout or self.timeout),
-                proxies=self.proxies,
-                verify=self.verify,
-                allow_redirects=False,  # a redirect would resend (or drop) auth elsewhere
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc) from exc
+        """One request and its whole answer, within the attempt's total time and with at
+        most ``max_response_bytes`` of body read."""
+        timeout = deadline.cap(endpoint.timeout or self.timeout)
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        total = connect + read
+        left = deadline.remaining()
+        if left is not None:
+            total = min(total, max(left, 0.001))
+        host = _host_of(prepared.url)
+        with timelimit.limited(total) as limit:
+            try:
+                response = self.session.send(
+                    prepared,
+                    timeout=(connect, read),
+                    proxies=self.proxies,
+                    verify=self.verify,
+                    allow_redirects=False,  # a redirect would resend (or drop) auth elsewhere
+                    stream=True,  # read by us, up to the cap
+                )
+                self._read_body(response, host)
+            except requests.RequestException as exc:
+                raise transport_error(exc, host=host, timeout=(connect, read), limit=limit) from exc
+        if limit.expired:
+            # Cut off mid-headers, http.client takes the end of the stream for the end of
+            # the headers: what looks like an answer is a truncated one.
+            response.close()
+            raise timed_out(limit, host)
+        return response
+
+    def _read_body(self, response: requests.Response, host: str) -> None:
+        """Read the body into ``response.content``, refusing more than the cap: a body
+        without end (a chunked stream that never stops) would otherwise fill memory."""
+        cap = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        chunks: list[bytes] = []
+        size = 0
+        if not (declared.isdigit() and int(declared) > cap):
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    break
+                chunks.append(chunk)
+            else:
+                response._content = b"".join(chunks)  # what .content, .json() and .text read
+                return
+        response.close()  # never hand a half-read connection back to the pool
+        raise ProviderError(
+            f"the answer from {host} (HTTP {response.status_code}) is larger than "
+            f"{cap} bytes (max_response_bytes); stopped reading it",
+            code=response.status_code,
+        )
 
     def _parse(self, endpoint: Endpoint, response: requests.Response) -> Any:
         try:
@@ -375,6 +427,20 @@ class HttpClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _host_of(url: str | None) -> str:
+    """``host:port`` of ``url`` for messages: never its path or query, which may hold a
+    webhook token or key."""
+    parts = urlsplit(url or "")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    name = parts.hostname or "the server"
+    if ":" in name:
+        name = f"[{name}]"
+    return f"{name}:{port}" if port else name
 
 
 def _fits(wait: float) -> bool:

@@ -9,6 +9,8 @@ channel and endpoint names.
 
 from __future__ import annotations
 
+import json as jsonlib
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -84,14 +86,61 @@ def retry_after_of(response: requests.Response) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"), SYSTEM_CLOCK)
 
 
+#: how much of a provider's own error text a message shows
+ERROR_TEXT_LIMIT = 200
+# Where JSON error bodies commonly put their text (OAuth, RFC 7807, most REST APIs).
+_MESSAGE_KEYS = ("message", "error_description", "detail", "error", "errmsg", "msg", "title")
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
+
+
+def error_text(response: requests.Response, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """The provider's own words in an error answer: a JSON body's message field, a text
+    body, or an HTML page's title; one line of at most ``limit`` characters, redacted,
+    without control characters. ``""`` when the body says nothing readable."""
+    body = response.content or b""
+    if not body:
+        return ""
+    head = body[: limit * 50]
+    text = head.decode(response.encoding or "utf-8", errors="replace")
+    try:
+        data = jsonlib.loads(body) if len(body) == len(head) else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        text = _message_in(data) or jsonlib.dumps(data, ensure_ascii=False)
+    elif isinstance(data, str):
+        text = data
+    elif "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<":
+        title = _HTML_TITLE.search(text)
+        text = title.group(1) if title else ""
+    # Redacted before it is cut, so no secret is shown even in part.
+    words = redact(" ".join(_UNPRINTABLE.sub(" ", text).split()))
+    return words if len(words) <= limit else words[: limit - 3] + "..."
+
+
+def _message_in(data: dict[str, Any]) -> str:
+    for key in _MESSAGE_KEYS:
+        value = data.get(key)
+        if isinstance(value, dict):  # {"error": {"code": 400, "message": "..."}}
+            value = value.get("message") or value.get("msg")
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
 def check_status(response: requests.Response) -> None:
     """Raise for an HTTP-level failure: 429 -> :class:`RateLimited`, 5xx -> retryable
-    :class:`ProviderError`, 401/403 -> :class:`AuthError`, other 3xx/4xx -> permanent."""
+    :class:`ProviderError`, 401/403 -> :class:`AuthError`, other 3xx/4xx -> permanent.
+    The message ends with the provider's own words (:func:`error_text`), when it sent
+    any."""
     status = response.status_code
     if status < 300:
         return
     reason = redact(response.reason or "")
-    message = f"HTTP {status} {reason}".rstrip()
+    said = error_text(response)
+    message = f"HTTP {status} {reason}".rstrip() + (f": {said}" if said else "")
+    reason = said or reason
     error: NotifierError
     if status == 429:
         error = RateLimited(f"rate limited: {message}", retry_after=retry_after_of(response))

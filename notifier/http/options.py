@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 from requests.auth import AuthBase
 
-from notifier.http.client import DEFAULT_TIMEOUT, HttpClient
+from notifier.http.client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient
 from notifier.http.retry import RetryPolicy
 from notifier.kinds import BuildContext, ChannelSpec, Option
-from notifier.limits import MAX_HTTP_ATTEMPTS, MAX_HTTP_TIMEOUT
+from notifier.limits import MAX_HTTP_ATTEMPTS, MAX_HTTP_TIMEOUT, MAX_RESPONSE_BYTES
 
 HTTP_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -33,7 +33,7 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         default=DEFAULT_TIMEOUT[1],
         minimum=0.01,
         maximum=MAX_HTTP_TIMEOUT,
-        help="seconds to wait for an answer once connected",
+        help="seconds to wait for the whole answer once connected",
     ),
     Option(
         "verify_tls",
@@ -48,6 +48,14 @@ HTTP_OPTIONS: tuple[Option, ...] = (
         minimum=1,
         maximum=MAX_HTTP_ATTEMPTS,
         help="requests per call at most, retries included",
+    ),
+    Option(
+        "max_response_bytes",
+        int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        minimum=1024,
+        maximum=MAX_RESPONSE_BYTES,
+        help="the most of an answer's body read from the provider; a longer one is an error",
     ),
 )
 
@@ -93,6 +101,7 @@ def client_from_options(
         retry=policy,
         clock=context.clock,
         observe=observe if observe is not None else context.observe,
+        max_response_bytes=int(get("max_response_bytes")),
     )
 
 

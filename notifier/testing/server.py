@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import socket
+import ssl
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -73,11 +75,24 @@ class Request:
 
 @attrs.frozen
 class Response:
-    """What a handler answers. Content-Length is always set from ``body``."""
+    """What a handler answers. Content-Length is always set from ``body``, unless the
+    answer is :meth:`streamed`."""
 
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    #: sent one chunk at a time with ``Transfer-Encoding: chunked`` instead of ``body``
+    chunks: Iterable[bytes] | None = None
+
+    @classmethod
+    def streamed(
+        cls, chunks: Iterable[bytes], status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """An answer whose body is written chunk by chunk as ``chunks`` yields them, each
+        flushed at once: a body without end, or one trickled a byte at a time (pace it
+        with :meth:`LocalServer.pause`). Writing stops when the client goes away or the
+        server stops."""
+        return cls(status, b"", dict(headers or {}), chunks)
 
     @classmethod
     def from_json(
@@ -127,7 +142,10 @@ class LocalServer:
     #: seconds an idle keep-alive connection stays open on the server side
     idle_timeout: float = 30.0
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        """:param tls: a server-side context (with its certificate loaded) to serve
+        HTTPS instead of HTTP."""
+        self.tls = tls
         self._lock = threading.Lock()
         self._routes: dict[tuple[str, str], Handler] = {}
         self._faults: list[Fault] = []
@@ -184,6 +202,12 @@ class LocalServer:
         :meth:`stop` cuts the wait short, so a test never hangs on it."""
         self._push(count, Fault("delay", delay=seconds, path=path))
 
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` on a handler's thread, or less if the server stops; true when
+        it is stopping. Paces a :meth:`Response.streamed` body without outliving the
+        server."""
+        return self._stopping.wait(seconds)
+
     def _push(self, count: int, fault: Fault) -> None:
         with self._lock:
             self._faults.extend([fault] * count)
@@ -228,8 +252,9 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS; no trailing slash)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def root(self) -> str:
@@ -241,6 +266,12 @@ class LocalServer:
             return self
         self._stopping.clear()
         server = _Server(("127.0.0.1", 0), _make_handler(self))
+        if self.tls is not None:
+            # The handshake runs on the connection's thread, at its first read, so a
+            # client that rejects the certificate never stalls the accepting thread.
+            server.socket = self.tls.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -318,6 +349,11 @@ class _Server(ThreadingHTTPServer):
     # which shows up as one-second connect timeouts in concurrency tests.
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that hung up or refused our certificate: not a server bug
+        super().handle_error(request, client_address)
+
 
 def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
@@ -375,8 +411,14 @@ def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
             try:
                 self.send_response(response.status)
                 for name, value in response.headers.items():
-                    if name.lower() != "content-length":
+                    if name.lower() not in ("content-length", "transfer-encoding"):
                         self.send_header(name, value)
+                if response.chunks is not None:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.flush()
+                    self._write_chunks(response.chunks)
+                    return
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -384,6 +426,17 @@ def _make_handler(owner: LocalServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
             except OSError:  # the client gave up (timeout) before we answered
                 self.close_connection = True
+
+        def _write_chunks(self, chunks: Iterable[bytes]) -> None:
+            for chunk in chunks:
+                if owner._stopping.is_set():
+                    self.close_connection = True  # an unfinished body: never reuse
+                    return
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 

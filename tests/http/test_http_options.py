@@ -9,7 +9,13 @@ from notifier.kinds import BuildContext, ChannelSpec
 
 def test_http_options_declare_timeouts_tls_and_attempts_with_defaults():
     options = {opt.name: opt for opt in HTTP_OPTIONS}
-    assert set(options) == {"connect_timeout", "read_timeout", "verify_tls", "max_attempts"}
+    assert set(options) == {
+        "connect_timeout",
+        "read_timeout",
+        "verify_tls",
+        "max_attempts",
+        "max_response_bytes",
+    }
     assert options["verify_tls"].default is True
     assert options["max_attempts"].check(0) is not None
     assert options["read_timeout"].check(2.5) is None
