@@ -178,15 +178,27 @@ class Dispatcher:
         return [_undurable(r, str(exc)) for r in receipts]
 
     def deliver(
-        self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
+        self,
+        channel: str,
+        alert: Alert,
+        delivery: DeliveryContext | None = None,
+        *,
+        retried_by_caller: bool = False,
     ) -> Receipt:
         """One paced, isolated attempt within the channel's ``delivery_timeout``; never
         raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
         caller, unless the channel's kind declares its sends bounded by the deadline
         (then it runs here). The durable outbox calls this for each due delivery.
+
+        :param retried_by_caller: the caller records the outcome and retries a retryable
+            failure (as the outbox does): the attempt is logged at DEBUG only, and a
+            failure's error does not say that nothing retries it.
         """
         delivery = delivery or self._context(alert, Target(channel))
-        (receipt,) = self._lanes.run([Delivery(self.channels[channel], alert, delivery)])
+        task = Delivery(
+            self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
+        )
+        (receipt,) = self._lanes.run([task])
         return receipt
 
     def _context(self, alert: Alert, target: Target) -> DeliveryContext:

@@ -92,6 +92,14 @@ class ChannelError(NotifierError):
     """A delivery failed for a reason specific to one channel."""
 
 
+class InvalidRequest(ChannelError):
+    """The channel refused the request before sending anything: what the caller asked
+    for is invalid (a group of one member, a malformed chat id). A usage error; never
+    retryable."""
+
+    retryable = False
+
+
 class AuthError(ChannelError):
     """Credentials were rejected or a token could not be obtained."""
 

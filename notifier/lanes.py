@@ -35,6 +35,13 @@ from notifier.ratelimit import SlidingWindow
 from notifier.redact import redact, scrub_exception
 
 log = logging.getLogger("notifier.dispatcher")
+#: One line per finished delivery: INFO when it succeeded, WARNING when it failed. Its
+#: own logger so that a program which shows receipts itself (``notifier send``) can leave
+#: these out instead of saying everything twice.
+deliveries = logging.getLogger("notifier.deliveries")
+
+#: What a failure that nothing will retry says about retries.
+NO_RETRIES = "configure [outbox] for retries (docs/outbox.md)"
 
 # How often the gatherer looks for deliveries past their deadline while none finishes.
 _POLL = 0.05
@@ -77,6 +84,9 @@ class Delivery:
     future: Future[Receipt] | None = None
     receipt: Receipt | None = None
     abandoned: bool = False
+    # The caller (the outbox) records the outcome, retries a retryable failure, and says
+    # so itself: logging "failed" here would contradict its ``queued``.
+    retried_by_caller: bool = False
 
 
 class Lanes:
@@ -109,7 +119,6 @@ class Lanes:
                 f"channel {name!r} not tried: all {live.workers} of its workers stayed busy "
                 f"for {timeout:g}s (delivery_timeout)"
             )
-            log.warning("%s", message)
             return self._failed(task, DeliveryTimeout(message))
         try:
             return self._attempt(task)
@@ -179,6 +188,10 @@ class Lanes:
             details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
         if retry_after is not None:
             details["retry_after"] = retry_after
+        if retryable and not task.retried_by_caller:
+            # Nothing will try it again: say how to get retries rather than let the
+            # provider's "busy" read as if someone would.
+            text += f"; not retried: {NO_RETRIES}"
         started = task.started or time.monotonic()
         return Receipt(
             channel=live.spec.name,
@@ -248,11 +261,20 @@ class Lanes:
 
     def _finish(self, task: Delivery, receipt: Receipt) -> None:
         task.receipt = receipt
-        self._report(task.alert, receipt)
+        self._report(task, receipt)
 
-    def _report(self, alert: Alert, receipt: Receipt) -> None:
-        if receipt.ok:
-            log.info(
+    def _report(self, task: Delivery, receipt: Receipt) -> None:
+        alert = task.alert
+        if task.retried_by_caller:
+            log.debug(
+                "%s: attempt %s %r: %s",
+                receipt.channel,
+                receipt.outcome.value,
+                alert.title,
+                receipt.error or receipt.message_id,
+            )
+        elif receipt.ok:
+            deliveries.info(
                 "%s: %s %r in %.1f ms (%d attempt(s))",
                 receipt.channel,
                 receipt.outcome.value,
@@ -261,7 +283,7 @@ class Lanes:
                 receipt.attempts,
             )
         else:
-            log.warning(
+            deliveries.warning(
                 "%s: %s %r: %s", receipt.channel, receipt.outcome.value, alert.title, receipt.error
             )
         self.host.delivery_finished(alert, receipt)
@@ -275,7 +297,6 @@ class Lanes:
             )
         else:
             message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
-        log.warning("%s", message)
         return self._failed(task, DeliveryTimeout(message))
 
 

@@ -47,7 +47,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
     p.add_argument("--file", metavar="PATH", help="send every alert in a JSON-lines file")
     p.add_argument("--json", action="store_true", help="print receipts as a JSON array")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, receipts_shown=True)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -207,8 +207,23 @@ def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) 
         [r.channel, r.outcome.value, r.attempts, f"{r.latency_ms:.1f} ms", r.message_id, r.error]
         for _, r in receipts
     ]
+    if any(r.next_attempt_at is not None for _, r in receipts):
+        headers.insert(5, "NEXT ATTEMPT")
+        for row, (_, r) in zip(rows, receipts, strict=True):
+            row.insert(5, _local_time(r.next_attempt_at))
     if many:
         headers.insert(0, "ALERT")
         for row, (alert, _) in zip(rows, receipts, strict=True):
             row.insert(0, alert.title if len(alert.title) <= 32 else alert.title[:31] + "…")
     table(headers, rows)
+
+
+def _local_time(at: float | None) -> str:
+    """``at`` (Unix time) as the local time of day, with the date unless it is today."""
+    import time
+
+    if at is None:
+        return ""
+    when = time.localtime(at)
+    same_day = time.localtime()[:3] == when[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", when)

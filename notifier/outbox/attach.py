@@ -73,7 +73,7 @@ def attach(
             timeout=live.spec.timeout,
             pace=pace,
         )
-        return dispatcher.deliver(channel, alert, context)
+        return dispatcher.deliver(channel, alert, context, retried_by_caller=True)
 
     engine = OutboxDelivery.open(
         settings, deliver, rate_limits=limits, clock=dispatcher.clock, runner=runner

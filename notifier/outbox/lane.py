@@ -25,6 +25,7 @@ from notifier.outbox.store import OutboxStore
 from notifier.redact import redact
 
 log = logging.getLogger("notifier.outbox")
+deliveries = logging.getLogger("notifier.deliveries")  # see notifier.lanes
 
 DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
 
@@ -122,6 +123,7 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
             )
             receipt = _attempt(ctx, d, alert, context)
             receipts[d.id] = settled = _settle(ctx, d, receipt, last)
+            _report(alert.title, settled, ctx.clock.time())
             if settled.outcome is Outcome.QUEUED:
                 released = True  # a retry always ends the lane, and released it
                 break
@@ -130,6 +132,37 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
         if not released:
             store.end_lane(claim.channel, owner, ctx.clock.time())
     return receipts
+
+
+def _report(title: str, receipt: Receipt, now: float) -> None:
+    """One line for a settled attempt, saying what the outbox does next."""
+    if receipt.ok:
+        deliveries.info(
+            "%s: %s %r (%d attempt(s))",
+            receipt.channel,
+            receipt.outcome.value,
+            title,
+            receipt.attempts,
+        )
+        return
+    if receipt.outcome is Outcome.QUEUED:
+        wait = max((receipt.next_attempt_at or now) - now, 0.0)
+        paced = (receipt.details or {}).get("rate_limited")
+        (deliveries.info if paced else deliveries.warning)(
+            "%s: queued %r, next attempt in %.1fs: %s",
+            receipt.channel,
+            title,
+            wait,
+            receipt.error,
+        )
+        return
+    deliveries.warning(
+        "%s: failed %r, kept as dead letter %s: %s",
+        receipt.channel,
+        title,
+        (receipt.details or {}).get("delivery_id"),
+        receipt.error,
+    )
 
 
 def _judged(deliveries: tuple[Delivery, ...], i: int) -> bool:

@@ -219,7 +219,7 @@ def test_verbose_logs_each_delivery_at_info(quickstart: Path) -> None:
     quiet = notifier("send", "-c", str(quickstart), "--title", "calm")
     assert " INFO " not in quiet.stderr
     loud = notifier("send", "-v", "-c", str(quickstart), "--title", "loud")
-    assert "INFO notifier.dispatcher: audit: delivered 'loud'" in loud.stderr
+    assert "INFO notifier.deliveries: audit: delivered 'loud'" in loud.stderr
     assert " DEBUG " not in loud.stderr
 
 

@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 
 import attrs
 
-from notifier.errors import ChannelError, NotifierError, ProviderError, UnsupportedOperation
+from notifier.errors import (
+    ChannelError,
+    InvalidRequest,
+    NotifierError,
+    ProviderError,
+    UnsupportedOperation,
+)
 from notifier.http import CallResult, Endpoint, HttpClient
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
 from notifier_wework import endpoints as ep
@@ -117,19 +123,24 @@ def _members(group: GroupSpec) -> list[str]:
 def _check_group(channel: WeComChannel, group: GroupSpec, chat_id: str | None) -> list[str]:
     members = _members(group)
     if len(members) < 2:
-        raise ChannelError(
+        raise InvalidRequest(
             f"channel {channel.name!r}: a WeCom group chat needs at least 2 members, owner "
             f"included; got {len(members)}",
             retryable=False,
             attempts=0,
         )
-    if chat_id is not None and not CHAT_ID.fullmatch(chat_id):
-        raise ChannelError(
+    if chat_id is not None:
+        _check_chat_id(channel, chat_id)
+    return members
+
+
+def _check_chat_id(channel: WeComChannel, chat_id: str) -> None:
+    if not CHAT_ID.fullmatch(chat_id):
+        raise InvalidRequest(
             f"channel {channel.name!r}: a chat id is 1 to 32 letters and digits, got {chat_id!r}",
             retryable=False,
             attempts=0,
         )
-    return members
 
 
 class _GroupChat(WeComChannel):
@@ -244,6 +255,7 @@ class DirectChannel(_GroupChat):
         return send_result(sent, message_ids[0] if message_ids else None, details)
 
     def get_group(self, chat_id: str) -> GroupInfo:
+        _check_chat_id(self, chat_id)
         data = self.client.call(ep.APPCHAT_GET, params={"chatid": chat_id}).data
         info = data.get("chat_info") or {}
         return GroupInfo(
@@ -254,6 +266,7 @@ class DirectChannel(_GroupChat):
         )
 
     def update_group(self, chat_id: str, update: GroupUpdate) -> GroupInfo:
+        _check_chat_id(self, chat_id)
         payload: dict[str, Any] = {"chatid": chat_id}
         if update.name is not None:
             payload["name"] = update.name
