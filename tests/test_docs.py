@@ -426,11 +426,13 @@ def spawn_shell(command: str, cwd: Path) -> Job:
     """Start ``command`` in bash, ``notifier`` and ``python`` meaning this interpreter's."""
     bindir = cwd / ".bin"
     bindir.mkdir()
-    for name in ("python", "python3"):
-        (bindir / name).symlink_to(sys.executable)
-    shim = bindir / "notifier"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m notifier "$@"\n')
-    shim.chmod(0o755)
+    # Scripts, not symlinks: a virtual environment's interpreter started through a link
+    # outside the environment does not find its pyvenv.cfg, and so not its packages.
+    python = shlex.quote(sys.executable)
+    for name, args in (("python", ""), ("python3", ""), ("notifier", " -m notifier")):
+        shim = bindir / name
+        shim.write_text(f'#!/bin/sh\nexec {python}{args} "$@"\n')
+        shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     for name in ("NOTIFIER_CONFIG", "NOTIFIER_DISABLE_PLUGINS"):
         env.pop(name, None)
@@ -445,6 +447,14 @@ def spawn_shell(command: str, cwd: Path) -> Job:
             text=True,
         )
     )
+
+
+def test_python_in_a_doc_command_is_the_interpreter_running_the_tests(tmp_path: Path):
+    """Inside a virtual environment too: its packages, not the base interpreter's."""
+    script = "python -c 'import sys; print(sys.prefix)' && python3 -c 'import notifier'"
+    status, output = spawn_shell(script, tmp_path).result()
+    assert status == 0, output
+    assert output.splitlines()[0] == sys.prefix
 
 
 @pytest.fixture(scope="module", autouse=True)
