@@ -202,7 +202,7 @@ def test_channels_lists_kinds_with_their_distribution_including_third_party(
     result = notifier("channels", "--json", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     kinds = {k["kind"]: k["distribution"] for k in json.loads(result.stdout)["kinds"]}
-    assert kinds["memo"] == "notifier-memo" and kinds["jsonl"] == "notifier"
+    assert kinds["memo"] == "notifier-memo" and kinds["jsonl"] == "notifier-core"
     assert kinds["wework"] == "notifier-wework"
 
 
