@@ -182,10 +182,12 @@ class EnvelopeServer(LocalServer):
 
         :param path: only calls to this path; without one, calls to any endpoint but the
             :attr:`unscripted_endpoints`.
-        :param after: let this many matching calls through first.
+        :param after: let this many matching calls through before the ``count`` refusals.
         """
         with self.lock:
-            self._scripted.extend(_Scripted(code, path, after) for _ in range(count))
+            self._scripted.extend(
+                _Scripted(code, path, after if i == 0 else 0) for i in range(count)
+            )
 
     def reset(self) -> None:
         """Forget recorded requests, answers and pending faults and scripted codes."""
