@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +144,11 @@ def _sign(stamp: int) -> str:
 )
 def test_a_timestamped_signature_is_checked_for_freshness_then_for_its_value(stamp, sign, problem):
     assert signature_problem(stamp, sign, now=1000, tolerance=60, expected=_sign) == problem
+
+
+def test_the_example_in_the_testing_guide_runs():
+    guide = Path(__file__).parents[2] / "docs" / "testing-channels.md"
+    text = guide.read_text(encoding="utf-8")
+    section = text.split("### A fake for a provider that answers HTTP 200 and a code", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, str(guide), "exec"), {"__name__": "guide_example"})
