@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -217,14 +216,9 @@ def _check_at(at: Any) -> None:
 
 
 def _served(dingtalk: FakeDingTalk) -> Served:
-    table = (
-        "[channels.dingtalk]\n"
-        'kind = "dingtalk-robot"\n'
-        f"access_token = {json.dumps(ROBOT_TOKEN)}\n"
-        f"secret = {json.dumps(ROBOT_SECRET)}\n"
-        f"api_root = {json.dumps(dingtalk.api_root)}\n"
-    )
-    return Served(dingtalk.api_root, "dingtalk", table)
+    options = {"kind": "dingtalk-robot", "access_token": ROBOT_TOKEN, "secret": ROBOT_SECRET}
+    options["api_root"] = dingtalk.api_root
+    return Served.for_channel(dingtalk.api_root, "dingtalk", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

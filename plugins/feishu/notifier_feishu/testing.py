@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -192,13 +191,8 @@ def _check(body: dict[str, Any]) -> str:
 
 
 def _served(feishu: FakeFeishu) -> Served:
-    table = (
-        "[channels.feishu]\n"
-        'kind = "feishu-bot"\n'
-        f"url = {json.dumps(feishu.webhook_url(BOT_TOKEN))}\n"
-        f"secret = {json.dumps(BOT_SECRET)}\n"
-    )
-    return Served(feishu.root, "feishu", table)
+    options = {"kind": "feishu-bot", "url": feishu.webhook_url(BOT_TOKEN), "secret": BOT_SECRET}
+    return Served.for_channel(feishu.root, "feishu", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -279,8 +279,8 @@ def _error(name: str) -> Response:
 
 
 def _served(slack: FakeSlack) -> Served:
-    table = f'[channels.slack]\nkind = "slack"\nurl = {json.dumps(slack.webhook("#alerts"))}\n'
-    return Served(slack.root, "slack", table)
+    options = {"kind": "slack", "url": slack.webhook("#alerts")}
+    return Served.for_channel(slack.root, "slack", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

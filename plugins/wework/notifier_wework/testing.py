@@ -727,16 +727,13 @@ def _check_message(body: Mapping[str, Any], allowed: frozenset[str]) -> str:
 
 def _served(wecom: FakeWeCom) -> Served:
     key = next(iter(sorted(wecom.robot_keys)))
-    table = (
+    preface = (
         '# The fake also answers app channels (kind = "wework") with\n'
         f"# corp_id = {json.dumps(wecom.corp_id)}, secret = {json.dumps(wecom.secret)},\n"
         f"# agent_id = {wecom.agent_id} and the same api_root.\n"
-        "[channels.wework]\n"
-        'kind = "wework-robot"\n'
-        f"key = {json.dumps(key)}\n"
-        f"api_root = {json.dumps(wecom.api_root)}\n"
     )
-    return Served(wecom.api_root, "wework", table)
+    options = {"kind": "wework-robot", "key": key, "api_root": wecom.api_root}
+    return Served.for_channel(wecom.api_root, "wework", options, preface=preface)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
