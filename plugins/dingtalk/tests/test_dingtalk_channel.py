@@ -14,7 +14,7 @@ from notifier_dingtalk.plugin import (
     TOKEN_NOT_EXIST,
     TOO_FAST,
 )
-from notifier_dingtalk.testing import ROBOT_TOKEN
+from notifier_dingtalk.testing import ROBOT_TOKEN, robot_signature
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
@@ -38,7 +38,7 @@ def test_a_signed_robot_sends_a_millisecond_timestamp_and_a_signature_the_fake_a
     (request,) = dingtalk.requests_to("/robot/send")
     assert request.query["access_token"] == ROBOT_TOKEN
     assert request.query["timestamp"] == str(int(clock.time() * 1000))
-    assert request.query["sign"] == signature(
+    assert request.query["sign"] == robot_signature(
         dingtalk.robots[ROBOT_TOKEN], int(clock.time() * 1000)
     )
     assert dingtalk.answers == [0]

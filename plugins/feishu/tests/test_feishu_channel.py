@@ -16,7 +16,7 @@ from notifier_feishu.plugin import (
     TOO_MANY_REQUESTS,
 )
 from notifier_feishu.signing import signature
-from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, bot_signature
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
@@ -36,7 +36,7 @@ def test_a_signed_bot_puts_a_seconds_timestamp_and_signature_in_the_body(make_bo
     (message,) = feishu.messages
     stamp = int(clock.time())
     assert message.body["timestamp"] == str(stamp)
-    assert message.body["sign"] == signature(BOT_SECRET, stamp)
+    assert message.body["sign"] == bot_signature(BOT_SECRET, stamp)
     assert feishu.answers == [0]
 
 
