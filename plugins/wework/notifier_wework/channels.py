@@ -27,10 +27,10 @@ from notifier.errors import (
 )
 from notifier.http import CallResult, Endpoint, HttpClient
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
+from notifier.parts import PartLedger, PartsSent, send_parts
 from notifier_wework import endpoints as ep
 from notifier_wework.messages import Overflow, body, contents, render
 from notifier_wework.options import CHAT_ID
-from notifier_wework.parts import PartLedger, PartsSent, send_parts
 
 log = logging.getLogger("notifier.wework")
 
@@ -83,33 +83,16 @@ class WeComChannel:
 
     def _send_all(
         self, bodies: Sequence[dict[str, Any]], endpoint: Endpoint, delivery: DeliveryContext
-    ) -> PartsSent:
-        calls = 0
-
+    ) -> PartsSent[CallResult]:
         def call(payload: dict[str, Any]) -> CallResult:
-            nonlocal calls
-            # The dispatcher paced the first request; each further part takes a slot too.
-            if calls and delivery.pace is not None:
-                delivery.pace()
-            calls += 1
             return self.client.call(endpoint, json=payload)
 
-        sent = send_parts(
-            bodies, call, ledger=self.ledger, idempotency_key=delivery.idempotency_key
-        )
+        sent = send_parts(bodies, call, ledger=self.ledger, delivery=delivery)
         log.debug("channel %r: sent %d of %d part(s)", self.name, len(sent.results), sent.total)
         return sent
 
     def _unsupported(self, what: str, why: str) -> UnsupportedOperation:
         return UnsupportedOperation(f"channel {self.name!r} ({self.kind}): {what}: {why}")
-
-
-def send_result(sent: PartsSent, message_id: str | None, details: dict[str, Any]) -> SendResult:
-    if sent.skipped:
-        details["resumed_at_part"] = sent.skipped + 1
-    return SendResult(
-        message_id=message_id, attempts=sent.attempts, parts=sent.total, details=details
-    )
 
 
 def _ids(value: Any) -> list[str]:
@@ -176,7 +159,7 @@ class _GroupChat(WeComChannel):
         if delivery.mentions:
             # App group chats have no mention fields; say so rather than drop them silently.
             details["mentions_not_sent"] = list(delivery.mentions)
-        return send_result(sent, None, details)
+        return sent.send_result(None, details)
 
     def create_group(self, group: GroupSpec) -> GroupInfo:
         # Without an explicit id, create the chat this channel is configured to send to.
@@ -252,7 +235,7 @@ class DirectChannel(_GroupChat):
             missed = [i for r in sent.results for i in _ids(r.data.get(field))]
             if missed:
                 details[field] = list(dict.fromkeys(missed))
-        return send_result(sent, message_ids[0] if message_ids else None, details)
+        return sent.send_result(message_ids[0] if message_ids else None, details)
 
     def get_group(self, chat_id: str) -> GroupInfo:
         _check_chat_id(self, chat_id)

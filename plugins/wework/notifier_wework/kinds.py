@@ -25,11 +25,11 @@ from notifier.http import (
     endpoint_token_fetcher,
 )
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, RateLimit
+from notifier.parts import PartLedger
 from notifier_wework import options
 from notifier_wework.channels import AppTarget, DirectChannel, GatewayChannel
 from notifier_wework.endpoints import GETTOKEN
 from notifier_wework.messages import Mentions
-from notifier_wework.parts import PartLedger
 from notifier_wework.robot import RobotChannel
 
 #: a group robot takes at most 20 messages in any 60 seconds

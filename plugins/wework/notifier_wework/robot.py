@@ -12,7 +12,7 @@ from typing import Any
 from notifier.http import HttpClient
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier_wework import endpoints as ep
-from notifier_wework.channels import WeComChannel, send_result
+from notifier_wework.channels import WeComChannel
 from notifier_wework.messages import Mentions, markdown_mentions, news_body, text_body
 
 
@@ -35,7 +35,7 @@ class RobotChannel(WeComChannel):
                 sent = self._send_all([news], ep.ROBOT_SEND, delivery)
                 if mentions:
                     details["mentions_not_sent"] = [*mentions.users, *mentions.mobiles]
-                return send_result(sent, None, details)
+                return sent.send_result(None, details)
             msgtype = "markdown"  # an article needs a link; the alert has none
             details["sent_as"] = "markdown"
         if msgtype == "text":
@@ -56,4 +56,4 @@ class RobotChannel(WeComChannel):
         sent = self._send_all(bodies, ep.ROBOT_SEND, delivery)
         if mentions and msgtype == "text":
             details["mentioned"] = [*mentions.users, *mentions.mobiles]
-        return send_result(sent, None, details)
+        return sent.send_result(None, details)
