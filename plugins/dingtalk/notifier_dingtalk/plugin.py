@@ -12,11 +12,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import notifier
-from notifier.errors import ConfigError, ConfigIssue, NotifierError
-from notifier.http import HTTP_OPTIONS, Endpoint, ErrorCodes, HttpClient, errcode_envelope
+from notifier.errors import ConfigError, ConfigIssue
+from notifier.http import (
+    HTTP_OPTIONS,
+    CallResult,
+    Endpoint,
+    ErrorCodes,
+    HttpClient,
+    errcode_envelope,
+)
 from notifier.http.options import client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.parts import PartLedger, send_parts
 from notifier_dingtalk.auth import RobotAuth
 from notifier_dingtalk.messages import Mentions, render_messages
 
@@ -71,10 +79,11 @@ class DingTalkRobot:
 
     kind = KIND
 
-    def __init__(self, spec: ChannelSpec, client: HttpClient) -> None:
+    def __init__(self, spec: ChannelSpec, client: HttpClient, ledger: PartLedger) -> None:
         options = spec.options
         self.name = spec.name
         self.client = client
+        self.ledger = ledger
         self.msgtype = options["msgtype"]
         self.overflow = options["overflow"]
         self.max_parts = options["max_parts"]
@@ -95,19 +104,13 @@ class DingTalkRobot:
             overflow=self.overflow,
             max_parts=self.max_parts,
         )
-        attempts = 0
-        for index, message in enumerate(messages):
-            if index and delivery.pace is not None:
-                delivery.pace()  # every part takes a slot of the robot's 20 a minute
-            try:
-                attempts += self.client.call(SEND, json=message).attempts
-            except NotifierError as exc:
-                exc.attempts += attempts
-                if index:  # say what already went out: a retry repeats those parts
-                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
-                    exc.args = (exc.message,)
-                raise
-        return SendResult(attempts=attempts, parts=len(messages))
+
+        def post(message: dict[str, Any]) -> CallResult:
+            return self.client.call(SEND, json=message)
+
+        # Every part after the first takes its own slot of the robot's 20 a minute.
+        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
+        return sent.send_result()
 
     def close(self) -> None:
         self.client.close()
@@ -132,7 +135,7 @@ def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
     token = spec.options["access_token"]
     auth = RobotAuth(token, spec.options.get("secret") or None, clock=context.clock)
     client = client_from_options(spec, context, spec.options["api_root"], auth)
-    return DingTalkRobot(spec, client)
+    return DingTalkRobot(spec, client, PartLedger(clock=context.clock))
 
 
 DINGTALK_ROBOT = ChannelKind(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import notifier
-from notifier.errors import ConfigError, ConfigIssue, NotifierError
+from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
     HTTP_OPTIONS,
+    CallResult,
     Endpoint,
     ErrorCodes,
     HttpClient,
@@ -24,6 +25,7 @@ from notifier.http import (
 )
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.parts import PartLedger, send_parts
 from notifier.redact import Secret
 from notifier_feishu.messages import render_messages
 from notifier_feishu.signing import BodySignature
@@ -78,9 +80,12 @@ class FeishuBot:
 
     kind = KIND
 
-    def __init__(self, spec: ChannelSpec, client: HttpClient, token: Secret) -> None:
+    def __init__(
+        self, spec: ChannelSpec, client: HttpClient, token: Secret, ledger: PartLedger
+    ) -> None:
         self.name = spec.name
         self.client = client
+        self.ledger = ledger
         self._token = token
         self.msgtype = spec.options["msgtype"]
         self.overflow = spec.options["overflow"]
@@ -97,22 +102,13 @@ class FeishuBot:
             overflow=self.overflow,
             max_parts=self.max_parts,
         )
-        attempts = 0
-        for index, message in enumerate(messages):
-            if index and delivery.pace is not None:
-                delivery.pace()  # every part takes a slot of the bot's pacing window
-            try:
-                result = self.client.call(
-                    SEND, json=message, path_params={"token": self._token.reveal()}
-                )
-            except NotifierError as exc:
-                exc.attempts += attempts
-                if index:  # say what already went out: a retry repeats those parts
-                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
-                    exc.args = (exc.message,)
-                raise
-            attempts += result.attempts
-        return SendResult(attempts=attempts, parts=len(messages))
+
+        def post(message: dict[str, Any]) -> CallResult:
+            return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
+
+        # Every part after the first takes its own slot of the bot's pacing window.
+        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
+        return sent.send_result()
 
     def close(self) -> None:
         self.client.close()
@@ -134,7 +130,8 @@ def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
     root, token = parts
     secret = spec.options.get("secret")
     auth = BodySignature(secret, clock=context.clock) if secret else None
-    return FeishuBot(spec, client_from_options(spec, context, root, auth), Secret(token))
+    client = client_from_options(spec, context, root, auth)
+    return FeishuBot(spec, client, Secret(token), PartLedger(clock=context.clock))
 
 
 FEISHU_BOT = ChannelKind(
