@@ -9,6 +9,7 @@ from typing import TextIO
 import attrs
 
 from notifier import hookimpl
+from notifier.channelhooks import ChannelHooks
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.render import render_markdown, render_text
@@ -28,6 +29,13 @@ class ConsoleChannel:
     @property
     def kind(self) -> str:
         return "console"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        text = render_markdown(alert) if self.format == "markdown" else render_text(alert)
+        if delivery.mentions:
+            text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
+        self.write(f"[{self.name}] {text}")
+        return SendResult()
 
     def write(self, text: str) -> None:
         out: TextIO = _STREAMS[self.stream]()
@@ -66,12 +74,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, ConsoleChannel):
-        return None
-    text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
-    if delivery.mentions:
-        text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
-    channel.write(f"[{channel.name}] {text}")
-    return SendResult()
+hooks = ChannelHooks(sends=(ConsoleChannel,))
+notifier_send = hooks.notifier_send

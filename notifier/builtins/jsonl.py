@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 
 from notifier import hookimpl
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ChannelError, ConfigError, ConfigIssue
 from notifier.filemodes import DIR_MODE, FILE_MODE, make_dirs, mode_problem, open_append
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
@@ -42,6 +43,19 @@ class JsonlChannel:
     @property
     def kind(self) -> str:
         return "jsonl"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        offset = self.append(
+            {
+                "channel": self.name,
+                "delivered_at": time.time(),
+                "idempotency_key": delivery.idempotency_key,
+                "attempt": delivery.attempt,
+                "mentions": list(delivery.mentions),
+                "alert": alert.to_dict(),
+            }
+        )
+        return SendResult(message_id=f"{self.path.name}@{offset}")
 
     def append(self, record: dict[str, object]) -> int:
         """Append one line, whole or not at all; return the byte offset it starts at
@@ -164,18 +178,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, JsonlChannel):
-        return None
-    offset = channel.append(
-        {
-            "channel": channel.name,
-            "delivered_at": time.time(),
-            "idempotency_key": delivery.idempotency_key,
-            "attempt": delivery.attempt,
-            "mentions": list(delivery.mentions),
-            "alert": alert.to_dict(),
-        }
-    )
-    return SendResult(message_id=f"{channel.path.name}@{offset}")
+hooks = ChannelHooks(sends=(JsonlChannel,))
+notifier_send = hooks.notifier_send

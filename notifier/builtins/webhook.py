@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from notifier import hookimpl
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, Endpoint, HeaderAuth, HttpClient, client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
@@ -70,6 +71,21 @@ class WebhookChannel:
         if self.template is None:
             return {**alert.to_dict(), "text": render_text(alert), "channel": self.name}
         return fill(self.template, alert, self.name, key)
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        key = delivery.idempotency_key
+        result = self.client.call(
+            self.endpoint,
+            json=self.body(alert, key),
+            # Sent as a header, not as ``idempotency_key=``: a generic receiver may not
+            # deduplicate, so a request that may have arrived is not retried blindly.
+            headers={"Idempotency-Key": key} if key else None,
+        )
+        message_id = None
+        if isinstance(result.data, dict):
+            found = result.data.get("id") or result.data.get("message_id")
+            message_id = str(found) if found is not None else None
+        return SendResult(message_id=message_id or result.request_id, attempts=result.attempts)
 
     def close(self) -> None:
         self.client.close()
@@ -151,19 +167,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, WebhookChannel):
-        return None
-    result = channel.client.call(
-        channel.endpoint,
-        json=channel.body(alert, delivery.idempotency_key),
-        # Sent as a header, not as ``idempotency_key=``: a generic receiver may not
-        # deduplicate, so a request that may have arrived is not retried blindly.
-        headers={"Idempotency-Key": delivery.idempotency_key} if delivery.idempotency_key else None,
-    )
-    message_id = None
-    if isinstance(result.data, dict):
-        found = result.data.get("id") or result.data.get("message_id")
-        message_id = str(found) if found is not None else None
-    return SendResult(message_id=message_id or result.request_id, attempts=result.attempts)
+hooks = ChannelHooks(sends=(WebhookChannel,))
+notifier_send = hooks.notifier_send

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import notifier
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
     HTTP_OPTIONS,
@@ -155,8 +156,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [DINGTALK_ROBOT]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, DingTalkRobot):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(DingTalkRobot,))
+notifier_send = hooks.notifier_send

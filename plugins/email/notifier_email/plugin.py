@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from typing import Any
 
 import notifier
+from notifier.channelhooks import ChannelHooks
 from notifier.clock import Clock
 from notifier.errors import ConfigError, ConfigIssue, NotifierError, TransportError
 from notifier.http import InsecureTransportWarning
@@ -207,8 +208,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [EMAIL]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, EmailChannel):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(EmailChannel,))
+notifier_send = hooks.notifier_send

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import notifier
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
     HTTP_OPTIONS,
@@ -152,8 +153,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [FEISHU_BOT]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, FeishuBot):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(FeishuBot,))
+notifier_send = hooks.notifier_send

@@ -8,9 +8,8 @@ endpoint's path is that segment, filled in at the moment of the call, so the tok
 
 from __future__ import annotations
 
-from typing import Any
-
 import notifier
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options, split_webhook_url
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
@@ -97,8 +96,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [SLACK]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, SlackChannel):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(SlackChannel,))
+notifier_send = hooks.notifier_send
