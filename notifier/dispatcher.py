@@ -26,7 +26,7 @@ from notifier.errors import (
     UnsupportedOperation,
 )
 from notifier.kinds import BuildContext
-from notifier.lanes import Delivery, Lanes, LiveChannel, pace_within_deadline
+from notifier.lanes import Lanes, LaneTask, LiveChannel, pace_within_deadline
 from notifier.models import (
     Alert,
     DeliveryContext,
@@ -161,7 +161,7 @@ class Dispatcher:
 
     def _direct(self, chosen: list[tuple[Alert, Target]]) -> list[Receipt]:
         return self._lanes.run(
-            [Delivery(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
+            [LaneTask(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
         )
 
     def _dispatch_undurable(
@@ -195,7 +195,7 @@ class Dispatcher:
             failure's error does not say that nothing retries it.
         """
         delivery = delivery or self._context(alert, Target(channel))
-        task = Delivery(
+        task = LaneTask(
             self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
         )
         (receipt,) = self._lanes.run([task])

@@ -34,7 +34,7 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import redact, scrub_exception
 
-log = logging.getLogger("notifier.dispatcher")
+log = logging.getLogger(__name__)
 #: One line per finished delivery: INFO when it succeeded, WARNING when it failed. Its
 #: own logger so that a program which shows receipts itself (``notifier send``) can leave
 #: these out instead of saying everything twice.
@@ -74,8 +74,11 @@ class LiveChannel:
 
 
 @attrs.define(eq=False)
-class Delivery:
-    """One alert on one channel, as it runs."""
+class LaneTask:
+    """One alert on one live channel, as it runs on the channel's lane (or inline).
+
+    Not :class:`notifier.outbox.Delivery`, which is a delivery as the outbox stores it.
+    """
 
     live: LiveChannel
     alert: Alert
@@ -95,7 +98,7 @@ class Lanes:
     def __init__(self, host: PluginHost) -> None:
         self.host = host
 
-    def run(self, tasks: list[Delivery]) -> list[Receipt]:
+    def run(self, tasks: list[LaneTask]) -> list[Receipt]:
         """Deliver all of ``tasks`` concurrently; their receipts, in the same order."""
         if len(tasks) == 1 and tasks[0].live.kind.bounded:
             # Its sends end by the deadline on their own: the two thread hand-offs to the
@@ -108,7 +111,7 @@ class Lanes:
         self._gather(tasks)
         return [task.receipt for task in tasks]  # type: ignore[misc]
 
-    def _inline(self, task: Delivery) -> Receipt:
+    def _inline(self, task: LaneTask) -> Receipt:
         """Run ``task`` on the calling thread, within the channel's ``workers``."""
         live = task.live
         if live.saturated:  # every worker stuck past its deadline: do not queue behind them
@@ -125,7 +128,7 @@ class Lanes:
         finally:
             live.slots.release()
 
-    def _run(self, task: Delivery) -> Receipt:
+    def _run(self, task: LaneTask) -> Receipt:
         live = task.live
         live.slots.acquire()  # lane threads are ``workers`` many: waits only for callers'
         try:
@@ -136,7 +139,7 @@ class Lanes:
                 if task.abandoned:
                     live.hung -= 1
 
-    def _attempt(self, task: Delivery) -> Receipt:
+    def _attempt(self, task: LaneTask) -> Receipt:
         live = task.live
         if live.pacer is not None:
             live.pacer.acquire()
@@ -167,7 +170,7 @@ class Lanes:
             details=_details(result.details, parts=result.parts),
         )
 
-    def _failed(self, task: Delivery, exc: BaseException) -> Receipt:
+    def _failed(self, task: LaneTask, exc: BaseException) -> Receipt:
         live = task.live
         scrub_exception(exc)
         details: dict[str, Any] = {}
@@ -204,8 +207,8 @@ class Lanes:
             details=details,
         )
 
-    def _gather(self, tasks: list[Delivery]) -> None:
-        pending: dict[Future[Receipt], Delivery] = {t.future: t for t in tasks if t.future}
+    def _gather(self, tasks: list[LaneTask]) -> None:
+        pending: dict[Future[Receipt], LaneTask] = {t.future: t for t in tasks if t.future}
         # Completions arrive on a queue; deadlines and saturated lanes are checked by a
         # scan at most every _POLL seconds. Scanning (and waiting on) every pending
         # future after each completion made a large batch quadratic.
@@ -233,7 +236,7 @@ class Lanes:
                 except queue.Empty:
                     break
 
-    def _scan(self, pending: dict[Future[Receipt], Delivery]) -> float:
+    def _scan(self, pending: dict[Future[Receipt], LaneTask]) -> float:
         """Give timeout receipts to deliveries past their deadline (or stuck behind a
         saturated lane); return how long until the next scan is due."""
         now = time.monotonic()
@@ -259,11 +262,11 @@ class Lanes:
             self._finish(task, self._timed_out(task))
         return poll
 
-    def _finish(self, task: Delivery, receipt: Receipt) -> None:
+    def _finish(self, task: LaneTask, receipt: Receipt) -> None:
         task.receipt = receipt
         self._report(task, receipt)
 
-    def _report(self, task: Delivery, receipt: Receipt) -> None:
+    def _report(self, task: LaneTask, receipt: Receipt) -> None:
         alert = task.alert
         if task.retried_by_caller:
             log.debug(
@@ -288,7 +291,7 @@ class Lanes:
             )
         self.host.delivery_finished(alert, receipt)
 
-    def _timed_out(self, task: Delivery, *, hung: bool = False) -> Receipt:
+    def _timed_out(self, task: LaneTask, *, hung: bool = False) -> Receipt:
         name, timeout = task.live.spec.name, task.live.spec.timeout
         if hung:
             message = (
