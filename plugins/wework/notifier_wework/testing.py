@@ -22,8 +22,8 @@ enterprise API gateway with its own envelope. Point a channel's ``api_root`` at
 The pytest plugin :mod:`notifier_wework.pytest_plugin` (registered automatically when the
 distribution is installed) provides ``wework_server`` and ``wework_clock`` fixtures.
 
-Facts follow ``WECOM.md``; the codes the provider documents poorly are named constants
-below so they are easy to correct.
+Facts follow "What WeCom does" in ``docs/channels/wework.md``; the codes the provider
+documents poorly are named constants below so they are easy to correct.
 """
 
 from __future__ import annotations
