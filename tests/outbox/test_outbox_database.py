@@ -164,7 +164,7 @@ def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
     old = OutboxStore.__new__(OutboxStore)  # write as version 1 did, AUTOINCREMENT ids
     old.db = Database(db_path, sqlite3.connect(db_path, isolation_level=None))
     [written] = old.enqueue_many([NewDelivery(alert("kept"), "ops")], now=1.0)
-    old.db._conn.close()
+    old.close()
 
     store = OutboxStore.open(db_path)
     try:
