@@ -3,9 +3,8 @@ plugins and their real local fake providers."""
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
