@@ -9,9 +9,10 @@ from typing import TextIO
 import attrs
 
 from notifier import hookimpl
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.render import render_markdown, render_text
+from notifier.render import byte_len, render_markdown, render_text
+from notifier.templates import message
 from notifier.terminal import visible
 
 _STREAMS = {"stdout": lambda: sys.stdout, "stderr": lambda: sys.stderr}
@@ -51,6 +52,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             name="console",
             build=build,
             description="Print each alert to the terminal (no network).",
+            preview=preview,
             options=(
                 Option(
                     "stream", choices=("stdout", "stderr"), default="stdout", help="where to print"
@@ -70,8 +72,19 @@ def notifier_channel_kinds() -> list[ChannelKind]:
 def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
     if not isinstance(channel, ConsoleChannel):
         return None
-    text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
+    channel.write(_line(channel, alert, delivery))
+    return SendResult()
+
+
+def _line(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> str:
+    text = message(alert, delivery)
+    if text is None:
+        text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
     if delivery.mentions:
         text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
-    channel.write(f"[{channel.name}] {text}")
-    return SendResult()
+    return f"[{channel.name}] {text}"
+
+
+def preview(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    text = _line(channel, alert, delivery)
+    return [Part(text, text, byte_len(text))]
