@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import notifier
+from notifier import templates
 from notifier.errors import ConfigError, ConfigIssue, NotifierError
 from notifier.http import (
     HTTP_OPTIONS,
@@ -22,10 +23,10 @@ from notifier.http import (
     errcode_envelope,
     split_webhook_url,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret
-from notifier_feishu.messages import render_messages
+from notifier_feishu.messages import part, render_messages
 from notifier_feishu.signing import BodySignature
 
 KIND = "feishu-bot"
@@ -89,14 +90,19 @@ class FeishuBot:
     def __repr__(self) -> str:
         return f"FeishuBot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=delivery.mentions,
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
         attempts = 0
         for index, message in enumerate(messages):
             if index and delivery.pace is not None:
@@ -137,6 +143,10 @@ def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
     return FeishuBot(spec, client_from_options(spec, context, root, auth), Secret(token))
 
 
+def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
+
+
 FEISHU_BOT = ChannelKind(
     KIND,
     build,
@@ -147,6 +157,7 @@ FEISHU_BOT = ChannelKind(
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
     rate_limit=RateLimit(5, 3.0),
     validate=validate,
+    preview=preview,
 )
 
 
