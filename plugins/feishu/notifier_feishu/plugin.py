@@ -9,9 +9,11 @@ segment and the token is filled into the path at the moment of the call, so it i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import notifier
+from notifier import templates
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
@@ -24,11 +26,11 @@ from notifier.http import (
     errcode_envelope,
     split_webhook_url,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.parts import PartLedger, send_parts
 from notifier.redact import Secret
-from notifier_feishu.messages import render_messages
+from notifier_feishu.messages import lark_md_escape, part, render_messages
 from notifier_feishu.signing import BodySignature
 
 KIND = "feishu-bot"
@@ -95,14 +97,19 @@ class FeishuBot:
     def __repr__(self) -> str:
         return f"FeishuBot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=delivery.mentions,
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
 
         def post(message: dict[str, Any]) -> CallResult:
             return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
@@ -135,6 +142,16 @@ def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
     return FeishuBot(spec, client, Secret(token), PartLedger(clock=context.clock))
 
 
+def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
+
+
+def template_escape(spec: ChannelSpec) -> Callable[[str], str] | None:
+    """Alert text in a card template must not become an ``<at>`` tag or a link: escaped
+    like the card's own text. Text messages show entities as they are, so stay plain."""
+    return lark_md_escape if spec.options["msgtype"] == "interactive" else None
+
+
 FEISHU_BOT = ChannelKind(
     KIND,
     build,
@@ -145,6 +162,8 @@ FEISHU_BOT = ChannelKind(
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
     rate_limit=RateLimit(5, 3.0),
     validate=validate,
+    preview=preview,
+    template_escape=template_escape,
 )
 
 
