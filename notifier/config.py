@@ -29,6 +29,7 @@ from notifier.limits import (
     MAX_WORKERS,
 )
 from notifier.routing import Route, parse_routes, parse_template_keys
+from notifier.server.settings import ServerSettings
 from notifier.templates import RenderSettings
 from notifier.values import INVALID, Issues, is_env_ref, option_values, resolve
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "NOTIFIER_CONFIG"
 DEFAULT_FILE = "notifier.toml"
-TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "render")
+TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "render", "server")
 # Keys every channel accepts besides its kind's own options.
 CHANNEL_KEYS = ("kind", "rate_limit", "delivery_timeout", "template", "mention_labels")
 
@@ -88,6 +89,7 @@ class Config:
     outbox: Mapping[str, Any] | None = None  # None: no [outbox] table at all
     base_dir: Path = Path(".")
     render: RenderSettings = attrs.field(factory=RenderSettings)
+    server: ServerSettings = attrs.field(factory=ServerSettings)
 
 
 def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
@@ -176,8 +178,9 @@ def parse_config(
         else:
             issues.add("outbox", "a table ([outbox])")
             outbox = None
+    server = ServerSettings.from_table(data.get("server"), issues, env)
     issues.raise_if_any()
-    return Config(file, channels, routes, dispatcher, outbox, base_dir, render)
+    return Config(file, channels, routes, dispatcher, outbox, base_dir, render, server)
 
 
 def parse_channel(

@@ -20,6 +20,7 @@ COMMANDS = (
     "notifier.cli.worker",
     "notifier.cli.queue",
     "notifier.cli.render",
+    "notifier.cli.serve",
 )
 
 # Exit statuses: every delivery succeeded / some failed / usage or configuration error.
