@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 from notifier.cli.main import OK
@@ -33,18 +32,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from waitress import wasyncore
-    from waitress.server import create_server
-
     from notifier.server import create_app
+    from notifier.server.serving import run_until, waitress_server
     from notifier.server.settings import parse_listen
 
     app = create_app(getattr(args, "config", None), listen=args.listen)
     try:
         host, port = parse_listen(app.settings.listen)
-        server: Any = create_server(
-            app, host=host, port=port, threads=max(args.threads, 1), ident="notifier"
-        )
+        server = waitress_server(app, host, port, threads=max(args.threads, 1))
         stopping = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
@@ -55,29 +50,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        _serve(server, stopping, wasyncore)
+        run_until(server, stopping, drain_seconds=DRAIN_SECONDS)
     finally:
         app.close()
     print("notifier serve: stopped; queued deliveries stay queued", file=sys.stderr)
     return OK
-
-
-def _serve(server: Any, stopping: threading.Event, wasyncore: Any) -> None:
-    """Run the server until ``stopping``; then stop accepting and finish what is in
-    flight (for at most :data:`DRAIN_SECONDS`)."""
-    deadline = None
-    while True:
-        wasyncore.loop(timeout=0.2, map=server._map, use_poll=True, count=1)
-        if not stopping.is_set():
-            continue
-        if deadline is None:
-            deadline = time.monotonic() + DRAIN_SECONDS
-            wasyncore.dispatcher.close(server)  # the listening socket only
-        busy = any(
-            getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)
-            for ch in list(server._map.values())
-        )
-        if not busy or time.monotonic() > deadline:
-            break
-    server.task_dispatcher.shutdown(timeout=5)
-    wasyncore.close_all(server._map)

@@ -196,7 +196,10 @@ class NotifierApp:
         if path == "/api/v1/alerts":
             self._authorize(environ)
             _method(method, "POST")
-            alerts = parse_alerts(self._body(environ))
+            try:
+                alerts = parse_alerts(self._body(environ))
+            except (TypeError, ValueError) as exc:
+                raise Refused(400, f"not an alert or an array of alerts: {exc}") from None
             return self._accept(alert_deliveries(self.dispatcher, alerts), len(alerts), "api", rid)
         if path == _ALERTMANAGER or path.startswith(_ALERTMANAGER + "/"):
             self._authorize(environ)
