@@ -64,14 +64,17 @@ def faithful(group: AlertGroup) -> AlertGroup:
 
 
 def _line(alert: Alert) -> str:
+    """One alert in a group's message: short, so that a storm fits in few messages. Its
+    silence link is left to the message's own (the group's labels)."""
     state = "RESOLVED" if alert.resolved else "FIRING"
     keys = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in _QUIET_LABELS]
     line = f"[{state}] {alert.severity}: {alert.title}"
     if keys:
         line += f" ({', '.join(keys[:_KEY_LABELS])})"
-    line += f" since {alert.starts_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
-    for link in alert.links:
-        line += f"\n  {link.title or 'Link'}: {link.url}"
+    line += f" since {alert.starts_at.strftime('%Y-%m-%d %H:%M UTC')}"
+    shown = [link.url for link in alert.links if link.title != "Silence"]
+    if shown:
+        line += " " + " ".join(shown)
     return line
 
 
@@ -90,7 +93,13 @@ def group_message(group: AlertGroup, alerts: tuple[Alert, ...], truncated: int =
     key = "\x1f".join(
         [group.group_key, *sorted(f"{a.fingerprint}:{a.status.value}" for a in alerts)]
     )
-    links = (Link(group.external_url, "Alertmanager"),) if group.external_url else ()
+    links: tuple[Link, ...] = ()
+    if group.external_url:
+        matchers = group.group_labels or group.common_labels or {}
+        links = (
+            Link(group.external_url, "Alertmanager"),
+            Link(silence_url(group.external_url, matchers), "Silence"),
+        )
     return Alert(
         title=title,
         body="\n".join(lines),

@@ -51,12 +51,13 @@ def test_the_delivered_message_lists_every_alert_with_its_links(app, url, tmp_pa
     assert post(url, "/api/v1/alertmanager", notification(alerts)).status_code == 200
     app.engine.drain(until_idle=True)
     (line,) = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    body = json.loads(line)["alert"]["body"]
+    sent = json.loads(line)["alert"]
+    body = sent["body"]
     assert "[FIRING] critical: Disk full on host-1 (instance=host-1)" in body
     assert "[RESOLVED] critical: Disk full on host-2 (instance=host-2)" in body
-    assert "since 2026-12-01 10:00:00 UTC" in body
-    assert "Source: http://prometheus:9090/graph?g0.expr=disk1" in body
-    assert "Silence: http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D" in body
+    assert "since 2026-12-01 10:00 UTC http://prometheus:9090/graph?g0.expr=disk1" in body
+    silence = "http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22DiskFull%22%7D"
+    assert {"title": "Silence", "url": silence} in sent["links"]
 
 
 def test_the_same_notification_posted_again_is_one_delivery(url, tmp_path):

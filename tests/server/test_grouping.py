@@ -1,0 +1,75 @@
+"""One message per channel per notification, cut at alert boundaries over the limit."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from notifier_wework.testing import FakeWeCom
+
+from notifier.clock import FakeClock
+from notifier.server import create_app
+from tests.server.conftest import serving, write_config
+from tests.server.samples import am_alert, notification
+
+
+def test_a_storm_of_200_alerts_reaches_a_wecom_robot_as_a_handful_of_messages(tmp_path):
+    clock = FakeClock()
+    with FakeWeCom(clock=clock) as wecom:
+        config = write_config(
+            tmp_path,
+            f"""
+[channels.robot]
+kind = "wework-robot"
+key = "fake-robot-key-0001"
+api_root = "{wecom.api_root}"
+msgtype = "markdown"
+
+[outbox]
+path = "outbox.db"
+""",
+        )
+        app = create_app(config, clock=clock, deliver=False)
+        try:
+            with serving(app) as url:
+                storm = notification([am_alert(n) for n in range(200)])
+                answer = requests.post(url + "/api/v1/alertmanager", json=storm, timeout=30)
+                assert answer.status_code == 200, answer.text
+            app.engine.drain(until_idle=True)
+        finally:
+            app.close()
+        messages = [m.content or "" for m in wecom.robot_messages("fake-robot-key-0001")]
+    assert 2 <= len(messages) <= 12, len(messages)
+    assert all(len(m.encode()) <= 4096 for m in messages)
+    listed = [line for m in messages for line in m.splitlines() if line.startswith("[FIRING]")]
+    # every alert once, each whole in one message
+    assert sorted(listed) == sorted(set(listed))
+    assert len(listed) == 200
+    assert len(answer.json()["ids"]) == len(messages)
+
+
+def test_a_resolve_is_its_own_message_and_a_repeat_is_not_sent_again(tmp_path):
+    config = write_config(
+        tmp_path,
+        """
+[channels.audit]
+kind = "jsonl"
+path = "audit.jsonl"
+[outbox]
+path = "outbox.db"
+""",
+    )
+    app = create_app(config, deliver=False)
+    try:
+        with serving(app) as url:
+            firing = notification([am_alert(1), am_alert(2)])
+            resolved = notification([am_alert(1, "resolved"), am_alert(2, "resolved")])
+            for body in (firing, firing, resolved):
+                requests.post(url + "/api/v1/alertmanager", json=body, timeout=10)
+                app.engine.drain(until_idle=True)
+    finally:
+        app.close()
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    titles = [json.loads(line)["alert"]["title"] for line in lines]
+    assert titles == ["DiskFull: 2 firing, 0 resolved (alertname=DiskFull)",
+                      "DiskFull: 0 firing, 2 resolved (alertname=DiskFull)"]  # fmt: skip
