@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
         bound = server.socket.getsockname()
+        which = "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
         print(
             f"notifier serve: listening on http://{bound[0]}:{bound[1]}, outbox "
-            f"{app.engine.store.path}",
+            f"{app.engine.store.path} ({which})",
             file=sys.stderr,
             flush=True,
         )
