@@ -25,8 +25,10 @@ from notifier.errors import (
     OutboxWriteError,
     UnsupportedOperation,
 )
-from notifier.kinds import BuildContext
+from notifier.groups import AlertGroup
+from notifier.kinds import BuildContext, Part
 from notifier.lanes import Lanes, LaneTask, LiveChannel, pace_within_deadline
+from notifier.mentions import label_mentions, merge
 from notifier.models import (
     Alert,
     DeliveryContext,
@@ -40,6 +42,7 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import install_log_redaction, scrub_exception
 from notifier.routing import Target, resolve
+from notifier.templates import Rendering
 
 if TYPE_CHECKING:
     from notifier.outbox import OutboxDelivery, OutboxSettings
@@ -194,21 +197,76 @@ class Dispatcher:
             failure (as the outbox does): the attempt is logged at DEBUG only, and a
             failure's error does not say that nothing retries it.
         """
-        delivery = delivery or self._context(alert, Target(channel))
+        if delivery is None:
+            delivery = self._context(alert, self._target(channel, alert))
+        elif delivery.template is None:  # from the outbox: the route template is not stored
+            delivery = self._templated(alert, self._target(channel, alert), delivery)
         task = LaneTask(
             self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
         )
         (receipt,) = self._lanes.run([task])
         return receipt
 
-    def _context(self, alert: Alert, target: Target) -> DeliveryContext:
+    def _context(
+        self, alert: Alert, target: Target, group: AlertGroup | None = None
+    ) -> DeliveryContext:
         live = self.channels[target.channel]
-        return DeliveryContext(
+        context = DeliveryContext(
             idempotency_key=delivery_key(alert, target.channel),
             mentions=target.mentions,
             timeout=live.spec.timeout,
             pace=pace_within_deadline(live.pacer) if live.pacer else None,
         )
+        return self._templated(alert, target, context, group)
+
+    def _target(self, channel: str, alert: Alert) -> Target:
+        """The route target that sends ``alert`` to ``channel`` (a bare one if none does)."""
+        for target in self.targets(alert):
+            if target.channel == channel:
+                return target
+        return Target(channel)
+
+    def _templated(
+        self,
+        alert: Alert,
+        target: Target,
+        context: DeliveryContext,
+        group: AlertGroup | None = None,
+    ) -> DeliveryContext:
+        """``context`` with the channel's ``mention_labels`` and the route's (else the
+        channel's) template bound to it."""
+        live = self.channels[target.channel]
+        spec = live.spec
+        mentions = merge(context.mentions, label_mentions(alert.labels, spec.mention_labels))
+        template = target.template or spec.template
+        rendering = None
+        if template is not None:
+            fmt = live.kind.template_format
+            rendering = Rendering(template, self.config.render, spec.name, fmt, group)  # type: ignore[arg-type]
+        if mentions == context.mentions and rendering is None:
+            return context
+        return attrs.evolve(context, mentions=mentions, template=rendering)
+
+    def preview(self, channel: str, alert: Alert | AlertGroup) -> list[Part]:
+        """Exactly the messages ``channel`` would send for ``alert`` (or a group, sent as
+        one message), sending nothing. ``notifier render`` prints them.
+
+        :raises UnsupportedOperation: no such channel, or its kind cannot preview.
+        :raises TemplateError: the template failed for this alert.
+        """
+        live = self.channels.get(channel)
+        if live is None:
+            known = ", ".join(sorted(self.channels)) or "none"
+            raise UnsupportedOperation(f"no channel named {channel!r} (configured: {known})")
+        if live.kind.preview is None:
+            raise UnsupportedOperation(
+                f"channel {channel!r} is of kind {live.spec.kind!r}, which cannot show its "
+                "messages before sending"
+            )
+        group = alert if isinstance(alert, AlertGroup) else None
+        single = alert.summary() if isinstance(alert, AlertGroup) else alert
+        context = self._context(single, self._target(channel, single), group)
+        return live.kind.preview(live.channel, single, context)
 
     # -- groups ---------------------------------------------------------------------
 

@@ -275,6 +275,9 @@ class DeliveryContext:
     :param pace: call before each provider request after the first (a message split into
         parts): it waits for, and takes, one more slot of the channel's rate limit and
         returns the seconds waited. ``None`` when the channel has no rate limit.
+    :param template: the channel's or route's template bound to this delivery
+        (:class:`notifier.templates.Rendering`); kinds render it with
+        :func:`notifier.templates.message`. ``None``: the kind's own layout.
     """
 
     idempotency_key: str = ""
@@ -282,6 +285,7 @@ class DeliveryContext:
     mentions: tuple[str, ...] = ()
     timeout: float = 30.0
     pace: Callable[[], float] | None = attrs.field(default=None, eq=False, repr=False)
+    template: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

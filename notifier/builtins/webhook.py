@@ -1,8 +1,8 @@
 """The ``webhook`` channel: POST the alert as JSON to any URL.
 
-The body is the alert as JSON (plus a rendered ``text``), or a ``template``: a JSON
-document whose ``${name}`` placeholders are filled with JSON-escaped alert fields, so a
-template can target a chat tool or an incident system without a plugin. Every delivery
+The body is the alert as JSON (plus a rendered ``text``), or the channel's (or route's)
+``template``: a Jinja2 template whose output is the JSON body (``{{ alert.title | tojson
+}}``), so a template can target a chat tool or an incident system without a plugin. Every delivery
 carries an ``Idempotency-Key`` header, stable across retries, for receivers that
 deduplicate.
 """
@@ -10,7 +10,6 @@ deduplicate.
 from __future__ import annotations
 
 import json
-import string
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,39 +19,11 @@ from notifier import hookimpl
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, Endpoint, HeaderAuth, HttpClient, client_from_options
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, register
-from notifier.render import render_markdown, render_text
-
-PLACEHOLDERS = (
-    "title", "body", "severity", "status", "fingerprint", "text", "markdown",
-    "starts_at", "ends_at", "source", "labels", "annotations", "links", "channel",
-    "idempotency_key",
-)  # fmt: skip
-
-
-def _fields(alert: Alert, channel: str, key: str) -> dict[str, Any]:
-    return {
-        **alert.to_dict(),
-        "text": render_text(alert),
-        "markdown": render_markdown(alert),
-        "channel": channel,
-        "idempotency_key": key,
-    }
-
-
-def fill(template: string.Template, alert: Alert, channel: str, key: str) -> Any:
-    """The template with every placeholder replaced, parsed as JSON.
-
-    Strings are inserted JSON-escaped without their quotes (write ``"${title}"``); tables
-    and lists are inserted as JSON (write ``${labels}`` without quotes).
-    """
-    values = {}
-    for name, value in _fields(alert, channel, key).items():
-        encoded = json.dumps(value, ensure_ascii=False)
-        values[name] = encoded[1:-1] if isinstance(value, str) else encoded
-    return json.loads(template.substitute(values))
+from notifier.render import render_text
+from notifier.templates import message
 
 
 @attrs.define
@@ -61,22 +32,23 @@ class WebhookChannel:
     client: HttpClient
     # The endpoint's path is the secret URL's path and query: kept out of the repr.
     endpoint: Endpoint = attrs.field(repr=False)
-    template: string.Template | None
 
     @property
     def kind(self) -> str:
         return "webhook"
 
-    def body(self, alert: Alert, key: str) -> Any:
-        if self.template is None:
+    def body(self, alert: Alert, delivery: DeliveryContext) -> Any:
+        """The JSON body a send posts (``notifier render`` shows it)."""
+        rendered = message(alert, delivery)
+        if rendered is None:
             return {**alert.to_dict(), "text": render_text(alert), "channel": self.name}
-        return fill(self.template, alert, self.name, key)
+        return json.loads(rendered)  # the template checked that it is JSON
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
         key = delivery.idempotency_key
         result = self.client.call(
             self.endpoint,
-            json=self.body(alert, key),
+            json=self.body(alert, delivery),
             # Sent as a header, not as ``idempotency_key=``: a generic receiver may not
             # deduplicate, so a request that may have arrived is not retried blindly.
             headers={"Idempotency-Key": key} if key else None,
@@ -89,28 +61,6 @@ class WebhookChannel:
 
     def close(self) -> None:
         self.client.close()
-
-
-def _template(spec: ChannelSpec) -> string.Template | None:
-    raw = spec.options.get("template")
-    if raw is None:
-        return None
-    template = string.Template(raw)
-    problem = ""
-    unknown = sorted(
-        {m.group("named") or m.group("braced") for m in template.pattern.finditer(raw)}
-        - {None, *PLACEHOLDERS}
-    )
-    if unknown:
-        problem = f"unknown placeholder(s) {', '.join(unknown)}; known: {', '.join(PLACEHOLDERS)}"
-    else:
-        try:
-            fill(template, Alert(title="sample", labels={"a": "b"}), spec.name, "k")
-        except (ValueError, KeyError) as exc:
-            problem = f"a JSON document with ${{placeholders}} ({exc})"
-    if problem:
-        raise ConfigError([ConfigIssue(spec.source, f"channels.{spec.name}.template", problem)])
-    return template
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> WebhookChannel:
@@ -134,7 +84,13 @@ def build(spec: ChannelSpec, context: BuildContext) -> WebhookChannel:
         description="deliver one alert",
         idempotent=False,
     )
-    return WebhookChannel(spec.name, client, endpoint, _template(spec))
+    return WebhookChannel(spec.name, client, endpoint)
+
+
+def preview(channel: WebhookChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    body = channel.body(alert, delivery)
+    content = json.dumps(body, ensure_ascii=False)
+    return [Part(body, content, len(content.encode("utf-8")))]
 
 
 @hookimpl
@@ -145,6 +101,8 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             build=build,
             description="POST each alert as JSON to a URL.",
             bounded=True,
+            template_format="json",
+            preview=preview,
             options=(
                 Option(
                     "url",
@@ -160,7 +118,6 @@ def notifier_channel_kinds() -> list[ChannelKind]:
                     secret=True,
                     help="extra request headers; values are treated as secrets",
                 ),
-                Option("template", help="a JSON body with ${placeholder}s; default: the alert"),
                 *HTTP_OPTIONS,
             ),
         )
