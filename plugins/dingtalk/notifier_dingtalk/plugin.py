@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import notifier
+from notifier import templates
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
@@ -23,11 +24,11 @@ from notifier.http import (
     errcode_envelope,
 )
 from notifier.http.options import client_from_options
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.parts import PartLedger, send_parts
 from notifier_dingtalk.auth import RobotAuth
-from notifier_dingtalk.messages import Mentions, render_messages
+from notifier_dingtalk.messages import Mentions, part, render_messages
 
 KIND = "dingtalk-robot"
 API_ROOT = "https://oapi.dingtalk.com/"
@@ -97,14 +98,19 @@ class DingTalkRobot:
     def __repr__(self) -> str:
         return f"DingTalkRobot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The messages a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=self.mentions | Mentions.parse(delivery.mentions),
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
 
         def post(message: dict[str, Any]) -> CallResult:
             return self.client.call(SEND, json=message)
@@ -139,6 +145,10 @@ def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
     return DingTalkRobot(spec, client, PartLedger(clock=context.clock))
 
 
+def preview(channel: DingTalkRobot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
+
+
 DINGTALK_ROBOT = ChannelKind(
     KIND,
     build,
@@ -148,6 +158,7 @@ DINGTALK_ROBOT = ChannelKind(
     # DingTalk's documented limit: 20 messages a minute per robot.
     rate_limit=RateLimit(20, 60.0),
     validate=validate,
+    preview=preview,
 )
 
 

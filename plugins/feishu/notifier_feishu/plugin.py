@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import notifier
+from notifier import templates
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
@@ -24,11 +25,11 @@ from notifier.http import (
     errcode_envelope,
     split_webhook_url,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.parts import PartLedger, send_parts
 from notifier.redact import Secret
-from notifier_feishu.messages import render_messages
+from notifier_feishu.messages import part, render_messages
 from notifier_feishu.signing import BodySignature
 
 KIND = "feishu-bot"
@@ -95,14 +96,19 @@ class FeishuBot:
     def __repr__(self) -> str:
         return f"FeishuBot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=delivery.mentions,
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
 
         def post(message: dict[str, Any]) -> CallResult:
             return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
@@ -135,6 +141,10 @@ def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
     return FeishuBot(spec, client, Secret(token), PartLedger(clock=context.clock))
 
 
+def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
+
+
 FEISHU_BOT = ChannelKind(
     KIND,
     build,
@@ -145,6 +155,7 @@ FEISHU_BOT = ChannelKind(
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
     rate_limit=RateLimit(5, 3.0),
     validate=validate,
+    preview=preview,
 )
 
 

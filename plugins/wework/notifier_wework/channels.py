@@ -29,6 +29,7 @@ from notifier.errors import (
 from notifier.http import CallResult, Endpoint, HttpClient
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
 from notifier.parts import PartLedger, PartsSent, send_parts
+from notifier.templates import message
 from notifier_wework import endpoints as ep
 from notifier_wework.messages import Overflow, body, contents, render
 from notifier_wework.options import CHAT_ID
@@ -78,9 +79,22 @@ class WeComChannel:
     def close(self) -> None:
         self.client.close()
 
-    def _parts(self, alert: Alert, msgtype: str | None = None, suffix: str = "") -> list[str]:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        raise NotImplementedError
+
+    def _parts(
+        self,
+        alert: Alert,
+        delivery: DeliveryContext,
+        msgtype: str | None = None,
+        suffix: str = "",
+    ) -> list[str]:
         msgtype = msgtype or self.msgtype
-        return contents(render(alert, msgtype), msgtype, self.overflow, suffix=suffix)
+        text = message(alert, delivery)
+        if text is None:
+            text = render(alert, msgtype)
+        return contents(text, msgtype, self.overflow, suffix=suffix)
 
     def _send_all(
         self, bodies: Sequence[dict[str, Any]], endpoint: Endpoint, delivery: DeliveryContext
@@ -139,7 +153,10 @@ class _GroupChat(WeComChannel):
         super().__init__(name, client, **common)
         self.chat_id, self.safe = chat_id, safe
 
-    def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        return self._chat_bodies(alert, delivery)
+
+    def _chat_bodies(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
         if not self.chat_id:
             raise ChannelError(
                 f"channel {self.name!r} has neither chat_id nor agent_id: it can create and "
@@ -149,9 +166,13 @@ class _GroupChat(WeComChannel):
                 attempts=0,
             )
         extra = {"safe": 1} if self.safe else {}
-        bodies = [
-            {"chatid": self.chat_id, **body(self.msgtype, c), **extra} for c in self._parts(alert)
+        return [
+            {"chatid": self.chat_id, **body(self.msgtype, c), **extra}
+            for c in self._parts(alert, delivery)
         ]
+
+    def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        bodies = self._chat_bodies(alert, delivery)
         sent = self._send_all(bodies, self.send_endpoint, delivery)
         details: dict[str, Any] = {"chat_id": self.chat_id}
         request_ids = [r.request_id for r in sent.results if r.request_id]
@@ -214,7 +235,14 @@ class DirectChannel(_GroupChat):
             return self._send_chat(alert, delivery)
         return self._send_app(alert, delivery, self.app)
 
-    def _send_app(self, alert: Alert, delivery: DeliveryContext, app: AppTarget) -> SendResult:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        if self.app is None:
+            return self._chat_bodies(alert, delivery)
+        return self._app_bodies(alert, delivery, self.app)
+
+    def _app_bodies(
+        self, alert: Alert, delivery: DeliveryContext, app: AppTarget
+    ) -> list[dict[str, Any]]:
         # A route's mentions are people to notify: they become recipients too.
         users = list(dict.fromkeys([*app.users, *delivery.mentions]))
         recipients = {"touser": users, "toparty": app.parties, "totag": app.tags}
@@ -225,7 +253,10 @@ class DirectChannel(_GroupChat):
         if self.duplicate_check is not None:
             base["enable_duplicate_check"] = 1
             base["duplicate_check_interval"] = self.duplicate_check
-        bodies = [{**base, **body(self.msgtype, c)} for c in self._parts(alert)]
+        return [{**base, **body(self.msgtype, c)} for c in self._parts(alert, delivery)]
+
+    def _send_app(self, alert: Alert, delivery: DeliveryContext, app: AppTarget) -> SendResult:
+        bodies = self._app_bodies(alert, delivery, app)
         endpoint = ep.MESSAGE_SEND if self.duplicate_check is None else ep.MESSAGE_SEND_CHECKED
         sent = self._send_all(bodies, endpoint, delivery)
         details: dict[str, Any] = {}
