@@ -33,6 +33,8 @@ from notifier.models import Alert, Link
 from notifier.render import fit, render_markdown, render_text
 
 if TYPE_CHECKING:
+    from notifier.config import Config
+    from notifier.kinds import ChannelKind
     from notifier.models import DeliveryContext
     from notifier.values import Issues
 
@@ -502,3 +504,41 @@ def check_template(
         except TemplateError as exc:
             errors.setdefault((exc.line, exc.problem), exc)
     return list(errors.values())
+
+
+def check_config(config: Config, kinds: Mapping[str, ChannelKind]) -> list[str]:
+    """Every template of ``config`` rendered against the samples, for each format it is
+    used in; one line per problem, naming the template's key, file and line."""
+    problems: list[str] = []
+    settings = config.render
+    for name, spec in config.channels.items():
+        if spec.template is None:
+            continue
+        fmt = _format(kinds, spec.kind)
+        for exc in check_template(
+            spec.template, fmt, settings, channel=name, labels=spec.mention_labels
+        ):
+            problems.append(f"channels.{name}.template: {exc}")
+    for index, route in enumerate(config.routes):
+        if route.template is None:
+            continue
+        labels = (*route.labels, *route.mention_labels)
+        channels = [config.channels[c] for c in route.channels if c in config.channels]
+        seen: set[str] = set()
+        for spec in channels:
+            fmt = _format(kinds, spec.kind)
+            if fmt in seen:
+                continue
+            seen.add(fmt)
+            labels_here = (*labels, *spec.mention_labels)
+            for exc in check_template(
+                route.template, fmt, settings, channel=spec.name, labels=labels_here
+            ):
+                problems.append(f"routes[{index}].template: {exc}")
+    return problems
+
+
+def _format(kinds: Mapping[str, ChannelKind], kind: str) -> Format:
+    found = kinds.get(kind)
+    fmt = found.template_format if found is not None else "text"
+    return fmt if fmt in ("html", "json") else "text"  # type: ignore[return-value]

@@ -19,6 +19,7 @@ COMMANDS = (
     "notifier.cli.group",
     "notifier.cli.worker",
     "notifier.cli.queue",
+    "notifier.cli.render",
 )
 
 # Exit statuses: every delivery succeeded / some failed / usage or configuration error.
