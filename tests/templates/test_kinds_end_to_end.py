@@ -23,6 +23,7 @@ from notifier.testing.server import LocalServer
 
 ROBOT_KEY = "fake-robot-key-0001"
 TEMPLATE = "T| {{ alert.title }} | {{ alert.labels.service }} | {{ alert.starts_at | localtime }}"
+HOOK_TEMPLATE = '{{ {"text": "T| " ~ alert.title, "owner": alert.labels.owner} | tojson }}'
 AT = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
 
 
@@ -127,7 +128,7 @@ template = {{ file = "templates/mail.html.j2" }}
 [channels.hook]
 kind = "webhook"
 url = "{p["hook"].url}/in"
-template = {{ text = '{{{{ {{"text": "T| " ~ alert.title, "owner": alert.labels.owner}} | tojson }}}}' }}
+template = {{ text = '{HOOK_TEMPLATE}' }}
 
 [channels.console]
 kind = "console"
