@@ -237,7 +237,9 @@ class Dispatcher:
         channel's) template bound to it."""
         live = self.channels[target.channel]
         spec = live.spec
-        mentions = merge(context.mentions, label_mentions(alert.labels, spec.mention_labels))
+        alerts = group.alerts if group is not None else (alert,)
+        labelled = [label_mentions(a.labels, spec.mention_labels) for a in alerts]
+        mentions = merge(context.mentions, *labelled)
         template = target.template or spec.template
         rendering = None
         if template is not None:
@@ -265,7 +267,13 @@ class Dispatcher:
             )
         group = alert if isinstance(alert, AlertGroup) else None
         single = alert.summary() if isinstance(alert, AlertGroup) else alert
-        context = self._context(single, self._target(channel, single), group)
+        target = self._target(channel, single)
+        if group is not None:  # every alert's route mentions, not only the summary's
+            routed = [
+                t.mentions for a in group.alerts for t in self.targets(a) if t.channel == channel
+            ]
+            target = attrs.evolve(target, mentions=merge(target.mentions, *routed))
+        context = self._context(single, target, group)
         return live.kind.preview(live.channel, single, context)
 
     # -- groups ---------------------------------------------------------------------

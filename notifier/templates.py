@@ -425,7 +425,8 @@ class Rendering:
             mentions=delivery.mentions,
             idempotency_key=delivery.idempotency_key,
         )
-        return self.template.render(values, self.fmt)
+        # Loops leave a line break after the last item; a message never ends in blank lines.
+        return self.template.render(values, self.fmt).rstrip()
 
 
 def message(alert: Alert, delivery: DeliveryContext) -> str | None:

@@ -173,7 +173,7 @@ def test_every_kind_sends_its_template_with_the_time_in_the_render_timezone(
     _dispatch(tmp_path, providers)
     wecom = providers["wecom"]
     assert wecom.chat_messages("opsroom")[0].body["text"]["content"] == EXPECTED
-    text, markdown = wecom.robot_messages(ROBOT_KEY)
+    markdown, text = sorted(wecom.robot_messages(ROBOT_KEY), key=lambda m: m.msgtype)
     assert text.body["text"]["content"] == EXPECTED
     assert markdown.body["markdown"]["content"].startswith(EXPECTED)
     assert providers["dingtalk"].messages[0].content.startswith(EXPECTED)
@@ -196,7 +196,8 @@ def test_every_kind_sends_its_template_with_the_time_in_the_render_timezone(
 
 def test_mention_labels_become_each_kinds_mention_form(tmp_path: Path, providers) -> None:
     _dispatch(tmp_path, providers)
-    text, markdown = providers["wecom"].robot_messages(ROBOT_KEY)
+    robot = providers["wecom"].robot_messages(ROBOT_KEY)
+    markdown, text = sorted(robot, key=lambda m: m.msgtype)
     assert text.body["text"]["mentioned_mobile_list"] == ["13800000001"]
     assert text.body["text"]["mentioned_list"] == ["zhangsan"]
     assert markdown.body["markdown"]["content"].endswith("<@zhangsan>")
