@@ -300,16 +300,24 @@ def _new_form(old: str) -> str:
     return _PLACEHOLDER.sub(inside, _WHOLE_STRING.sub(whole, old))
 
 
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML string a user can paste: literal when it can be."""
+    if "'" not in text and "\n" not in text:
+        return f"'{text}'"
+    if "'''" not in text:
+        return f"'''\n{text}'''"
+    return json.dumps(text, ensure_ascii=False)
+
+
 def parse_template(raw: Any, where: str, issues: Issues, base_dir: Path) -> MessageTemplate | None:
     """``template = { file = ... }`` or ``{ text = ... }`` compiled; problems into ``issues``."""
     expected = 'a table { file = "templates/NAME.j2" } or { text = "..." }'
     if isinstance(raw, str):
         if "${" in raw:
-            new = _new_form(raw).replace("'", "\\'")
             issues.add(
                 where,
                 f"{expected}; ${{...}} placeholders are no longer supported, "
-                f"write it in Jinja2: template = {{ text = '{new}' }}",
+                f"write it in Jinja2: template = {{ text = {_toml_string(_new_form(raw))} }}",
             )
         else:
             issues.add(where, expected)
