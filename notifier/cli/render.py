@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from notifier.cli.output import print_json
     from notifier.groups import AlertGroup
     from notifier.redact import redact
+    from notifier.terminal import visible
 
     inputs = _inputs(args)
     with _dispatcher(args) as dispatcher:
@@ -136,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
         return OK
     for item, parts in rendered:
         title = (item.summary() if isinstance(item, AlertGroup) else item).title
-        print(f"== {args.channel} ({kind}): {title!r}: {len(parts)} message(s)")
+        print(visible(f"== {args.channel} ({kind}): {title!r}: {len(parts)} message(s)"))
         for index, part in enumerate(parts, 1):
-            print(redact(_heading(part, index, len(parts))))
-            print(redact(part.content))
+            print(_heading(part, index, len(parts)))
+            # Alert text is anyone's: no escape sequence of it reaches the terminal.
+            print(visible(redact(part.content)))
     return OK
 
 

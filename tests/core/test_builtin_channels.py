@@ -91,9 +91,8 @@ def test_webhook_template_renders_the_json_body_with_jinja2(host, tmp_path, serv
         '{"msg": "{{ alert.title | escape_json }}: {{ alert.body | escape_json }}",'
         ' "sev": {{ alert.severity | tojson }}, "labels": {{ alert.labels | tojson }}}'
     )
-    channels = {
-        "hook": {"kind": "webhook", "url": f"{server.url}/in/alerts", "template": {"text": template}}
-    }
+    url = f"{server.url}/in/alerts"
+    channels = {"hook": {"kind": "webhook", "url": url, "template": {"text": template}}}
     with _dispatcher(host, channels, tmp_path) as dispatcher:
         dispatcher.dispatch(Alert(title='say "hi"', body="line1\nline2", labels={"a": "b"}))
     assert server.requests[0].json() == {

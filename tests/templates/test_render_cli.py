@@ -4,6 +4,7 @@ template against sample alerts and names the file and line of each problem."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,16 @@ from notifier.cli.main import main
 
 ROBOT_KEY = "fake-robot-key-0001"
 CJK_LINE = "支付网关超时，华东区下单失败率上升。🚨\n"  # noqa: RUF001 - a Chinese comma
+
+
+@pytest.fixture(autouse=True)
+def root_logger() -> Iterator[None]:
+    """``main`` sets up logging for a process; give the next test the logging it had."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
@@ -209,3 +220,12 @@ def test_check_passes_a_template_that_renders_every_sample(tmp_path: Path, capsy
     )
     code, out, err = _checked(tmp_path, capsys, template)
     assert code == 0 and "OK, 1 channel(s)" in out, err
+
+
+def test_render_shows_escape_sequences_in_alert_text_instead_of_obeying_them(
+    config: Path, capsys
+) -> None:
+    code, out, _ = _run(
+        capsys, "render", "-c", str(config), "--channel", "robot", "--title", "x\x1b[2Jy"
+    )
+    assert code == 0 and "\x1b" not in out and "x\\x1b[2Jy" in out
