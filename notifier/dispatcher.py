@@ -244,7 +244,9 @@ class Dispatcher:
         rendering = None
         if template is not None:
             fmt = live.kind.template_format
-            rendering = Rendering(template, self.config.render, spec.name, fmt, group)  # type: ignore[arg-type]
+            escaper = live.kind.template_escape
+            escape = escaper(spec) if escaper is not None else None
+            rendering = Rendering(template, self.config.render, spec.name, fmt, group, escape)  # type: ignore[arg-type]
         if mentions == context.mentions and rendering is None:
             return context
         return attrs.evolve(context, mentions=mentions, template=rendering)

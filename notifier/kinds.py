@@ -196,6 +196,10 @@ class ChannelKind:
     :param template_format: what a ``template`` renders for this kind: ``"text"`` (text or
         markdown), ``"html"`` (autoescaped) or ``"json"`` (the output must be a JSON
         document).
+    :param template_escape: ``template_escape(spec) -> escape or None``: the function
+        applied to every ``{{ value }}`` a template inserts on that channel, for markup
+        where alert text could otherwise forge a mention or a link (Slack mrkdwn, Feishu
+        ``lark_md``); ``| safe`` opts a value out.
     :param preview: ``preview(channel, alert, delivery) -> [Part, ...]``: exactly what a
         send would deliver, built by the same code, sending nothing (``notifier render``).
     """
@@ -210,6 +214,7 @@ class ChannelKind:
     bounded: bool = False
     validate: Callable[[ChannelSpec], Iterable[Any]] | None = None
     template_format: str = "text"
+    template_escape: Callable[[ChannelSpec], Callable[[str], str] | None] | None = None
     preview: Callable[[Any, Any, Any], list[Part]] | None = None
     plugin: str = ""  # the distribution that provides it, filled in by the manager
 

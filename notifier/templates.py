@@ -14,9 +14,10 @@ template renders (``notifier check`` renders every template against sample alert
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import jinja2
+import markupsafe
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import NotifierError
@@ -187,7 +189,11 @@ FILTERS = {
 }
 
 
-def _environment(autoescape: bool) -> SandboxedEnvironment:
+Escape = Callable[[str], str]
+
+
+@functools.cache
+def _environment(autoescape: bool, escape: Escape | None = None) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
@@ -201,7 +207,21 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         "ensure_ascii": False,
         "default": _json_default,
     }
+    if escape is not None:
+        env.finalize = _finalizer(escape)
     return env
+
+
+def _finalizer(escape: Escape) -> Callable[[Any], Any]:
+    """Every ``{{ value }}`` escaped for the kind's markup, so alert text cannot forge a
+    mention or a link; ``| safe`` (and ``tojson``) output stays as it is."""
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, markupsafe.Markup):
+            return value
+        return escape(value if isinstance(value, str) else str(value))
+
+    return finalize
 
 
 _TEXT_ENV = _environment(False)
@@ -226,12 +246,26 @@ def _line(exc: BaseException, name: str) -> int | None:
 
 @attrs.frozen
 class MessageTemplate:
-    """One template, compiled for text and for HTML (autoescaped) output."""
+    """One template, compiled for text and for HTML (autoescaped) output, and on first use
+    for each kind's own escaping (:attr:`~notifier.kinds.ChannelKind.template_escape`)."""
 
     name: str
     source: str = attrs.field(repr=False)
     text: jinja2.Template = attrs.field(eq=False, repr=False)
     html: jinja2.Template = attrs.field(eq=False, repr=False)
+    _escaped: dict[tuple[bool, Escape], jinja2.Template] = attrs.field(
+        factory=dict, eq=False, repr=False, init=False
+    )
+
+    def _compiled(self, fmt: Format, escape: Escape | None) -> jinja2.Template:
+        if escape is None:
+            return self.html if fmt == "html" else self.text
+        key = (fmt == "html", escape)
+        found = self._escaped.get(key)
+        if found is None:  # compiling twice in a race is harmless: same source, same code
+            found = _compile(_environment(*key), self.source, self.name)
+            self._escaped[key] = found
+        return found
 
     @classmethod
     def compile(cls, source: str, name: str) -> MessageTemplate:
@@ -243,13 +277,16 @@ class MessageTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(name, exc.lineno, exc.message or "syntax error") from None
 
-    def render(self, values: Mapping[str, Any], fmt: Format = "text") -> str:
-        """The output for ``values`` (see :func:`context`).
+    def render(
+        self, values: Mapping[str, Any], fmt: Format = "text", escape: Escape | None = None
+    ) -> str:
+        """The output for ``values`` (see :func:`context`), every ``{{ value }}`` passed
+        through ``escape`` when given.
 
         :raises TemplateError: an undefined name, a sandbox refusal, any error raised while
             rendering, or (``fmt="json"``) output that is not a JSON document.
         """
-        compiled = self.html if fmt == "html" else self.text
+        compiled = self._compiled(fmt, escape)
         try:
             out = compiled.render(values)
         except jinja2.UndefinedError as exc:
@@ -423,6 +460,7 @@ class Rendering:
     channel: str = ""
     fmt: Format = "text"
     group: AlertGroup | None = None
+    escape: Escape | None = None
 
     def render(self, alert: Alert, delivery: DeliveryContext) -> str:
         values = context(
@@ -434,7 +472,7 @@ class Rendering:
             idempotency_key=delivery.idempotency_key,
         )
         # Loops leave a line break after the last item; a message never ends in blank lines.
-        return self.template.render(values, self.fmt).rstrip()
+        return self.template.render(values, self.fmt, self.escape).rstrip()
 
 
 def message(alert: Alert, delivery: DeliveryContext) -> str | None:
@@ -500,6 +538,7 @@ def check_template(
     *,
     channel: str = "",
     labels: Iterable[str] = (),
+    escape: Escape | None = None,
 ) -> list[TemplateError]:
     """Render ``template`` against every sample; the errors, one per failing template line."""
     errors: dict[tuple[int | None, str], TemplateError] = {}
@@ -509,7 +548,7 @@ def check_template(
             alert, group=group, settings=settings, channel=channel, mentions=("sample-owner",)
         )
         try:
-            template.render(values, fmt)
+            template.render(values, fmt, escape)
         except TemplateError as exc:
             errors.setdefault((exc.line, exc.problem), exc)
     return list(errors.values())

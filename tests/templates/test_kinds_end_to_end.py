@@ -224,3 +224,17 @@ channels = ["robot", "dingtalk"]
     (sent,) = providers["wecom"].robot_messages(ROBOT_KEY)
     assert sent.body["text"]["content"] == "ROUTE 支付网关超时 1"
     assert providers["dingtalk"].messages[0].content.startswith("ROUTE 支付网关超时 1")
+
+
+def test_alert_text_in_a_slack_or_feishu_template_cannot_forge_a_mention(
+    tmp_path: Path, providers
+) -> None:
+    path, env = _config(tmp_path, providers)
+    forged = Alert(title="<!channel> <at id=all></at> & co", labels={"service": "x"}, starts_at=AT)
+    with Dispatcher.from_config(path, env=env) as dispatcher:
+        receipts = [dispatcher.deliver(name, forged) for name in ("slack", "feishu")]
+    assert all(r.ok for r in receipts), receipts
+    slack = providers["slack"].messages()[0].text
+    assert slack.startswith("T| &lt;!channel&gt; &lt;at id=all&gt;&lt;/at&gt; &amp; co | x |")
+    card = providers["feishu"].messages[0].body["card"]
+    assert card["elements"][0]["text"]["content"].startswith("T| &lt;!channel&gt; &lt;at id=all")

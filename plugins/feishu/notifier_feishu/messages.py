@@ -20,7 +20,7 @@ from notifier.models import Alert
 from notifier.render import fit, render_card, render_text
 from notifier_feishu.signing import SIGNATURE_OVERHEAD
 
-__all__ = ["BODY_LIMIT", "body_size", "part", "render_messages"]
+__all__ = ["BODY_LIMIT", "body_size", "lark_md_escape", "part", "render_messages"]
 
 #: bytes of UTF-8 JSON a custom bot accepts in one request
 BODY_LIMIT = 20 * 1024
@@ -36,7 +36,7 @@ def body_size(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
-def _md(text: str) -> str:
+def lark_md_escape(text: str) -> str:
     """``text`` safe inside ``lark_md``: no tags (an alert must not forge an ``<at>``)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -76,9 +76,13 @@ def _card_skeleton(alert: Alert) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _card_text(alert: Alert) -> str:
     card = render_card(alert)
-    lines = [_md(card["body"])] if card["body"] else []
-    lines += [f"**{_md(f['name'])}**: {_md(f['value'])}" for f in card["fields"]]
-    lines += [f"[{_md(link['title'])}]({link['url']})" for link in card["links"][MAX_BUTTONS:]]
+    lines = [lark_md_escape(card["body"])] if card["body"] else []
+    lines += [
+        f"**{lark_md_escape(f['name'])}**: {lark_md_escape(f['value'])}" for f in card["fields"]
+    ]
+    lines += [
+        f"[{lark_md_escape(link['title'])}]({link['url']})" for link in card["links"][MAX_BUTTONS:]
+    ]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ segment and the token is filled into the path at the moment of the call, so it i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import notifier
@@ -29,7 +30,7 @@ from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part,
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.parts import PartLedger, send_parts
 from notifier.redact import Secret
-from notifier_feishu.messages import part, render_messages
+from notifier_feishu.messages import lark_md_escape, part, render_messages
 from notifier_feishu.signing import BodySignature
 
 KIND = "feishu-bot"
@@ -145,6 +146,12 @@ def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list
     return [part(m) for m in channel.plan(alert, delivery)]
 
 
+def template_escape(spec: ChannelSpec) -> Callable[[str], str] | None:
+    """Alert text in a card template must not become an ``<at>`` tag or a link: escaped
+    like the card's own text. Text messages show entities as they are, so stay plain."""
+    return lark_md_escape if spec.options["msgtype"] == "interactive" else None
+
+
 FEISHU_BOT = ChannelKind(
     KIND,
     build,
@@ -156,6 +163,7 @@ FEISHU_BOT = ChannelKind(
     rate_limit=RateLimit(5, 3.0),
     validate=validate,
     preview=preview,
+    template_escape=template_escape,
 )
 
 

@@ -18,6 +18,7 @@ from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_option
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, reveal
+from notifier.render import SLACK as SLACK_MRKDWN
 from notifier_slack.answers import webhook_answer
 from notifier_slack.blocks import TEXT_CHARS, render_payload
 
@@ -102,6 +103,9 @@ SLACK = ChannelKind(
     rate_limit=RateLimit(1, 1.0),
     validate=validate,
     preview=preview,
+    # Alert text in a template must not become <!channel> or a link: escaped like the
+    # standard layout escapes it.
+    template_escape=lambda spec: SLACK_MRKDWN.escape,
 )
 
 
