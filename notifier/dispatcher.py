@@ -42,7 +42,7 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import install_log_redaction, scrub_exception
 from notifier.routing import Target, resolve
-from notifier.templates import Rendering
+from notifier.templates import Rendering, template_format
 
 if TYPE_CHECKING:
     from notifier.outbox import OutboxDelivery, OutboxSettings
@@ -90,6 +90,10 @@ class Dispatcher:
             kind = self.host.kinds[spec.kind]
             self.channels[name] = LiveChannel(spec, kind, built, pacer, lane, workers)
         self._closed = False
+        # Without templates or label mentions a delivery's context needs nothing more.
+        self._templating = any(r.template or r.mention_labels for r in config.routes) or any(
+            spec.template or spec.mention_labels for spec in config.channels.values()
+        )
         self.outbox: OutboxDelivery | None = None
         if issues:
             self.close()
@@ -199,7 +203,8 @@ class Dispatcher:
         """
         if delivery is None:
             delivery = self._context(alert, self._target(channel, alert))
-        elif delivery.template is None:  # from the outbox: the route template is not stored
+        elif self._templating and delivery.template is None:
+            # From the outbox, which stores the alert, not the route's template.
             delivery = self._templated(alert, self._target(channel, alert), delivery)
         task = LaneTask(
             self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
@@ -217,6 +222,8 @@ class Dispatcher:
             timeout=live.spec.timeout,
             pace=pace_within_deadline(live.pacer) if live.pacer else None,
         )
+        if not self._templating:
+            return context
         return self._templated(alert, target, context, group)
 
     def _target(self, channel: str, alert: Alert) -> Target:
@@ -243,10 +250,10 @@ class Dispatcher:
         template = target.template or spec.template
         rendering = None
         if template is not None:
-            fmt = live.kind.template_format
+            fmt = template_format(live.kind)
             escaper = live.kind.template_escape
             escape = escaper(spec) if escaper is not None else None
-            rendering = Rendering(template, self.config.render, spec.name, fmt, group, escape)  # type: ignore[arg-type]
+            rendering = Rendering(template, self.config.render, spec.name, fmt, group, escape)
         if mentions == context.mentions and rendering is None:
             return context
         return attrs.evolve(context, mentions=mentions, template=rendering)

@@ -588,5 +588,11 @@ def check_config(config: Config, kinds: Mapping[str, ChannelKind]) -> list[str]:
 
 def _format(kinds: Mapping[str, ChannelKind], kind: str) -> Format:
     found = kinds.get(kind)
-    fmt = found.template_format if found is not None else "text"
-    return fmt if fmt in ("html", "json") else "text"  # type: ignore[return-value]
+    return template_format(found) if found is not None else "text"
+
+
+def template_format(kind: ChannelKind) -> Format:
+    """What a template renders for ``kind``: ``"html"``, ``"json"`` or (else) ``"text"``."""
+    if kind.template_format == "html":
+        return "html"
+    return "json" if kind.template_format == "json" else "text"
