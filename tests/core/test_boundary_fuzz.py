@@ -188,7 +188,12 @@ def test_the_config_loader_raises_only_project_errors(
         numbers.append(spec.timeout)
         if spec.rate_limit is not None:
             numbers += [spec.rate_limit.count, spec.rate_limit.per]
-        numbers += [v for v in spec.options.values() if isinstance(v, int | float)]
+        for name, value in spec.options.items():
+            option = host.kinds[spec.kind].option(name)
+            if isinstance(value, int | float) and option is not None and option.maximum:
+                assert value <= option.maximum, (name, value)  # an option's own bound
+            elif isinstance(value, int | float):
+                numbers.append(value)
     assert all(math.isfinite(n) and abs(n) <= 10**6 for n in numbers), numbers
 
 
