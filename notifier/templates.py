@@ -25,9 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import jinja2
-import markupsafe
-from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import NotifierError
 from notifier.groups import AlertGroup
@@ -35,6 +32,9 @@ from notifier.models import Alert, Link
 from notifier.render import fit, render_markdown, render_text
 
 if TYPE_CHECKING:
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
     from notifier.config import Config
     from notifier.kinds import ChannelKind
     from notifier.models import DeliveryContext
@@ -132,7 +132,6 @@ def _as_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@jinja2.pass_context
 def localtime(ctx: jinja2.runtime.Context, value: Any, fmt: str | None = None) -> str:
     """A time in ``[render].timezone``, formatted with ``fmt`` or ``[render].time_format``."""
     when = _as_datetime(value)
@@ -181,7 +180,6 @@ def mention(value: Any, prefix: str = "@") -> str:
 
 
 FILTERS = {
-    "localtime": localtime,
     "duration": duration,
     "truncate_bytes": truncate_bytes,
     "mention": mention,
@@ -194,6 +192,10 @@ Escape = Callable[[str], str]
 
 @functools.cache
 def _environment(autoescape: bool, escape: Escape | None = None) -> SandboxedEnvironment:
+    # Jinja2 loads on the first template: a configuration without one never pays for it.
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
@@ -202,6 +204,7 @@ def _environment(autoescape: bool, escape: Escape | None = None) -> SandboxedEnv
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
+    env.filters["localtime"] = jinja2.pass_context(localtime)
     env.policies["json.dumps_kwargs"] = {
         "sort_keys": True,
         "ensure_ascii": False,
@@ -216,16 +219,14 @@ def _finalizer(escape: Escape) -> Callable[[Any], Any]:
     """Every ``{{ value }}`` escaped for the kind's markup, so alert text cannot forge a
     mention or a link; ``| safe`` (and ``tojson``) output stays as it is."""
 
+    import markupsafe
+
     def finalize(value: Any) -> Any:
         if isinstance(value, markupsafe.Markup):
             return value
         return escape(value if isinstance(value, str) else str(value))
 
     return finalize
-
-
-_TEXT_ENV = _environment(False)
-_HTML_ENV = _environment(True)
 
 
 def _compile(env: SandboxedEnvironment, source: str, name: str) -> jinja2.Template:
@@ -270,12 +271,14 @@ class MessageTemplate:
     @classmethod
     def compile(cls, source: str, name: str) -> MessageTemplate:
         """:raises TemplateError: on a syntax error, with its line."""
+        import jinja2
+
         try:
-            return cls(
-                name, source, _compile(_TEXT_ENV, source, name), _compile(_HTML_ENV, source, name)
-            )
+            text = _compile(_environment(False), source, name)
+            html = _compile(_environment(True), source, name)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(name, exc.lineno, exc.message or "syntax error") from None
+        return cls(name, source, text, html)
 
     def render(
         self, values: Mapping[str, Any], fmt: Format = "text", escape: Escape | None = None
@@ -286,6 +289,8 @@ class MessageTemplate:
         :raises TemplateError: an undefined name, a sandbox refusal, any error raised while
             rendering, or (``fmt="json"``) output that is not a JSON document.
         """
+        import jinja2
+
         compiled = self._compiled(fmt, escape)
         try:
             out = compiled.render(values)

@@ -213,3 +213,22 @@ def test_template_and_render_mistakes_are_reported_together(host, tmp_path: Path
     assert f"{tmp_path / 'bad.j2'}:2:" in found["channels.c.template"]
     assert "channels.d.template" in found
     assert "a list of label names" in found["channels.e.mention_labels"]
+
+
+def test_a_configuration_without_templates_never_loads_jinja2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "n.toml"
+    config.write_text('[channels.out]\nkind = "console"\n', encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from notifier import Alert, Dispatcher\n"
+        f"with Dispatcher.from_config({str(config)!r}) as d:\n"
+        "    d.dispatch(Alert(title='x'))\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "False"
