@@ -51,6 +51,8 @@ def alert_from_alertmanager(data: Mapping[str, Any], where: str = "") -> Alert:
     title = annotations.get("summary") or labels.get("alertname") or "alert"
     severity = labels.get("severity", "warning").lower()
     generator = data.get("generatorURL")
+    # Alertmanager always sends startsAt; without one the alert starts now.
+    started: dict[str, Any] = {"starts_at": data["startsAt"]} if data.get("startsAt") else {}
     try:
         return Alert(
             title=title,
@@ -60,10 +62,10 @@ def alert_from_alertmanager(data: Mapping[str, Any], where: str = "") -> Alert:
             annotations=annotations,
             status=_status(data.get("status"), where),
             fingerprint=str(data.get("fingerprint") or ""),
-            starts_at=data.get("startsAt") or None,
             ends_at=_ended(data.get("endsAt")),
             links=(Link(str(generator), "Source"),) if generator else (),
             source=SOURCE,
+            **started,
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}{exc}") from None

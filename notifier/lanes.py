@@ -174,16 +174,18 @@ class Lanes:
         live = task.live
         scrub_exception(exc)
         details: dict[str, Any] = {}
+        retry_after: float | None = None
         if isinstance(exc, NotifierError):
             text, attempts, retryable = str(exc), exc.attempts, exc.retryable
-            for name in ("code", "request_id"):
-                if getattr(exc, name, None) is not None:
-                    details[name] = getattr(exc, name)
+            if exc.code is not None:
+                details["code"] = exc.code
+            if exc.request_id is not None:
+                details["request_id"] = exc.request_id
+            retry_after = exc.retry_after
         else:
             # A plugin bug or an untranslated library error: keep it, try again later.
             text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
             log.debug("channel %s raised", live.spec.name, exc_info=exc)
-        retry_after = getattr(exc, "retry_after", None)
         if isinstance(exc, RateLimited) and live.pacer is not None:
             live.pacer.block_for(retry_after or live.pacer.limit.per)
         details["retryable"] = retryable

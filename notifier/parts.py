@@ -162,10 +162,9 @@ def send_parts(
                     raise DeliveryTimeout("the delivery_timeout ran out between parts", attempts=0)
             results.append(call(bodies[index]))
         except NotifierError as exc:
-            exc.attempts += sum(r.attempts for r in results)
-            if total > 1:
-                _note_progress(exc, index, total, resumable=key is not None)
-            raise
+            note = _progress(index, total, resumable=key is not None) if total > 1 else ""
+            attempts = exc.attempts + sum(r.attempts for r in results)
+            raise exc.with_context(suffix=note, attempts=attempts) from exc
         if index + 1 < total:
             # Recorded part by part, not only on a failure: an exception that is no
             # NotifierError (a plugin bug) leaves the record right too.
@@ -174,9 +173,8 @@ def send_parts(
     return PartsSent(tuple(results), total, skipped)
 
 
-def _note_progress(exc: NotifierError, index: int, total: int, *, resumable: bool) -> None:
+def _progress(index: int, total: int, *, resumable: bool) -> str:
     note = f"part {index + 1}/{total} failed, {index} sent before it"
     if resumable and index:
         note += f"; a retry starts at part {index + 1}"
-    exc.message = f"{exc.message} [{note}]"
-    exc.args = (exc.message,)
+    return f" [{note}]"

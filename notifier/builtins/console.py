@@ -32,8 +32,17 @@ class ConsoleChannel:
         return "console"
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        self.write(_line(self, alert, delivery))
+        self.write(self.line(alert, delivery))
         return SendResult()
+
+    def line(self, alert: Alert, delivery: DeliveryContext) -> str:
+        """What a send prints (``notifier render`` shows it)."""
+        text = message(alert, delivery)
+        if text is None:
+            text = render_markdown(alert) if self.format == "markdown" else render_text(alert)
+        if delivery.mentions:
+            text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
+        return f"[{self.name}] {text}"
 
     def write(self, text: str) -> None:
         out: TextIO = _STREAMS[self.stream]()
@@ -44,6 +53,11 @@ class ConsoleChannel:
 
     def close(self) -> None:
         pass
+
+
+def preview(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    text = channel.line(alert, delivery)
+    return [Part(text, text, byte_len(text))]
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> ConsoleChannel:
@@ -75,17 +89,3 @@ def notifier_channel_kinds() -> list[ChannelKind]:
 
 hooks = ChannelHooks(sends=(ConsoleChannel,))
 notifier_send = hooks.notifier_send
-
-
-def _line(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> str:
-    text = message(alert, delivery)
-    if text is None:
-        text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
-    if delivery.mentions:
-        text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
-    return f"[{channel.name}] {text}"
-
-
-def preview(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
-    text = _line(channel, alert, delivery)
-    return [Part(text, text, byte_len(text))]

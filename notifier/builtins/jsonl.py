@@ -46,8 +46,23 @@ class JsonlChannel:
         return "jsonl"
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        offset = self.append(_record(self, alert, delivery, time.time()))
+        offset = self.append(self.record(alert, delivery, time.time()))
         return SendResult(message_id=f"{self.path.name}@{offset}")
+
+    def record(self, alert: Alert, delivery: DeliveryContext, now: float) -> dict[str, object]:
+        """The line a send appends (``notifier render`` shows it)."""
+        record: dict[str, object] = {
+            "channel": self.name,
+            "delivered_at": now,
+            "idempotency_key": delivery.idempotency_key,
+            "attempt": delivery.attempt,
+            "mentions": list(delivery.mentions),
+            "alert": alert.to_dict(),
+        }
+        text = message(alert, delivery)
+        if text is not None:  # the template's rendering, beside the alert itself
+            record["message"] = text
+        return record
 
     def append(self, record: dict[str, object]) -> int:
         """Append one line, whole or not at all; return the byte offset it starts at
@@ -171,28 +186,10 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
+def preview(channel: JsonlChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    line = json.dumps(channel.record(alert, delivery, 0.0), ensure_ascii=False, sort_keys=True)
+    return [Part(json.loads(line), line, len(line.encode("utf-8")))]
+
+
 hooks = ChannelHooks(sends=(JsonlChannel,))
 notifier_send = hooks.notifier_send
-
-
-def _record(
-    channel: JsonlChannel, alert: Alert, delivery: DeliveryContext, now: float
-) -> dict[str, object]:
-    record: dict[str, object] = {
-        "channel": channel.name,
-        "delivered_at": now,
-        "idempotency_key": delivery.idempotency_key,
-        "attempt": delivery.attempt,
-        "mentions": list(delivery.mentions),
-        "alert": alert.to_dict(),
-    }
-    text = message(alert, delivery)
-    if text is not None:  # the template's rendering, beside the alert itself
-        record["message"] = text
-    return record
-
-
-def preview(channel: JsonlChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
-    record = _record(channel, alert, delivery, 0.0)
-    line = json.dumps(record, ensure_ascii=False)
-    return [Part(record, line, len(line.encode("utf-8")))]

@@ -38,6 +38,7 @@ class WebhookChannel:
         return "webhook"
 
     def body(self, alert: Alert, delivery: DeliveryContext) -> Any:
+        """The JSON body a send posts (``notifier render`` shows it)."""
         rendered = message(alert, delivery)
         if rendered is None:
             return {**alert.to_dict(), "text": render_text(alert), "channel": self.name}

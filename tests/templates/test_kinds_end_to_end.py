@@ -54,6 +54,7 @@ def _config(tmp_path: Path, p: dict[str, Any], routes: str = "") -> tuple[Path, 
     env = {
         "WECOM_SECRET": wecom.secret,
         "ROBOT_KEY": ROBOT_KEY,
+        "GATEWAY_SECRET": "fake-gateway-secret-0001",
         "DINGTALK_TOKEN": ROBOT_TOKEN,
         "DINGTALK_SECRET": ROBOT_SECRET,
         "FEISHU_URL": p["feishu"].webhook_url(BOT_TOKEN),
@@ -78,6 +79,15 @@ api_root = "{wecom.api_root}"
 corp_id = "{wecom.corp_id}"
 secret = {{ env = "WECOM_SECRET" }}
 chat_id = "opsroom"
+{tpl}
+
+[channels.gw]
+kind = "wework-gateway"
+gateway_root = "{wecom.gateway_root}"
+app_code = "fake-app"
+app_secret = {{ env = "GATEWAY_SECRET" }}
+username = "alert-bot"
+chat_id = "gw1"
 {tpl}
 
 [channels.robot]
@@ -162,6 +172,9 @@ def _dispatch(tmp_path: Path, providers: dict[str, Any], routes: str = "") -> di
             "wecom", GroupSpec(name="ops", owner="zhangsan", members=("zhangsan", "lisi"),
                                chat_id="opsroom"),
         )  # fmt: skip
+        dispatcher.create_group(
+            "gw", GroupSpec(name="gw", owner="zhangsan", members=("zhangsan", "lisi"))
+        )
         receipts = {r.channel: r for r in dispatcher.dispatch(ALERT)}
     assert {r.outcome for r in receipts.values()} == {Outcome.DELIVERED}, receipts
     return receipts
@@ -173,6 +186,7 @@ def test_every_kind_sends_its_template_with_the_time_in_the_render_timezone(
     _dispatch(tmp_path, providers)
     wecom = providers["wecom"]
     assert wecom.chat_messages("opsroom")[0].body["text"]["content"] == EXPECTED
+    assert wecom.chat_messages("gw1")[0].body["text"]["content"] == EXPECTED
     markdown, text = sorted(wecom.robot_messages(ROBOT_KEY), key=lambda m: m.msgtype)
     assert text.body["text"]["content"] == EXPECTED
     assert markdown.body["markdown"]["content"].startswith(EXPECTED)

@@ -112,8 +112,7 @@ class EmailChannel:
                     pooled.messages += 1
                 break
         except NotifierError as exc:
-            exc.attempts = attempts
-            raise
+            raise exc.with_context(attempts=attempts) from exc
         log.debug(
             "%s: %s accepted the message for %d of %d recipient(s) in %.1f ms: %s",
             self.name, self.settings.server, len(self.recipients) - len(accepted.refused),

@@ -13,7 +13,8 @@ Each holds one :class:`~notifier.http.HttpClient`; ``close()`` releases its conn
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import attrs
@@ -302,18 +303,12 @@ class GatewayChannel(_GroupChat):
     send_endpoint = ep.GATEWAY_SEND
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        try:
+        with _request_id_in_message():
             return self._send_chat(alert, delivery)
-        except NotifierError as exc:
-            _add_request_id(exc)
-            raise
 
     def create_group(self, group: GroupSpec) -> GroupInfo:
-        try:
+        with _request_id_in_message():
             return super().create_group(group)
-        except NotifierError as exc:
-            _add_request_id(exc)
-            raise
 
     def get_group(self, chat_id: str) -> GroupInfo:
         raise self._unsupported("reading a group", _GATEWAY_ONLY)
@@ -328,9 +323,13 @@ _GATEWAY_ONLY = (
 )
 
 
-def _add_request_id(exc: NotifierError) -> None:
-    """Put the gateway's request id into the message: support asks for it first."""
-    request_id = getattr(exc, "request_id", None)
-    if request_id and request_id not in exc.message:
-        exc.message = f"{exc.message} (gateway request id {request_id})"
-        exc.args = (exc.message,)
+@contextmanager
+def _request_id_in_message() -> Iterator[None]:
+    """Put the gateway's request id into a failure's message: support asks for it first."""
+    try:
+        yield
+    except NotifierError as exc:
+        request_id = exc.request_id
+        if not request_id or request_id in exc.message:
+            raise
+        raise exc.with_context(suffix=f" (gateway request id {request_id})") from exc

@@ -72,23 +72,22 @@ def _advised(parse: Parser) -> Parser:
         try:
             return parse(response)
         except NotifierError as exc:
-            code = getattr(exc, "code", None)
+            code = exc.code
             advice = ADVICE.get(code) if isinstance(code, int) else None
             if advice is None:
                 raise
-            said = getattr(exc, "provider_message", "") or ""
+            said = exc.provider_message
             label = "gateway code" if code == GATEWAY_AUTH_FAILED else "errcode"
             message = f"{label} {code}: {advice}" + (f" (WeCom: {said})" if said else "")
-            error = exc
             if code in _AUTH_GATEWAY_CODES and not isinstance(exc, AuthError):
-                error = AuthError(message, retryable=False)
-                error.code = code  # type: ignore[attr-defined]
-                error.provider_message = said  # type: ignore[attr-defined]
-                error.request_id = getattr(exc, "request_id", None)  # type: ignore[attr-defined]
-                raise error from None
-            error.message = message
-            error.args = (message,)
-            raise
+                raise AuthError(
+                    message,
+                    retryable=False,
+                    code=code,
+                    provider_message=said,
+                    request_id=exc.request_id,
+                ) from exc
+            raise exc.with_context(message=message) from exc
 
     return wrapped
 
