@@ -2,8 +2,9 @@
 
 An Alertmanager notification becomes **one delivery per channel**: routes are matched
 per alert, and the alerts that reach the same channel travel as one message, a summary
-alert whose body lists each of them (:func:`group_message`). When that message would be
-over the channel's provider limit it is cut at alert boundaries into several, each a
+alert whose body lists each of them (:func:`group_message`), with one silence link for
+the group (``externalURL`` and the group's labels). When that message would be over the
+channel's provider limit it is cut at alert boundaries into several, each a
 delivery of its own, so no alert is split across two messages.
 
 A message's fingerprint is made of the notification's group key and of every alert's
@@ -50,22 +51,9 @@ def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
     return f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
 
 
-def faithful(group: AlertGroup) -> AlertGroup:
-    """The group with each alert's links completed from the notification: a silence link
-    built from ``externalURL`` and its labels."""
-    if not group.external_url:
-        return group
-    url = group.external_url
-    alerts = tuple(
-        attrs.evolve(a, links=(*a.links, Link(silence_url(url, a.labels), "Silence")))
-        for a in group.alerts
-    )
-    return attrs.evolve(group, alerts=alerts)
-
-
 def _line(alert: Alert) -> str:
-    """One alert in a group's message: short, so that a storm fits in few messages. Its
-    silence link is left to the message's own (the group's labels)."""
+    """One alert in a group's message: short, so that a storm fits in few messages. The
+    message has one silence link for all of them (the group's labels)."""
     state = "RESOLVED" if alert.resolved else "FIRING"
     keys = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in _QUIET_LABELS]
     line = f"[{state}] {alert.severity}: {alert.title}"
@@ -140,6 +128,9 @@ class Budgets:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self._known: dict[str, int | None] = {}
+        # Copying every alert to show routes its receiver costs more than the rest of a
+        # request: only done when a route asks for it.
+        self.by_receiver = any(RECEIVER_LABEL in r.labels for r in dispatcher.config.routes)
 
     def __call__(self, channel: str) -> int | None:
         if channel not in self._known:
@@ -171,13 +162,14 @@ def notification_deliveries(
 ) -> list[NewDelivery]:
     """The deliveries of one notification: per channel, its alerts as one message (or
     several, cut at alert boundaries when over the provider's limit)."""
-    group = faithful(group)
     per_channel: dict[str, tuple[list[Alert], list[tuple[str, ...]]]] = {}
     for alert in group.alerts:
         if channel is not None:
             targets = [Target(channel)]
-        else:
+        elif budgets.by_receiver:
             targets = dispatcher.targets(_routed(alert, group.receiver))
+        else:
+            targets = dispatcher.targets(alert)
         for target in targets:
             alerts, mentions = per_channel.setdefault(target.channel, ([], []))
             alerts.append(alert)

@@ -1,0 +1,200 @@
+"""Scenario ``serve``: Alertmanager notifications accepted per second by ``notifier
+serve``, against a bare waitress WSGI app that reads the body and answers 200.
+
+Each side runs in its own process under waitress with the same thread count; 32 client
+threads in this process keep one HTTP/1.1 connection each and post 10-alert
+notifications, each distinct (so none is deduplicated), as fast as answers come. The
+notifier side answers 200 only once the deliveries are in the outbox file (WAL,
+``synchronous = normal``) and delivers them to a ``jsonl`` channel in the same process, as
+``notifier serve`` does. Rounds alternate the two sides; the figures are medians.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import ROOT, Figure, interleaved
+from benchmarks.scenario import Outcome, Settings
+
+CLIENTS = 32
+ALERTS = 10
+RATIO_TARGET = 0.5
+P99_TARGET_MS = 50.0
+THREADS = 8
+
+CONFIG = """
+[channels.audit]
+kind = "jsonl"
+path = "audit.jsonl"
+
+[outbox]
+path = "outbox.db"
+
+[server]
+listen = "127.0.0.1:0"
+"""
+
+
+def bare_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    environ["wsgi.input"].read(length)
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]
+
+
+def serve(kind: str, workdir: str) -> None:
+    """The server process: prints its port, serves until stdin closes."""
+    import logging
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" on purpose
+    from notifier.server.serving import run_until, waitress_server
+
+    if kind == "bare":
+        from waitress.server import create_server
+
+        server: Any = create_server(bare_app, host="127.0.0.1", port=0, threads=THREADS)
+        app = None
+    else:
+        from notifier.server import create_app
+
+        app = create_app(Path(workdir) / "notifier.toml")
+        server = waitress_server(app, "127.0.0.1", 0, threads=THREADS)
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    print(server.socket.getsockname()[1], flush=True)
+    run_until(server, stop)
+    if app is not None:
+        app.close()
+
+
+def body(client: int, n: int) -> bytes:
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": "Bench", "instance": f"c{client}-{n}-{a}",
+                       "severity": "warning"},
+            "annotations": {"summary": f"bench alert {a}"},
+            "startsAt": "2026-12-01T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": f"{client:04x}{n:08x}{a:04x}",
+        }
+        for a in range(ALERTS)
+    ]  # fmt: skip
+    return json.dumps(
+        {"version": "4", "status": "firing", "receiver": "bench", "groupKey": f"{client}-{n}",
+         "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+         "externalURL": "http://am:9093", "alerts": alerts}
+    ).encode()  # fmt: skip
+
+
+def load(port: int, seconds: float) -> dict[str, Any]:
+    """32 keep-alive clients posting for ``seconds``: answers per second and latencies."""
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS + 1)
+    deadline = [0.0]
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        n = 0
+        bodies = [body(index, k) for k in range(2000)]  # built before the clock starts
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            began = time.perf_counter()
+            conn.request("POST", "/api/v1/alertmanager", bodies[n % len(bodies)],
+                         {"Content-Type": "application/json"})  # fmt: skip
+            answer = conn.getresponse()
+            answer.read()
+            if answer.status != 200:
+                with lock:
+                    failures[0] += 1
+            mine.append(time.perf_counter() - began)
+            n += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return {
+        "per_second": len(ordered) / elapsed,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000,
+        "requests": len(ordered),
+        "failures": failures[0],
+    }
+
+
+class Server:
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.serve", kind, str(workdir)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def run(settings: Settings, workdir: Path) -> Outcome:
+    (workdir / "notifier.toml").write_text(CONFIG, encoding="utf-8")
+    seconds = settings.pick(quick=2, full=5)
+    rounds = settings.pick(quick=1, full=3)
+    servers = {"notifier": Server("notifier", workdir), "bare": Server("bare", workdir)}
+    try:
+        results = interleaved(
+            {name: (lambda s=s: load(s.port, seconds)) for name, s in servers.items()},
+            rounds=rounds,
+            warmup=1,
+        )
+    finally:
+        for server in servers.values():
+            server.close()
+    ours, bare = results["notifier"], results["bare"]
+    ratios = [o["per_second"] / b["per_second"] for o, b in zip(ours, bare, strict=True)]
+    per_second = statistics.median(r["per_second"] for r in ours)
+    note = f"{CLIENTS} keep-alive clients, {ALERTS}-alert notifications, durable"
+    figures = [
+        Figure(
+            "serve", "notifications accepted", per_second, "/s",
+            baseline=statistics.median(r["per_second"] for r in bare),
+            baseline_name="bare waitress app", target=RATIO_TARGET, note=note,
+            paired_ratio=statistics.median(ratios),
+        ),
+        Figure("serve", "accept latency p50", statistics.median(r["p50_ms"] for r in ours),
+               "ms", baseline=statistics.median(r["p50_ms"] for r in bare),
+               baseline_name="bare waitress app", compare="value", op="<=",
+               target=P99_TARGET_MS),
+        Figure("serve", "accept latency p99", statistics.median(r["p99_ms"] for r in ours),
+               "ms", baseline=statistics.median(r["p99_ms"] for r in bare),
+               baseline_name="bare waitress app", compare="value", op="<=",
+               target=P99_TARGET_MS),
+    ]  # fmt: skip
+    failures = sum(r["failures"] for r in ours)
+    return Outcome(figures, {"notifier": ours, "bare": bare, "non_200_answers": failures})
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])
