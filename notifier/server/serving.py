@@ -6,8 +6,8 @@ import threading
 import time
 from typing import Any
 
-from waitress import wasyncore
-from waitress.server import create_server
+from waitress import wasyncore  # type: ignore[import-untyped]
+from waitress.server import create_server  # type: ignore[import-untyped]
 
 __all__ = ["BODY_SLACK", "run_until", "waitress_server"]
 
