@@ -182,7 +182,7 @@ class Dispatcher:
             len(chosen),
         )
         receipts = self._direct(chosen)
-        return [_undurable(r, str(exc)) for r in receipts]
+        return [undurable(r, str(exc)) for r in receipts]
 
     def deliver(
         self,
@@ -340,7 +340,7 @@ class Dispatcher:
         self.close()
 
 
-def _undurable(receipt: Receipt, why: str) -> Receipt:
+def undurable(receipt: Receipt, why: str) -> Receipt:
     """``receipt`` of a direct attempt, marked as not written to the outbox."""
     details = {**receipt.details, "durable": False, "outbox_error": why}
     error = receipt.error

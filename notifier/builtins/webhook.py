@@ -18,7 +18,14 @@ import attrs
 from notifier import hookimpl
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
-from notifier.http import HTTP_OPTIONS, Endpoint, HeaderAuth, HttpClient, client_from_options
+from notifier.http import (
+    HTTP_OPTIONS,
+    Endpoint,
+    HeaderAuth,
+    HttpClient,
+    client_from_options,
+    is_http_url,
+)
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, register
@@ -65,11 +72,11 @@ class WebhookChannel:
 
 def build(spec: ChannelSpec, context: BuildContext) -> WebhookChannel:
     url = spec.options["url"]
-    parts = urlsplit(url.reveal())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url.reveal()):
         raise ConfigError(
             [ConfigIssue(spec.source, f"channels.{spec.name}.url", "an http:// or https:// URL")]
         )
+    parts = urlsplit(url.reveal())
     # The URL may carry a token: it is a Secret, and only its origin becomes the API root.
     path = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
     register(path)  # urllib3 logs the request line: path and query without the origin

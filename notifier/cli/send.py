@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from notifier.cli.main import FAILED, OK, USAGE, UsageError
+from notifier.errors import OutboxError
 
 if TYPE_CHECKING:
+    from notifier.dispatcher import Dispatcher
     from notifier.models import Alert, Receipt
 
 # Alerts per dispatch_many call when sending a file: big enough to keep every worker
@@ -172,11 +174,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return OK
 
-    from notifier.dispatcher import Dispatcher
+    from notifier.dispatcher import undurable
 
     receipts: list[tuple[Alert, Receipt]] = []
     progress = Progress(len(alerts))
-    with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
+    dispatcher, not_durable = _open_dispatcher(getattr(args, "config", None))
+    with dispatcher:
         unrouted = 0
         for batch in _batches(alerts):
             # dispatch_many returns receipts in alert order, one per chosen channel.
@@ -186,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
             receipts.extend(zip(owners, dispatcher.dispatch_many(batch), strict=True))
             progress.advance(len(batch))
         progress.finish()
+    if not_durable:
+        receipts = [(a, undurable(r, not_durable)) for a, r in receipts]
     if unrouted:
         print(
             f"notifier send: {unrouted} alert(s) matched no route and went nowhere", file=sys.stderr
@@ -194,6 +199,22 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return USAGE
     return OK if not unrouted and all(r.ok for _, r in receipts) else FAILED
+
+
+def _open_dispatcher(config: str | None) -> tuple[Dispatcher, str | None]:
+    """The configured dispatcher, or, when its outbox cannot be opened (a full disk, an
+    unwritable directory), one that sends directly: an alert sent without retries beats
+    an alert not sent. The second value says why the receipts are not durable."""
+    from notifier.dispatcher import Dispatcher
+
+    try:
+        return Dispatcher.from_config(config), None
+    except OutboxError as exc:
+        print(
+            f"notifier send: {exc}; sending directly, without the outbox: not durable, not retried",
+            file=sys.stderr,
+        )
+        return Dispatcher.from_config(config, outbox=False), str(exc)
 
 
 def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) -> None:

@@ -42,7 +42,12 @@ from notifier.http.envelopes import (
     json_or_status,
 )
 from notifier.http.events import RequestEvent
-from notifier.http.options import HTTP_OPTIONS, client_from_options, split_webhook_url
+from notifier.http.options import (
+    HTTP_OPTIONS,
+    client_from_options,
+    is_http_url,
+    split_webhook_url,
+)
 from notifier.http.retry import (
     RetryPolicy,
     answers_read_with,
@@ -83,6 +88,7 @@ __all__ = [
     "errcode_envelope",
     "error_text",
     "gateway_envelope",
+    "is_http_url",
     "json_or_status",
     "may_retry",
     "parse_retry_after",

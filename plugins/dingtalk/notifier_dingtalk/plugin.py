@@ -22,6 +22,7 @@ from notifier.http import (
     ErrorCodes,
     HttpClient,
     errcode_envelope,
+    is_http_url,
 )
 from notifier.http.options import client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
@@ -126,13 +127,25 @@ class DingTalkRobot:
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
     """A whole webhook URL pasted as the token would answer "token is not exist" at the
     first alert; ``notifier check`` says so instead."""
+    issues = []
+    root = spec.options.get("api_root", API_ROOT)
+    if not is_http_url(str(root)):
+        where = f"channels.{spec.name}.api_root"
+        issues.append(ConfigIssue(spec.source or "<inline>", where, "an http:// or https:// URL"))
     value = spec.options["access_token"].reveal()
     if "://" not in value and "access_token=" not in value:
-        return []
-    hint = " (its access_token= value)" if "access_token" in parse_qs(urlsplit(value).query) else ""
+        return issues
+    hint = " (its access_token= value)" if "access_token" in parse_qs(_query(value)) else ""
     where = f"channels.{spec.name}.access_token"
     expected = f"the robot's access_token alone, not its webhook URL{hint}"
-    return [ConfigIssue(spec.source or "<inline>", where, expected)]
+    return [*issues, ConfigIssue(spec.source or "<inline>", where, expected)]
+
+
+def _query(url: str) -> str:
+    try:
+        return urlsplit(url).query
+    except ValueError:  # a bracketed host that is no IP address: no query worth naming
+        return ""
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
