@@ -110,7 +110,7 @@ tokens = [{{ env = "E2E_TOKEN" }}]
 route:
   receiver: notifier
   group_by: [group]
-  group_wait: 1s
+  group_wait: 2s
   group_interval: 2s
   repeat_interval: 1h
 receivers:
@@ -182,16 +182,22 @@ def test_alertmanager_groups_resolves_and_a_crash_loses_nothing(setup, wecom, tm
     serve, am = setup
     post = lambda batch: requests.post(am + "/api/v2/alerts", json=batch, timeout=10)  # noqa: E731
 
-    # 50 alerts in 5 groups arrive as 5 messages, one per group.
+    # 50 alerts in 5 groups arrive grouped: each message holds the alerts of one group.
+    # (Alertmanager may flush a group before all of its alerts joined it, then send the
+    # whole group again: a group has one message, or a few as it grows.)
     assert post(alerts("a", range(5), 10)).status_code == 200
     names = {f"a-{g}-{n}" for g in range(5) for n in range(10)}
     until(lambda: {n for s, n in seen(wecom) if s == "FIRING"} >= names, "the first storm")
-    assert len(wecom.robot_messages(KEY)) == 5
-    assert all(seen(wecom)[("FIRING", n)] == 1 for n in names)
+    first = [m.content or "" for m in wecom.robot_messages(KEY)]
+    groups = [set(re.findall(r"alert a-(\d)-", m)) for m in first]
+    assert all(len(g) == 1 for g in groups), groups
+    assert 5 <= len(first) <= 10
+    assert sum("10 firing, 0 resolved" in m for m in first) == 5
 
     # Resolving them sends resolved messages.
     assert post(alerts("a", range(5), 10, resolved=True)).status_code == 200
     until(lambda: {n for s, n in seen(wecom) if s == "RESOLVED"} >= names, "the resolves")
+    assert all("RESOLVED" in m.content for m in wecom.robot_messages(KEY)[len(first) :])
 
     # A storm during which serve is killed -9 and restarted: nothing is lost.
     before = len(wecom.robot_messages(KEY))
@@ -208,8 +214,8 @@ def test_alertmanager_groups_resolves_and_a_crash_loses_nothing(setup, wecom, tm
     serve.kill()
     serve.start()
     until(lambda: {n for s, n in seen(wecom) if s == "FIRING"} >= storm, "the storm after a crash")
-    counts = seen(wecom)
-    # At most once more than once: a delivery in flight at the kill, or a notification
-    # Alertmanager sent again because it got no answer (see docs/serve.md).
-    assert all(counts[("FIRING", n)] <= 2 for n in storm), counts
-    assert len(wecom.robot_messages(KEY)) - before <= 2 * 10
+    # The same message twice only from the crash window: at most the one delivery in
+    # flight at the kill (see docs/serve.md). Alertmanager's own re-sends of a grown
+    # group differ in content and are not duplicates.
+    contents = [m.content for m in wecom.robot_messages(KEY)[before:]]
+    assert len(contents) - len(set(contents)) <= 1, contents
