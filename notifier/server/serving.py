@@ -42,8 +42,12 @@ def run_until(server: Any, stopping: threading.Event, *, drain_seconds: float = 
         if deadline is None:
             deadline = time.monotonic() + drain_seconds
             wasyncore.dispatcher.close(server)  # the listening socket only
+        # In flight: a request partly received (``request``), being served
+        # (``requests``) or an answer not yet sent; idle keep-alive connections are not.
         busy = any(
-            getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)
+            getattr(ch, "request", None) is not None
+            or getattr(ch, "requests", None)
+            or getattr(ch, "total_outbufs_len", 0)
             for ch in list(server._map.values())
         )
         if not busy or time.monotonic() > deadline:
