@@ -162,15 +162,17 @@ def truncate_bytes(value: Any, limit: int, marker: str = "…") -> str:
     return fit(str(value), int(limit), "truncate", marker)[0]
 
 
-def escape_json(value: Any) -> str:
-    """``value`` JSON-escaped without its quotes, for text inside a JSON string."""
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def escape_json(value: Any) -> str:
+    """``value`` JSON-escaped without its quotes, for text inside a JSON string; a time
+    as ``tojson`` writes it (ISO 8601)."""
+    text = _json_default(value) if isinstance(value, datetime) else str(value)
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def mention(value: Any, prefix: str = "@") -> str:
