@@ -344,6 +344,13 @@ def _new_form(old: str) -> str:
     return _PLACEHOLDER.sub(inside, _WHOLE_STRING.sub(whole, old))
 
 
+def _in_new_form(old: str) -> str:
+    return (
+        "${...} placeholders are no longer supported, write it in Jinja2: "
+        f"template = {{ text = {_toml_string(_new_form(old))} }}"
+    )
+
+
 def _toml_string(text: str) -> str:
     """``text`` as a TOML string a user can paste: literal when it can be."""
     if "'" not in text and "\n" not in text:
@@ -353,18 +360,22 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+_OLD_NAMES = frozenset((*_ALERT_FIELDS, "text", "markdown", "channel", "idempotency_key"))
+
+
+def _old_style(source: str) -> bool:
+    """``source`` is a ``${name}`` template of the old webhook form, not Jinja2 (a bare
+    ``$name`` may well be meant as text, so only the braced form counts)."""
+    if "{{" in source or "{%" in source:
+        return False
+    return any(name in _OLD_NAMES for name in re.findall(r"\$\{(\w+)\}", source))
+
+
 def parse_template(raw: Any, where: str, issues: Issues, base_dir: Path) -> MessageTemplate | None:
     """``template = { file = ... }`` or ``{ text = ... }`` compiled; problems into ``issues``."""
     expected = 'a table { file = "templates/NAME.j2" } or { text = "..." }'
     if isinstance(raw, str):
-        if "${" in raw:
-            issues.add(
-                where,
-                f"{expected}; ${{...}} placeholders are no longer supported, "
-                f"write it in Jinja2: template = {{ text = {_toml_string(_new_form(raw))} }}",
-            )
-        else:
-            issues.add(where, expected)
+        issues.add(where, f"{expected}; {_in_new_form(raw)}" if "${" in raw else expected)
         return None
     if not isinstance(raw, Mapping) or len(raw) != 1 or next(iter(raw)) not in TEMPLATE_KEYS:
         issues.add(where, expected)
@@ -386,6 +397,9 @@ def parse_template(raw: Any, where: str, issues: Issues, base_dir: Path) -> Mess
         except (OSError, UnicodeDecodeError) as exc:
             issues.add(f"{where}.file", f"a readable UTF-8 template file, {name}: {exc}")
             return None
+    if _old_style(source):
+        issues.add(where, _in_new_form(source))
+        return None
     try:
         return MessageTemplate.compile(source, name)
     except TemplateError as exc:

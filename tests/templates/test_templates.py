@@ -255,3 +255,13 @@ def test_an_old_style_time_inside_a_string_is_sent_as_before(host, tmp_path: Pat
         "m": "since 2026-01-01T00:30:00+00:00",
         "at": "2026-01-01T00:30:00+00:00",
     }
+
+
+def test_old_placeholders_moved_into_a_template_table_are_shown_in_the_new_form(
+    host, tmp_path: Path
+) -> None:
+    new = _shown_new_form(host, tmp_path, {"text": '{"text": "${title}", "labels": ${labels}}'})
+    assert new == '{"text": {{ alert.title | tojson }}, "labels": {{ alert.labels | tojson }}}'
+    # A Jinja2 template may still contain "${" as text.
+    data = {"channels": {"out": {"kind": "console", "template": {"text": "${{ alert.title }}"}}}}
+    assert _config(host, tmp_path, data).channels["out"].template is not None
