@@ -431,16 +431,17 @@ def _alert_view(alert: Alert) -> dict[str, Any]:
 
 
 def _group_view(group: AlertGroup) -> dict[str, Any]:
+    alerts = [_alert_view(a) for a in group.alerts]
     return {
-        "alerts": [_alert_view(a) for a in group.alerts],
-        "firing": [_alert_view(a) for a in group.firing],
-        "resolved": [_alert_view(a) for a in group.resolved],
+        "alerts": alerts,
+        "firing": [a for a in alerts if a["firing"]],
+        "resolved": [a for a in alerts if a["resolved"]],
         "counts": group.counts,
-        "status": (group.status.value if group.status else "firing"),
+        "status": group.status.value,
         "receiver": group.receiver,
         "group_labels": dict(group.group_labels),
-        "common_labels": dict(group.common_labels or {}),
-        "common_annotations": dict(group.common_annotations or {}),
+        "common_labels": dict(group.common_labels),
+        "common_annotations": dict(group.common_annotations),
         "external_url": group.external_url,
         "group_key": group.group_key,
         "truncated_alerts": group.truncated_alerts,
@@ -503,9 +504,7 @@ def message(alert: Alert, delivery: DeliveryContext) -> str | None:
     :raises TemplateError: the template failed for this alert.
     """
     rendering = delivery.template
-    if rendering is None:
-        return None
-    return str(rendering.render(alert, delivery))
+    return None if rendering is None else rendering.render(alert, delivery)
 
 
 # -- samples for `notifier check` ----------------------------------------------------------
