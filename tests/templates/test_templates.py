@@ -265,3 +265,21 @@ def test_old_placeholders_moved_into_a_template_table_are_shown_in_the_new_form(
     # A Jinja2 template may still contain "${" as text.
     data = {"channels": {"out": {"kind": "console", "template": {"text": "${{ alert.title }}"}}}}
     assert _config(host, tmp_path, data).channels["out"].template is not None
+
+
+def test_the_docs_name_everything_a_template_sees() -> None:
+    """docs/templates.md lists every name, field and filter (like datasette's hook docs)."""
+    import jinja2
+
+    from notifier.templates import FILTERS, _environment
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text("utf-8")
+    values = context(Alert(title="x", starts_at=AT))
+    names = [f"`{name}`" for name in values if name not in ("alert", "group")]
+    names += [f"`alert.{name}`" for name in values["alert"]]
+    names += [f"`group.{name}`" for name in values["group"]]
+    ours = set(_environment(False).filters) - set(jinja2.Environment().filters)
+    assert set(FILTERS) < ours
+    names += [f"| `{name}" for name in ours]  # a row of the filter table
+    missing = [name for name in names if name not in doc]
+    assert missing == []
