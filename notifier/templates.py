@@ -510,6 +510,12 @@ def message(alert: Alert, delivery: DeliveryContext) -> str | None:
 # -- samples for `notifier check` ----------------------------------------------------------
 
 _SAMPLE_START = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+SAMPLES = {
+    "firing": "a firing alert",
+    "resolved": "a resolved alert",
+    "grouped": "a group of three",
+    "cjk": "CJK text",
+}
 
 
 def sample_groups(labels: Iterable[str] = ()) -> dict[str, AlertGroup]:
@@ -562,7 +568,7 @@ def check_template(
 ) -> list[TemplateError]:
     """Render ``template`` against every sample; the errors, one per failing template line."""
     errors: dict[tuple[int | None, str], TemplateError] = {}
-    for group in sample_groups(labels).values():
+    for sample, group in sample_groups(labels).items():
         alert = group.summary()
         values = context(
             alert, group=group, settings=settings, channel=channel, mentions=("sample-owner",)
@@ -570,7 +576,11 @@ def check_template(
         try:
             template.render(values, fmt, escape)
         except TemplateError as exc:
-            errors.setdefault((exc.line, exc.problem), exc)
+            # Which sample failed tells the author what case the template misses.
+            problem = f"{exc.problem} (sample: {SAMPLES[sample]})"
+            errors.setdefault(
+                (exc.line, exc.problem), TemplateError(exc.template, exc.line, problem)
+            )
     return list(errors.values())
 
 

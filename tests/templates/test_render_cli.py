@@ -288,3 +288,11 @@ def test_render_names_what_is_wrong_with_an_alertmanager_notification(
     code, out, err = _run(capsys, *args)
     assert code == 2 and out == ""
     assert f"{path}: not an Alertmanager notification: alerts: expected a non-empty" in err
+
+
+def test_check_names_the_sample_a_template_fails_for(tmp_path: Path, capsys) -> None:
+    template = "{{ alert.title }}\n{% if alert.resolved %}{{ alert.ended }}{% endif %}"
+    code, _, err = _checked(tmp_path, capsys, template)
+    assert code == 2
+    where = f"template {tmp_path / 't.j2'}:2: "
+    assert f"{where}'dict object' has no attribute 'ended' (sample: a resolved alert)" in err
