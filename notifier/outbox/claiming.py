@@ -8,6 +8,7 @@ transaction that wrote them, so a dispatch costs one write transaction before it
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -62,8 +63,8 @@ class ClaimTerms:
 
 
 def claim_channel(
-    conn: Any,
-    row: tuple,
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
     now: float,
     due_by: float,
     terms: ClaimTerms,
@@ -99,7 +100,7 @@ def claim_channel(
     return Claim(channel, found, probe)
 
 
-def start_first(conn: Any, claim: Claim, now: float, terms: ClaimTerms) -> Claim:
+def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: ClaimTerms) -> Claim:
     """Take the send slot of the claim's first delivery now, as ``start_attempt`` would.
 
     Only for a claim that is sent at once: the slot is logged at the claim's time. The
