@@ -129,6 +129,9 @@ class ChannelSpec:
     rate_limit: RateLimit | None = None
     timeout: float = 30.0
     source: str = ""  # the config file it came from, for messages
+    # Waiting outbox deliveries past which one digest tells them; None: the kind's
+    # default (see notifier.outbox.digest), 0: never.
+    digest_threshold: int | None = None
 
 
 @attrs.frozen

@@ -24,7 +24,8 @@ _COUNTS = (
 _DEAD = (
     "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
     " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires FROM deliveries"
+    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
+    " delivered_by FROM deliveries"
     " WHERE state = 'dead' AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
 )
 _RETRY = (
