@@ -29,6 +29,7 @@ _COMPARE = ("ratio", "delta", "value")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<": operator.lt,
+    "<=": operator.le,
     "==": operator.eq,
 }
 
@@ -39,8 +40,8 @@ class Figure:
 
     :param compare: what the target applies to: ``"ratio"`` (value / baseline),
         ``"delta"`` (value - baseline) or ``"value"``.
-    :param op: how the compared number must relate to ``target``: ``">="``, ``"<"`` or
-        ``"=="``.
+    :param op: how the compared number must relate to ``target``: ``">="``, ``"<"``,
+        ``"<="`` or ``"=="``.
     """
 
     scenario: str

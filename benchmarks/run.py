@@ -24,7 +24,7 @@ from pathlib import Path
 # Run as a script: make the repository root importable so ``benchmarks.*`` resolves.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import durable, startup, webhook_throughput, wework_tokens
+from benchmarks import durable, startup, statements, webhook_throughput, wework_tokens
 from benchmarks.measure import Figure, machine
 from benchmarks.scenario import Outcome, Settings
 
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Settings, Path], Outcome]] = {
     "tokens": wework_tokens.run,
     "outbox": durable.run,
     "startup": lambda s, d: startup.run(s),
+    "statements": statements.run,
 }
 
 

@@ -7,9 +7,14 @@ Plugin authors need only :data:`hookimpl`; see ``notifier.hookspecs`` for the ho
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library leaves logging to the application: without this, Python's last-resort
+# handler would print every WARNING to stderr of a program that configured none.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     import pluggy

@@ -2,9 +2,10 @@
 
 The file is found from ``--config`` or ``NOTIFIER_CONFIG``. Top-level tables:
 ``[channels.<name>]`` (``kind`` plus that kind's options), ``[[routes]]``,
-``[dispatcher]`` and ``[outbox]``. Any option may read an environment variable with
-``{ env = "NAME" }`` (optionally ``default = "..."``). Every problem is collected with its
-file, key path and what was expected, then raised together as one
+``[dispatcher]``, ``[outbox]`` and ``[render]`` (how templates show times). Any option
+may read an environment variable with ``{ env = "NAME" }`` (optionally ``default =
+"..."``). Every problem is collected with its file, key path and what was expected, then
+raised together as one
 :class:`~notifier.errors.ConfigError`; ``docs/configuration.md`` is the reference.
 """
 
@@ -27,7 +28,8 @@ from notifier.limits import (
     MAX_RATE_PER,
     MAX_WORKERS,
 )
-from notifier.routing import Route, parse_routes
+from notifier.routing import Route, parse_routes, parse_template_keys
+from notifier.templates import RenderSettings
 from notifier.values import INVALID, Issues, is_env_ref, option_values, resolve
 
 if TYPE_CHECKING:
@@ -35,9 +37,16 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "NOTIFIER_CONFIG"
 DEFAULT_FILE = "notifier.toml"
-TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox")
+TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "render")
 # Keys every channel accepts besides its kind's own options.
-CHANNEL_KEYS = ("kind", "rate_limit", "delivery_timeout", "digest_threshold")
+CHANNEL_KEYS = (
+    "kind",
+    "rate_limit",
+    "delivery_timeout",
+    "template",
+    "mention_labels",
+    "digest_threshold",
+)
 
 
 @attrs.frozen
@@ -92,6 +101,7 @@ class Config:
     dispatcher: DispatcherSettings = DispatcherSettings()
     outbox: Mapping[str, Any] | None = None  # None: no [outbox] table at all
     base_dir: Path = Path(".")
+    render: RenderSettings = attrs.field(factory=RenderSettings)
 
 
 def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
@@ -171,7 +181,8 @@ def parse_config(
         if spec is not None:
             channels[name] = spec
 
-    routes = parse_routes(data.get("routes", []), raw_channels, issues)
+    routes = parse_routes(data.get("routes", []), raw_channels, issues, base_dir=base_dir)
+    render = RenderSettings.from_table(data.get("render"), issues)
     outbox = data.get("outbox")
     if outbox is not None:
         if isinstance(outbox, Mapping):
@@ -180,7 +191,7 @@ def parse_config(
             issues.add("outbox", "a table ([outbox])")
             outbox = None
     issues.raise_if_any()
-    return Config(file, channels, routes, dispatcher, outbox, base_dir)
+    return Config(file, channels, routes, dispatcher, outbox, base_dir, render)
 
 
 def parse_channel(
@@ -245,12 +256,21 @@ def _channel(
     if problem:
         issues.add(f"{where}.delivery_timeout", f"{problem} ({_CHANNEL_TIMEOUT.help})")
         timeout = default_timeout
+    template, mention_labels = parse_template_keys(table, where, issues, base_dir)
     digest = table.get("digest_threshold")
     if digest is not None and (problem := _DIGEST_THRESHOLD.check(digest)):
         issues.add(f"{where}.digest_threshold", problem)
         digest = None
     spec = ChannelSpec(
-        name, kind_name, options, rate_limit, float(timeout), issues.file, digest_threshold=digest
+        name,
+        kind_name,
+        options,
+        rate_limit,
+        float(timeout),
+        issues.file,
+        template,
+        mention_labels,
+        digest_threshold=digest,
     )
     if kind.validate is not None:
         issues.found.extend(_kind_issues(kind, spec, issues.found[before:]))

@@ -25,8 +25,10 @@ from notifier.errors import (
     OutboxWriteError,
     UnsupportedOperation,
 )
-from notifier.kinds import BuildContext
-from notifier.lanes import Delivery, Lanes, LiveChannel, pace_within_deadline
+from notifier.groups import AlertGroup
+from notifier.kinds import BuildContext, Part
+from notifier.lanes import Lanes, LaneTask, LiveChannel, pace_within_deadline
+from notifier.mentions import label_mentions, merge
 from notifier.models import (
     Alert,
     DeliveryContext,
@@ -40,6 +42,7 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import install_log_redaction, scrub_exception
 from notifier.routing import Target, resolve
+from notifier.templates import Rendering, template_format
 
 if TYPE_CHECKING:
     from notifier.outbox import OutboxDelivery, OutboxSettings
@@ -87,6 +90,10 @@ class Dispatcher:
             kind = self.host.kinds[spec.kind]
             self.channels[name] = LiveChannel(spec, kind, built, pacer, lane, workers)
         self._closed = False
+        # Without templates or label mentions a delivery's context needs nothing more.
+        self._templating = any(r.template or r.mention_labels for r in config.routes) or any(
+            spec.template or spec.mention_labels for spec in config.channels.values()
+        )
         self.outbox: OutboxDelivery | None = None
         if issues:
             self.close()
@@ -161,7 +168,7 @@ class Dispatcher:
 
     def _direct(self, chosen: list[tuple[Alert, Target]]) -> list[Receipt]:
         return self._lanes.run(
-            [Delivery(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
+            [LaneTask(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
         )
 
     def _dispatch_undurable(
@@ -175,28 +182,108 @@ class Dispatcher:
             len(chosen),
         )
         receipts = self._direct(chosen)
-        return [_undurable(r, str(exc)) for r in receipts]
+        return [undurable(r, str(exc)) for r in receipts]
 
     def deliver(
-        self, channel: str, alert: Alert, delivery: DeliveryContext | None = None
+        self,
+        channel: str,
+        alert: Alert,
+        delivery: DeliveryContext | None = None,
+        *,
+        retried_by_caller: bool = False,
     ) -> Receipt:
         """One paced, isolated attempt within the channel's ``delivery_timeout``; never
         raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
         caller, unless the channel's kind declares its sends bounded by the deadline
         (then it runs here). The durable outbox calls this for each due delivery.
+
+        :param retried_by_caller: the caller records the outcome and retries a retryable
+            failure (as the outbox does): the attempt is logged at DEBUG only, and a
+            failure's error does not say that nothing retries it.
         """
-        delivery = delivery or self._context(alert, Target(channel))
-        (receipt,) = self._lanes.run([Delivery(self.channels[channel], alert, delivery)])
+        if delivery is None:
+            delivery = self._context(alert, self._target(channel, alert))
+        elif self._templating and delivery.template is None:
+            # From the outbox, which stores the alert, not the route's template.
+            delivery = self._templated(alert, self._target(channel, alert), delivery)
+        task = LaneTask(
+            self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
+        )
+        (receipt,) = self._lanes.run([task])
         return receipt
 
-    def _context(self, alert: Alert, target: Target) -> DeliveryContext:
+    def _context(
+        self, alert: Alert, target: Target, group: AlertGroup | None = None
+    ) -> DeliveryContext:
         live = self.channels[target.channel]
-        return DeliveryContext(
+        context = DeliveryContext(
             idempotency_key=delivery_key(alert, target.channel),
             mentions=target.mentions,
             timeout=live.spec.timeout,
             pace=pace_within_deadline(live.pacer) if live.pacer else None,
         )
+        if not self._templating:
+            return context
+        return self._templated(alert, target, context, group)
+
+    def _target(self, channel: str, alert: Alert) -> Target:
+        """The route target that sends ``alert`` to ``channel`` (a bare one if none does)."""
+        for target in self.targets(alert):
+            if target.channel == channel:
+                return target
+        return Target(channel)
+
+    def _templated(
+        self,
+        alert: Alert,
+        target: Target,
+        context: DeliveryContext,
+        group: AlertGroup | None = None,
+    ) -> DeliveryContext:
+        """``context`` with the channel's ``mention_labels`` and the route's (else the
+        channel's) template bound to it."""
+        live = self.channels[target.channel]
+        spec = live.spec
+        alerts = group.alerts if group is not None else (alert,)
+        labelled = [label_mentions(a.labels, spec.mention_labels) for a in alerts]
+        mentions = merge(context.mentions, *labelled)
+        template = target.template or spec.template
+        rendering = None
+        if template is not None:
+            fmt = template_format(live.kind)
+            escaper = live.kind.template_escape
+            escape = escaper(spec) if escaper is not None else None
+            rendering = Rendering(template, self.config.render, spec.name, fmt, group, escape)
+        if mentions == context.mentions and rendering is None:
+            return context
+        return attrs.evolve(context, mentions=mentions, template=rendering)
+
+    def preview(self, channel: str, alert: Alert | AlertGroup) -> list[Part]:
+        """Exactly the messages ``channel`` would send for ``alert`` (or a group, sent as
+        one message), sending nothing. ``notifier render`` prints them.
+
+        :raises UnsupportedOperation: no such channel, or its kind cannot preview.
+        :raises TemplateError: the template failed for this alert.
+        """
+        live = self.channels.get(channel)
+        if live is None:
+            known = ", ".join(sorted(self.channels)) or "none"
+            raise UnsupportedOperation(f"no channel named {channel!r} (configured: {known})")
+        if live.kind.preview is None:
+            raise UnsupportedOperation(
+                f"channel {channel!r} is of kind {live.spec.kind!r}, which cannot show its "
+                "messages before sending"
+            )
+        group = alert if isinstance(alert, AlertGroup) else None
+        single = alert.summary() if isinstance(alert, AlertGroup) else alert
+        target = self._target(channel, single)
+        if group is not None:  # every alert's route mentions, not only the summary's
+            routed = [
+                t.mentions for a in group.alerts for t in self.targets(a) if t.channel == channel
+            ]
+            target = attrs.evolve(target, mentions=merge(target.mentions, *routed))
+        context = self._context(single, target, group)
+        return live.kind.preview(live.channel, single, context)
 
     # -- groups ---------------------------------------------------------------------
 
@@ -253,7 +340,7 @@ class Dispatcher:
         self.close()
 
 
-def _undurable(receipt: Receipt, why: str) -> Receipt:
+def undurable(receipt: Receipt, why: str) -> Receipt:
     """``receipt`` of a direct attempt, marked as not written to the outbox."""
     details = {**receipt.details, "durable": False, "outbox_error": why}
     error = receipt.error

@@ -10,6 +10,7 @@ boundary where they occur, with ``raise ... from``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 import attrs
 
@@ -17,22 +18,91 @@ import attrs
 class NotifierError(Exception):
     """Base of every error raised by notifier and its plugins.
 
+    Its fields are declared here, with defaults, so every caller reads them directly
+    (``error.code``) whatever the subclass. The provider fields are set where an answer
+    from a provider (or an SMTP server) explains the failure, and stay ``None``/``""``
+    otherwise.
+
     :param message: a one-line, secret-free description.
     :param retryable: whether trying the same operation again later may succeed.
     :param attempts: how many requests the failed operation made (for receipts).
+    :param code: the provider's error code (``errcode``, ``code``, HTTP status, SMTP
+        reply code).
+    :param provider_message: the provider's own error text, redacted.
+    :param request_id: the provider's or gateway's id for the request, for support.
+    :param retry_after: seconds the provider asked us to wait before trying again.
+
+    An error is not changed once raised: code that knows more (which channel, which part)
+    raises :meth:`with_context`'s copy ``from`` the original.
     """
 
+    message: str
     retryable: bool = False
+    attempts: int = 1
+    code: int | str | None = None
+    provider_message: str = ""
+    request_id: str | None = None
+    retry_after: float | None = None
 
-    def __init__(self, message: str, *, retryable: bool | None = None, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        attempts: int = 1,
+        code: int | str | None = None,
+        provider_message: str = "",
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if retryable is not None:
             self.retryable = retryable
         self.attempts = attempts
+        self.code = code
+        self.provider_message = provider_message
+        self.request_id = request_id
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.message
+
+    def with_context(
+        self,
+        *,
+        prefix: str = "",
+        suffix: str = "",
+        message: str | None = None,
+        attempts: int | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> Self:
+        """A copy of this error (same class, same fields) with more context; raise it
+        with ``raise exc.with_context(...) from exc``.
+
+        :param prefix: put before the message, e.g. ``"channel 'ops', send: "``.
+        :param suffix: put after the message, e.g. ``" (after 2 of 3 parts)"``.
+        :param message: replaces the message (``prefix`` and ``suffix`` still apply).
+        :param attempts: replaces ``attempts``, e.g. to count a whole multi-part send.
+        :param retry_after: replaces ``retry_after``.
+        :param request_id: replaces ``request_id``.
+
+        ``None`` keeps a field as it is. The copy is built without calling the class's
+        ``__init__``, so subclasses with their own constructor arguments copy too.
+        """
+        cls = type(self)
+        copy = cls.__new__(cls)
+        copy.__dict__.update(self.__dict__)
+        copy.message = prefix + (self.message if message is None else message) + suffix
+        copy.args = (copy.message,)
+        if attempts is not None:
+            copy.attempts = attempts
+        if retry_after is not None:
+            copy.retry_after = retry_after
+        if request_id is not None:
+            copy.request_id = request_id
+        return copy
 
 
 @attrs.frozen
@@ -92,6 +162,14 @@ class ChannelError(NotifierError):
     """A delivery failed for a reason specific to one channel."""
 
 
+class InvalidRequest(ChannelError):
+    """The channel refused the request before sending anything: what the caller asked
+    for is invalid (a group of one member, a malformed chat id). A usage error; never
+    retryable."""
+
+    retryable = False
+
+
 class AuthError(ChannelError):
     """Credentials were rejected or a token could not be obtained."""
 
@@ -99,39 +177,17 @@ class AuthError(ChannelError):
 class RateLimited(ChannelError):
     """The provider (or our own pacing) refused the call for now.
 
-    :param retry_after: seconds to wait before the next attempt, when known.
+    Its ``retry_after`` is the wait before the next attempt, when known.
     """
 
     retryable = True
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, attempts: int = 1
-    ) -> None:
-        super().__init__(message, retryable=True, attempts=attempts)
-        self.retry_after = retry_after
 
 
 class ProviderError(ChannelError):
     """The provider answered with an error envelope.
 
-    :param code: the provider's error code (``errcode``, ``code``, HTTP status, ...).
-    :param provider_message: the provider's own error text.
+    Its ``code`` and ``provider_message`` say what the provider answered.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: int | str | None = None,
-        provider_message: str = "",
-        retryable: bool = False,
-        attempts: int = 1,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, retryable=retryable, attempts=attempts)
-        self.code = code
-        self.provider_message = provider_message
-        self.request_id = request_id
 
 
 class TokenInvalid(ProviderError):

@@ -112,6 +112,32 @@ def _describe(value: Any, *, shown: bool = True) -> str:
 
 
 @attrs.frozen
+class Part:
+    """One message a send would deliver, as ``notifier render`` shows it.
+
+    :param payload: what goes to the provider (a JSON body, or the text itself).
+    :param content: the part of it that is limited and shown to people.
+    :param size: the limited size, in ``unit`` (``"bytes"`` or ``"characters"``).
+    :param limit: the provider's limit for ``size``; ``None`` when it has none.
+    """
+
+    payload: Any
+    content: str
+    size: int
+    limit: int | None = None
+    unit: str = "bytes"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payload": self.payload,
+            "content": self.content,
+            "size": self.size,
+            "limit": self.limit,
+            "unit": self.unit,
+        }
+
+
+@attrs.frozen
 class RateLimit:
     """At most ``count`` deliveries in any window of ``per`` seconds."""
 
@@ -129,6 +155,8 @@ class ChannelSpec:
     rate_limit: RateLimit | None = None
     timeout: float = 30.0
     source: str = ""  # the config file it came from, for messages
+    template: Any = None  # a notifier.templates.MessageTemplate from ``template = {...}``
+    mention_labels: tuple[str, ...] = ()
     # Waiting outbox deliveries past which one digest tells them; None: the kind's
     # default (see notifier.outbox.digest), 0: never.
     digest_threshold: int | None = None
@@ -168,6 +196,15 @@ class ChannelKind:
         options failed their own check, it sees each of those at its default; its issues
         at keys already reported are dropped, and if it raises on such a table its rules
         wait until the options are fixed.
+    :param template_format: what a ``template`` renders for this kind: ``"text"`` (text or
+        markdown), ``"html"`` (autoescaped) or ``"json"`` (the output must be a JSON
+        document).
+    :param template_escape: ``template_escape(spec) -> escape or None``: the function
+        applied to every ``{{ value }}`` a template inserts on that channel, for markup
+        where alert text could otherwise forge a mention or a link (Slack mrkdwn, Feishu
+        ``lark_md``); ``| safe`` opts a value out.
+    :param preview: ``preview(channel, alert, delivery) -> [Part, ...]``: exactly what a
+        send would deliver, built by the same code, sending nothing (``notifier render``).
     """
 
     name: str
@@ -179,6 +216,9 @@ class ChannelKind:
     deduplicates: bool = False
     bounded: bool = False
     validate: Callable[[ChannelSpec], Iterable[Any]] | None = None
+    template_format: str = "text"
+    template_escape: Callable[[ChannelSpec], Callable[[str], str] | None] | None = None
+    preview: Callable[[Any, Any, Any], list[Part]] | None = None
     plugin: str = ""  # the distribution that provides it, filled in by the manager
 
     def option(self, name: str) -> Option | None:

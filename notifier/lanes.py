@@ -34,7 +34,14 @@ from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import redact, scrub_exception
 
-log = logging.getLogger("notifier.dispatcher")
+log = logging.getLogger(__name__)
+#: One line per finished delivery: INFO when it succeeded, WARNING when it failed. Its
+#: own logger so that a program which shows receipts itself (``notifier send``) can leave
+#: these out instead of saying everything twice.
+deliveries = logging.getLogger("notifier.deliveries")
+
+#: What a failure that nothing will retry says about retries.
+NO_RETRIES = "configure [outbox] for retries (docs/outbox.md)"
 
 # How often the gatherer looks for deliveries past their deadline while none finishes.
 _POLL = 0.05
@@ -67,8 +74,11 @@ class LiveChannel:
 
 
 @attrs.define(eq=False)
-class Delivery:
-    """One alert on one channel, as it runs."""
+class LaneTask:
+    """One alert on one live channel, as it runs on the channel's lane (or inline).
+
+    Not :class:`notifier.outbox.Delivery`, which is a delivery as the outbox stores it.
+    """
 
     live: LiveChannel
     alert: Alert
@@ -77,6 +87,9 @@ class Delivery:
     future: Future[Receipt] | None = None
     receipt: Receipt | None = None
     abandoned: bool = False
+    # The caller (the outbox) records the outcome, retries a retryable failure, and says
+    # so itself: logging "failed" here would contradict its ``queued``.
+    retried_by_caller: bool = False
 
 
 class Lanes:
@@ -85,7 +98,7 @@ class Lanes:
     def __init__(self, host: PluginHost) -> None:
         self.host = host
 
-    def run(self, tasks: list[Delivery]) -> list[Receipt]:
+    def run(self, tasks: list[LaneTask]) -> list[Receipt]:
         """Deliver all of ``tasks`` concurrently; their receipts, in the same order."""
         if len(tasks) == 1 and tasks[0].live.kind.bounded:
             # Its sends end by the deadline on their own: the two thread hand-offs to the
@@ -98,7 +111,7 @@ class Lanes:
         self._gather(tasks)
         return [task.receipt for task in tasks]  # type: ignore[misc]
 
-    def _inline(self, task: Delivery) -> Receipt:
+    def _inline(self, task: LaneTask) -> Receipt:
         """Run ``task`` on the calling thread, within the channel's ``workers``."""
         live = task.live
         if live.saturated:  # every worker stuck past its deadline: do not queue behind them
@@ -109,14 +122,13 @@ class Lanes:
                 f"channel {name!r} not tried: all {live.workers} of its workers stayed busy "
                 f"for {timeout:g}s (delivery_timeout)"
             )
-            log.warning("%s", message)
             return self._failed(task, DeliveryTimeout(message))
         try:
             return self._attempt(task)
         finally:
             live.slots.release()
 
-    def _run(self, task: Delivery) -> Receipt:
+    def _run(self, task: LaneTask) -> Receipt:
         live = task.live
         live.slots.acquire()  # lane threads are ``workers`` many: waits only for callers'
         try:
@@ -127,7 +139,7 @@ class Lanes:
                 if task.abandoned:
                     live.hung -= 1
 
-    def _attempt(self, task: Delivery) -> Receipt:
+    def _attempt(self, task: LaneTask) -> Receipt:
         live = task.live
         if live.pacer is not None:
             live.pacer.acquire()
@@ -158,20 +170,22 @@ class Lanes:
             details=_details(result.details, parts=result.parts),
         )
 
-    def _failed(self, task: Delivery, exc: BaseException) -> Receipt:
+    def _failed(self, task: LaneTask, exc: BaseException) -> Receipt:
         live = task.live
         scrub_exception(exc)
         details: dict[str, Any] = {}
+        retry_after: float | None = None
         if isinstance(exc, NotifierError):
             text, attempts, retryable = str(exc), exc.attempts, exc.retryable
-            for name in ("code", "request_id"):
-                if getattr(exc, name, None) is not None:
-                    details[name] = getattr(exc, name)
+            if exc.code is not None:
+                details["code"] = exc.code
+            if exc.request_id is not None:
+                details["request_id"] = exc.request_id
+            retry_after = exc.retry_after
         else:
             # A plugin bug or an untranslated library error: keep it, try again later.
             text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
             log.debug("channel %s raised", live.spec.name, exc_info=exc)
-        retry_after = getattr(exc, "retry_after", None)
         if isinstance(exc, RateLimited) and live.pacer is not None:
             live.pacer.block_for(retry_after or live.pacer.limit.per)
         details["retryable"] = retryable
@@ -179,6 +193,10 @@ class Lanes:
             details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
         if retry_after is not None:
             details["retry_after"] = retry_after
+        if retryable and not task.retried_by_caller:
+            # Nothing will try it again: say how to get retries rather than let the
+            # provider's "busy" read as if someone would.
+            text += f"; not retried: {NO_RETRIES}"
         started = task.started or time.monotonic()
         return Receipt(
             channel=live.spec.name,
@@ -191,8 +209,8 @@ class Lanes:
             details=details,
         )
 
-    def _gather(self, tasks: list[Delivery]) -> None:
-        pending: dict[Future[Receipt], Delivery] = {t.future: t for t in tasks if t.future}
+    def _gather(self, tasks: list[LaneTask]) -> None:
+        pending: dict[Future[Receipt], LaneTask] = {t.future: t for t in tasks if t.future}
         # Completions arrive on a queue; deadlines and saturated lanes are checked by a
         # scan at most every _POLL seconds. Scanning (and waiting on) every pending
         # future after each completion made a large batch quadratic.
@@ -220,7 +238,7 @@ class Lanes:
                 except queue.Empty:
                     break
 
-    def _scan(self, pending: dict[Future[Receipt], Delivery]) -> float:
+    def _scan(self, pending: dict[Future[Receipt], LaneTask]) -> float:
         """Give timeout receipts to deliveries past their deadline (or stuck behind a
         saturated lane); return how long until the next scan is due."""
         now = time.monotonic()
@@ -246,13 +264,22 @@ class Lanes:
             self._finish(task, self._timed_out(task))
         return poll
 
-    def _finish(self, task: Delivery, receipt: Receipt) -> None:
+    def _finish(self, task: LaneTask, receipt: Receipt) -> None:
         task.receipt = receipt
-        self._report(task.alert, receipt)
+        self._report(task, receipt)
 
-    def _report(self, alert: Alert, receipt: Receipt) -> None:
-        if receipt.ok:
-            log.info(
+    def _report(self, task: LaneTask, receipt: Receipt) -> None:
+        alert = task.alert
+        if task.retried_by_caller:
+            log.debug(
+                "%s: attempt %s %r: %s",
+                receipt.channel,
+                receipt.outcome.value,
+                alert.title,
+                receipt.error or receipt.message_id,
+            )
+        elif receipt.ok:
+            deliveries.info(
                 "%s: %s %r in %.1f ms (%d attempt(s))",
                 receipt.channel,
                 receipt.outcome.value,
@@ -261,12 +288,12 @@ class Lanes:
                 receipt.attempts,
             )
         else:
-            log.warning(
+            deliveries.warning(
                 "%s: %s %r: %s", receipt.channel, receipt.outcome.value, alert.title, receipt.error
             )
         self.host.delivery_finished(alert, receipt)
 
-    def _timed_out(self, task: Delivery, *, hung: bool = False) -> Receipt:
+    def _timed_out(self, task: LaneTask, *, hung: bool = False) -> Receipt:
         name, timeout = task.live.spec.name, task.live.spec.timeout
         if hung:
             message = (
@@ -275,7 +302,6 @@ class Lanes:
             )
         else:
             message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
-        log.warning("%s", message)
         return self._failed(task, DeliveryTimeout(message))
 
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -52,6 +53,16 @@ def _text(value: Any, what: str) -> str:
 
 def _is_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     _text(value, attribute.name)
+
+
+def _is_url(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _text(value, "a link's url")
+    try:
+        urlsplit(value)
+    except ValueError:
+        # Rendering splits every link (its host names an untitled one): refuse it here
+        # rather than fail on every channel later.
+        raise ValueError(f"a link's url is not a URL: {_name(value)}") from None
 
 
 def _name(key: Any) -> str:
@@ -134,7 +145,7 @@ def _now() -> datetime:
 class Link:
     """A link shown with an alert (dashboard, runbook, silence)."""
 
-    url: str = attrs.field(validator=_is_text)
+    url: str = attrs.field(validator=_is_url)
     title: str = attrs.field(default="", validator=_is_text)
 
     @classmethod
@@ -275,6 +286,9 @@ class DeliveryContext:
     :param pace: call before each provider request after the first (a message split into
         parts): it waits for, and takes, one more slot of the channel's rate limit and
         returns the seconds waited. ``None`` when the channel has no rate limit.
+    :param template: the channel's or route's template bound to this delivery
+        (:class:`notifier.templates.Rendering`); kinds render it with
+        :func:`notifier.templates.message`. ``None``: the kind's own layout.
     """
 
     idempotency_key: str = ""
@@ -282,6 +296,7 @@ class DeliveryContext:
     mentions: tuple[str, ...] = ()
     timeout: float = 30.0
     pace: Callable[[], float] | None = attrs.field(default=None, eq=False, repr=False)
+    template: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

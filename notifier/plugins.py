@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "notifier"
 DISABLE_ENV = "NOTIFIER_DISABLE_PLUGINS"
-CORE_DIST = "notifier"
+CORE_DIST = "notifier-core"  # the distribution; the import package is `notifier`
 BUILTINS = (
     "notifier.builtins.console",
     "notifier.builtins.jsonl",

@@ -195,6 +195,7 @@ _NOISY_LOGGERS = (
     "requests",
     "notifier",
     "notifier.dispatcher",
+    "notifier.lanes",
     "notifier.http",
     "notifier.outbox",
     "notifier.plugins",

@@ -10,16 +10,22 @@ every alert goes to every channel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from notifier.mentions import label_mentions
 from notifier.models import SEVERITIES, Alert, Status
 
 if TYPE_CHECKING:
+    from notifier.templates import MessageTemplate
     from notifier.values import Issues
 
-ROUTE_KEYS = ("name", "channels", "severity", "labels", "status", "continue", "mentions")
+ROUTE_KEYS = (
+    "name", "channels", "severity", "labels", "status", "continue", "mentions",
+    "template", "mention_labels",
+)  # fmt: skip
 
 
 @attrs.frozen
@@ -31,6 +37,8 @@ class Route:
     continue_: bool = False
     mentions: tuple[str, ...] = ()
     name: str = ""
+    template: MessageTemplate | None = attrs.field(default=None, eq=False)
+    mention_labels: tuple[str, ...] = ()
 
     def matches(self, alert: Alert) -> bool:
         if self.severity and alert.severity not in self.severity:
@@ -46,10 +54,13 @@ class Route:
 
 @attrs.frozen
 class Target:
-    """One channel an alert goes to, with the mentions of every route that chose it."""
+    """One channel an alert goes to, with the mentions of every route that chose it
+    (their ``mentions`` and the alert's ``mention_labels`` values) and the template of the
+    first of them that has one."""
 
     channel: str
     mentions: tuple[str, ...] = ()
+    template: MessageTemplate | None = attrs.field(default=None, eq=False)
 
 
 def resolve(routes: Iterable[Route], channels: Iterable[str], alert: Alert) -> list[Target]:
@@ -58,15 +69,19 @@ def resolve(routes: Iterable[Route], channels: Iterable[str], alert: Alert) -> l
     if not routes:
         return [Target(name) for name in channels]
     chosen: dict[str, list[str]] = {}
+    templates: dict[str, MessageTemplate] = {}
     for route in routes:
         if not route.matches(alert):
             continue
+        wanted = (*route.mentions, *label_mentions(alert.labels, route.mention_labels))
         for name in route.channels:
             mentions = chosen.setdefault(name, [])
-            mentions.extend(m for m in route.mentions if m not in mentions)
+            mentions.extend(m for m in wanted if m not in mentions)
+            if route.template is not None:
+                templates.setdefault(name, route.template)
         if not route.continue_:
             break
-    return [Target(name, tuple(mentions)) for name, mentions in chosen.items()]
+    return [Target(name, tuple(mentions), templates.get(name)) for name, mentions in chosen.items()]
 
 
 def _strings(value: Any) -> list[str] | None:
@@ -77,7 +92,25 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
-def parse_routes(raw: Any, channels: Mapping[str, Any], issues: Issues) -> tuple[Route, ...]:
+def parse_template_keys(
+    table: Mapping[str, Any], where: str, issues: Issues, base_dir: Path
+) -> tuple[MessageTemplate | None, tuple[str, ...]]:
+    """A channel's or route's ``template`` and ``mention_labels``."""
+    from notifier.templates import parse_template
+
+    template = None
+    if "template" in table:
+        template = parse_template(table["template"], f"{where}.template", issues, base_dir)
+    labels = _strings(table.get("mention_labels", []))
+    if labels is None or isinstance(table.get("mention_labels"), str):
+        issues.add(f"{where}.mention_labels", 'a list of label names, such as ["owner"]')
+        labels = []
+    return template, tuple(labels)
+
+
+def parse_routes(
+    raw: Any, channels: Mapping[str, Any], issues: Issues, *, base_dir: Path | None = None
+) -> tuple[Route, ...]:
     if not isinstance(raw, list):
         issues.add("routes", "an array of tables ([[routes]])")
         return ()
@@ -87,14 +120,18 @@ def parse_routes(raw: Any, channels: Mapping[str, Any], issues: Issues) -> tuple
         if not isinstance(table, Mapping):
             issues.add(where, "a table ([[routes]])")
             continue
-        route = _route(table, where, channels, issues)
+        route = _route(table, where, channels, issues, base_dir or Path("."))
         if route is not None:
             routes.append(route)
     return tuple(routes)
 
 
 def _route(
-    table: Mapping[str, Any], where: str, channels: Mapping[str, Any], issues: Issues
+    table: Mapping[str, Any],
+    where: str,
+    channels: Mapping[str, Any],
+    issues: Issues,
+    base_dir: Path,
 ) -> Route | None:
     before = len(issues.found)
     for key in table:
@@ -135,6 +172,7 @@ def _route(
     name = table.get("name", "")
     if not isinstance(name, str):
         issues.add(f"{where}.name", "a string")
+    template, mention_labels = parse_template_keys(table, where, issues, base_dir)
     if len(issues.found) > before:
         return None
     return Route(
@@ -145,4 +183,6 @@ def _route(
         continue_=cont,
         mentions=tuple(mentions),
         name=name,
+        template=template,
+        mention_labels=mention_labels,
     )

@@ -4,6 +4,7 @@ plugins and their real local fake providers."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,11 @@ def test_a_failing_and_a_hanging_provider_neither_delay_nor_stop_the_others(
         }
         elapsed = time.monotonic() - started
     assert receipts["slack"].outcome is Outcome.FAILED
-    assert "did not finish within 0.5s" in (receipts["slack"].error or "")
+    # The delivery's deadline ends the HTTP attempt and the dispatcher's wait at the same
+    # moment: either may report it first.
+    assert re.search(
+        r"did not finish within 0\.5 ?s|timed out after 0\.5 s", receipts["slack"].error or ""
+    )
     assert receipts["dingtalk"].outcome is Outcome.FAILED
     for name in ("wecom", "feishu", "email"):
         assert receipts[name].outcome is Outcome.DELIVERED, receipts[name].error

@@ -242,7 +242,7 @@ _HOW_TO_MARK = f"(a deliberately partial example needs {NOT_A_CONFIG} on the lin
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A scratch directory holding a copy of examples/, as the current directory."""
-    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
+    copy_examples(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("NOTIFIER_CONFIG", "NOTIFIER_DISABLE_PLUGINS"):
@@ -422,15 +422,37 @@ class Job:
         return self.process.returncode, *self.streams
 
 
+# What running the examples leaves behind (the quick start's audit file and outbox): a
+# user who tried the quick start before running the tests must not change what they see.
+RUN_PRODUCTS = shutil.ignore_patterns("*.jsonl", "*.db", "*.db-wal", "*.db-shm", ".bin")
+
+
+def copy_examples(into: Path, source: Path = EXAMPLES) -> Path:
+    """A fresh copy of examples/ under ``into``, without what earlier runs wrote there."""
+    return Path(shutil.copytree(source, into / "examples", ignore=RUN_PRODUCTS))
+
+
+def test_the_examples_copy_leaves_out_what_running_the_quick_start_wrote(tmp_path: Path):
+    used = copy_examples(tmp_path / "used")
+    for product in ("quickstart-alerts.jsonl", "quickstart-outbox.db", "quickstart-outbox.db-wal"):
+        (used / product).write_text("left by an earlier run")
+    fresh = copy_examples(tmp_path / "fresh", source=used)
+    products = (".jsonl", ".db", ".db-wal", ".db-shm")
+    assert not [p.name for p in fresh.iterdir() if p.name.endswith(products)]
+    assert (fresh / "quickstart.toml").is_file()
+
+
 def spawn_shell(command: str, cwd: Path) -> Job:
     """Start ``command`` in bash, ``notifier`` and ``python`` meaning this interpreter's."""
     bindir = cwd / ".bin"
     bindir.mkdir()
-    for name in ("python", "python3"):
-        (bindir / name).symlink_to(sys.executable)
-    shim = bindir / "notifier"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m notifier "$@"\n')
-    shim.chmod(0o755)
+    # Scripts, not symlinks: a virtual environment's interpreter started through a link
+    # outside the environment does not find its pyvenv.cfg, and so not its packages.
+    python = shlex.quote(sys.executable)
+    for name, args in (("python", ""), ("python3", ""), ("notifier", " -m notifier")):
+        shim = bindir / name
+        shim.write_text(f'#!/bin/sh\nexec {python}{args} "$@"\n')
+        shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     for name in ("NOTIFIER_CONFIG", "NOTIFIER_DISABLE_PLUGINS"):
         env.pop(name, None)
@@ -445,6 +467,14 @@ def spawn_shell(command: str, cwd: Path) -> Job:
             text=True,
         )
     )
+
+
+def test_python_in_a_doc_command_is_the_interpreter_running_the_tests(tmp_path: Path):
+    """Inside a virtual environment too: its packages, not the base interpreter's."""
+    script = "python -c 'import sys; print(sys.prefix)' && python3 -c 'import notifier'"
+    status, output = spawn_shell(script, tmp_path).result()
+    assert status == 0, output
+    assert output.splitlines()[0] == sys.prefix
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -468,7 +498,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[object, Job]
     )
     for key in COMMANDS:
         cwd = tmp_path_factory.mktemp("command")
-        shutil.copytree(EXAMPLES, cwd / "examples", ignore=shutil.ignore_patterns("*.jsonl"))
+        copy_examples(cwd)
         started[key] = spawn_shell(key[1], cwd)
     yield started
     for job in started.values():

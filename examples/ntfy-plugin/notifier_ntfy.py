@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import attrs
 from notifier import hookimpl
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigIssue
 from notifier.http import HTTP_OPTIONS, BearerAuth, Endpoint, HttpClient, client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
@@ -52,7 +53,7 @@ PUBLISH = Endpoint("publish", "POST", "", description="publish one message")
 
 @attrs.frozen
 class NtfyChannel:
-    """One configured ntfy channel: what ``build`` returns and ``notifier_send`` gets."""
+    """One configured ntfy channel: what ``build`` returns and the hooks hand back."""
 
     name: str
     topic: Secret = attrs.field(repr=False)
@@ -70,6 +71,11 @@ class NtfyChannel:
         if alert.links:
             payload["click"] = alert.links[0].url
         return payload
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        result = self.client.call(PUBLISH, json=self.payload(alert))
+        message_id = result.data.get("id") if isinstance(result.data, dict) else None
+        return SendResult(message_id=message_id, attempts=result.attempts)
 
     def close(self) -> None:
         self.client.close()
@@ -100,10 +106,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, NtfyChannel):
-        return None  # another plugin's channel: let that plugin answer
-    result = channel.client.call(PUBLISH, json=channel.payload(alert))
-    message_id = result.data.get("id") if isinstance(result.data, dict) else None
-    return SendResult(message_id=message_id, attempts=result.attempts)
+# notifier_send, answering for NtfyChannel objects only: it returns None for any other
+# channel, so the plugin that built that one answers.
+hooks = ChannelHooks(sends=(NtfyChannel,))
+notifier_send = hooks.notifier_send

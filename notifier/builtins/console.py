@@ -9,9 +9,11 @@ from typing import TextIO
 import attrs
 
 from notifier import hookimpl
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.channelhooks import ChannelHooks
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.render import render_markdown, render_text
+from notifier.render import byte_len, render_markdown, render_text
+from notifier.templates import message
 from notifier.terminal import visible
 
 _STREAMS = {"stdout": lambda: sys.stdout, "stderr": lambda: sys.stderr}
@@ -29,6 +31,19 @@ class ConsoleChannel:
     def kind(self) -> str:
         return "console"
 
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        self.write(self.line(alert, delivery))
+        return SendResult()
+
+    def line(self, alert: Alert, delivery: DeliveryContext) -> str:
+        """What a send prints (``notifier render`` shows it)."""
+        text = message(alert, delivery)
+        if text is None:
+            text = render_markdown(alert) if self.format == "markdown" else render_text(alert)
+        if delivery.mentions:
+            text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
+        return f"[{self.name}] {text}"
+
     def write(self, text: str) -> None:
         out: TextIO = _STREAMS[self.stream]()
         text = visible(text)  # alert text is anyone's: no escape sequence reaches the terminal
@@ -38,6 +53,11 @@ class ConsoleChannel:
 
     def close(self) -> None:
         pass
+
+
+def preview(channel: ConsoleChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    text = channel.line(alert, delivery)
+    return [Part(text, text, byte_len(text))]
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> ConsoleChannel:
@@ -51,6 +71,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             name="console",
             build=build,
             description="Print each alert to the terminal (no network).",
+            preview=preview,
             options=(
                 Option(
                     "stream", choices=("stdout", "stderr"), default="stdout", help="where to print"
@@ -66,12 +87,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, ConsoleChannel):
-        return None
-    text = render_markdown(alert) if channel.format == "markdown" else render_text(alert)
-    if delivery.mentions:
-        text += "\n" + " ".join(m if m.startswith("@") else f"@{m}" for m in delivery.mentions)
-    channel.write(f"[{channel.name}] {text}")
-    return SendResult()
+hooks = ChannelHooks(sends=(ConsoleChannel,))
+notifier_send = hooks.notifier_send

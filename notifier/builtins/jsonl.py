@@ -21,10 +21,12 @@ from pathlib import Path
 import attrs
 
 from notifier import hookimpl
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ChannelError, ConfigError, ConfigIssue
 from notifier.filemodes import DIR_MODE, FILE_MODE, make_dirs, mode_problem, open_append
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.templates import message
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,25 @@ class JsonlChannel:
     @property
     def kind(self) -> str:
         return "jsonl"
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        offset = self.append(self.record(alert, delivery, time.time()))
+        return SendResult(message_id=f"{self.path.name}@{offset}")
+
+    def record(self, alert: Alert, delivery: DeliveryContext, now: float) -> dict[str, object]:
+        """The line a send appends (``notifier render`` shows it)."""
+        record: dict[str, object] = {
+            "channel": self.name,
+            "delivered_at": now,
+            "idempotency_key": delivery.idempotency_key,
+            "attempt": delivery.attempt,
+            "mentions": list(delivery.mentions),
+            "alert": alert.to_dict(),
+        }
+        text = message(alert, delivery)
+        if text is not None:  # the template's rendering, beside the alert itself
+            record["message"] = text
+        return record
 
     def append(self, record: dict[str, object]) -> int:
         """Append one line, whole or not at all; return the byte offset it starts at
@@ -129,6 +150,7 @@ def notifier_channel_kinds() -> list[ChannelKind]:
             name="jsonl",
             build=build,
             description="Append one JSON object per delivery to a file (no network).",
+            preview=preview,
             options=(
                 Option(
                     "path",
@@ -164,18 +186,10 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     ]
 
 
-@hookimpl
-def notifier_send(channel: object, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, JsonlChannel):
-        return None
-    offset = channel.append(
-        {
-            "channel": channel.name,
-            "delivered_at": time.time(),
-            "idempotency_key": delivery.idempotency_key,
-            "attempt": delivery.attempt,
-            "mentions": list(delivery.mentions),
-            "alert": alert.to_dict(),
-        }
-    )
-    return SendResult(message_id=f"{channel.path.name}@{offset}")
+def preview(channel: JsonlChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    line = json.dumps(channel.record(alert, delivery, 0.0), ensure_ascii=False, sort_keys=True)
+    return [Part(json.loads(line), line, len(line.encode("utf-8")))]
+
+
+hooks = ChannelHooks(sends=(JsonlChannel,))
+notifier_send = hooks.notifier_send

@@ -69,11 +69,23 @@ def create(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    from notifier.cli.output import print_json
     from notifier.dispatcher import Dispatcher
 
     with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
         info = dispatcher.get_group(args.channel, args.chat_id)
-    _print(info, args.json, "found")
+    if args.json:
+        print_json(info.to_dict())
+        return OK
+    # The group's facts are what show is for, so they go to stdout, one per line.
+    rows = [
+        ["chat id", info.chat_id],
+        ["name", info.name],
+        ["owner", info.owner or "-"],
+        ["members", ", ".join(info.members) or "-"],
+    ]
+    for key, value in rows:
+        print(f"{key + ':':9} {value}")
     return OK
 
 

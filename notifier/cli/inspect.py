@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from notifier.cli.main import OK
+from notifier.cli.main import OK, USAGE
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -80,16 +80,23 @@ def channels(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     from notifier.cli.output import print_json
     from notifier.dispatcher import Dispatcher
+    from notifier.templates import check_config
 
     with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
         config = dispatcher.config
         problems = dispatcher.host.problems
+        template_problems = check_config(config, dispatcher.host.kinds)
         summary = {
             "file": config.file,
             "channels": {name: live.spec.kind for name, live in dispatcher.channels.items()},
             "routes": len(config.routes),
             "plugin_problems": [f"{p.name} ({p.dist}): {p.error}" for p in problems],
         }
+    if template_problems:
+        # Rendered against sample alerts: each would fail a real delivery the same way.
+        for line in template_problems:
+            print(f"notifier: error: {config.file}: {line}", file=sys.stderr)
+        return USAGE
     if args.json:
         print_json(summary)
     else:

@@ -19,6 +19,7 @@ COMMANDS = (
     "notifier.cli.group",
     "notifier.cli.worker",
     "notifier.cli.queue",
+    "notifier.cli.render",
 )
 
 # Exit statuses: every delivery succeeded / some failed / usage or configuration error.
@@ -48,6 +49,13 @@ def common_options() -> argparse.ArgumentParser:
         help="log at INFO; -vv logs at DEBUG, HTTP libraries included (secrets masked)",
     )
     group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log errors only",
+    )
+    group.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -70,19 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbosity: int) -> None:
+def setup_logging(verbosity: int, *, quiet: bool = False, receipts_shown: bool = False) -> None:
+    """Log to stderr at WARNING, INFO (``verbosity`` 1), DEBUG (2) or, ``quiet``, ERROR.
+
+    :param receipts_shown: the command prints every delivery's receipt itself, so the
+        per-delivery log lines (``notifier.deliveries``) are left out unless ``-v`` asks
+        for them: a failure is said once.
+    """
     import logging
 
     from notifier.redact import RedactingFilter, install_log_redaction
 
     install_log_redaction()
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    if quiet:
+        level = logging.ERROR
+    else:
+        level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())  # records from any logger pass through here
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    shown_twice = receipts_shown and verbosity == 0
+    logging.getLogger("notifier.deliveries").setLevel(
+        logging.ERROR if shown_twice else logging.NOTSET
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
         return int(exc.code or 0)
     debug = getattr(args, "debug", False)
-    setup_logging(getattr(args, "verbose", 0))
+    setup_logging(
+        getattr(args, "verbose", 0),
+        quiet=getattr(args, "quiet", False),
+        receipts_shown=getattr(args, "receipts_shown", False),
+    )
     try:
         if getattr(args, "json", False):
             from notifier.cli.output import json_stdout
@@ -116,13 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(exc: BaseException) -> int:
     """Print ``exc`` as one clear line (a config error: one line per problem)."""
-    from notifier.errors import ConfigError, NotifierError, PluginError, UnsupportedOperation
+    from notifier.errors import (
+        ConfigError,
+        InvalidRequest,
+        NotifierError,
+        PluginError,
+        UnsupportedOperation,
+    )
     from notifier.redact import redact, scrub_exception
 
     scrub_exception(exc)
     if isinstance(exc, NotifierError):
         print(f"notifier: error: {redact(str(exc))}", file=sys.stderr)
-        usage = isinstance(exc, ConfigError | PluginError | UnsupportedOperation)
+        usage = isinstance(exc, ConfigError | PluginError | UnsupportedOperation | InvalidRequest)
         return USAGE if usage else FAILED
     print(
         f"notifier: error: {type(exc).__name__}: {redact(str(exc))} (--debug shows the traceback)",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
-from notifier.cli.main import OK, UsageError
+from notifier.cli.main import FAILED, OK, UsageError
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -61,11 +62,16 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         if args.retry is not None:
-            moved = store.retry_dead(time.time(), _ids(args.retry, args.all, "--retry"))
-            return _done({"retried": moved}, f"{moved} dead letter(s) queued again", args.json)
+            ids = _ids(args.retry, args.all, "--retry")
+            missing = _not_dead(store, ids)
+            moved = store.retry_dead(time.time(), ids)
+            text = f"{moved} dead letter(s) queued again"
+            return _done({"retried": moved}, text, args.json, missing)
         if args.purge is not None:
-            gone = store.purge(ids=_ids(args.purge, args.all, "--purge"))
-            return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json)
+            ids = _ids(args.purge, args.all, "--purge")
+            missing = _not_dead(store, ids)
+            gone = store.purge(ids=ids)
+            return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json, missing)
         if args.dead:
             return _dead(store, args)
         return _counts(store, args.json)
@@ -73,14 +79,33 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _done(data: dict[str, int], text: str, as_json: bool) -> int:
+def _not_dead(store: Any, ids: list[int] | None) -> list[int]:
+    """The ``ids`` that name no dead letter (unknown, or still queued or delivered)."""
+    from notifier.outbox.records import DeliveryState
+
+    if ids is None:
+        return []
+    found = store.get(list(ids))
+    return [i for i in dict.fromkeys(ids) if i not in found or found[i].state != DeliveryState.DEAD]
+
+
+def _done(data: dict[str, Any], text: str, as_json: bool, missing: list[int]) -> int:
     from notifier.cli.output import print_json
 
+    if missing:
+        data = {**data, "not_dead_letters": missing}
     if as_json:
         print_json(data)
     else:
         print(text)
-    return OK
+    if not missing:
+        return OK
+    named = ", ".join(str(i) for i in missing)
+    print(
+        f"notifier queue: error: no dead letter with id {named} (notifier queue --dead lists them)",
+        file=sys.stderr,
+    )
+    return FAILED
 
 
 def _counts(store: Any, as_json: bool) -> int:

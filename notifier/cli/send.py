@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from notifier.cli.main import FAILED, OK, USAGE, UsageError
+from notifier.errors import OutboxError
 
 if TYPE_CHECKING:
+    from notifier.dispatcher import Dispatcher
     from notifier.models import Alert, Receipt
 
 # Alerts per dispatch_many call when sending a file: big enough to keep every worker
@@ -47,7 +49,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
     p.add_argument("--file", metavar="PATH", help="send every alert in a JSON-lines file")
     p.add_argument("--json", action="store_true", help="print receipts as a JSON array")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, receipts_shown=True)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -172,11 +174,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return OK
 
-    from notifier.dispatcher import Dispatcher
+    from notifier.dispatcher import undurable
 
     receipts: list[tuple[Alert, Receipt]] = []
     progress = Progress(len(alerts))
-    with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
+    dispatcher, not_durable = _open_dispatcher(getattr(args, "config", None))
+    with dispatcher:
         unrouted = 0
         for batch in _batches(alerts):
             # dispatch_many returns receipts in alert order, one per chosen channel.
@@ -186,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
             receipts.extend(zip(owners, dispatcher.dispatch_many(batch), strict=True))
             progress.advance(len(batch))
         progress.finish()
+    if not_durable:
+        receipts = [(a, undurable(r, not_durable)) for a, r in receipts]
     if unrouted:
         print(
             f"notifier send: {unrouted} alert(s) matched no route and went nowhere", file=sys.stderr
@@ -194,6 +199,22 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return USAGE
     return OK if not unrouted and all(r.ok for _, r in receipts) else FAILED
+
+
+def _open_dispatcher(config: str | None) -> tuple[Dispatcher, str | None]:
+    """The configured dispatcher, or, when its outbox cannot be opened (a full disk, an
+    unwritable directory), one that sends directly: an alert sent without retries beats
+    an alert not sent. The second value says why the receipts are not durable."""
+    from notifier.dispatcher import Dispatcher
+
+    try:
+        return Dispatcher.from_config(config), None
+    except OutboxError as exc:
+        print(
+            f"notifier send: {exc}; sending directly, without the outbox: not durable, not retried",
+            file=sys.stderr,
+        )
+        return Dispatcher.from_config(config, outbox=False), str(exc)
 
 
 def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) -> None:
@@ -207,8 +228,23 @@ def _print(receipts: list[tuple[Alert, Receipt]], *, as_json: bool, many: bool) 
         [r.channel, r.outcome.value, r.attempts, f"{r.latency_ms:.1f} ms", r.message_id, r.error]
         for _, r in receipts
     ]
+    if any(r.next_attempt_at is not None for _, r in receipts):
+        headers.insert(5, "NEXT ATTEMPT")
+        for row, (_, r) in zip(rows, receipts, strict=True):
+            row.insert(5, _local_time(r.next_attempt_at))
     if many:
         headers.insert(0, "ALERT")
         for row, (alert, _) in zip(rows, receipts, strict=True):
             row.insert(0, alert.title if len(alert.title) <= 32 else alert.title[:31] + "…")
     table(headers, rows)
+
+
+def _local_time(at: float | None) -> str:
+    """``at`` (Unix time) as the local time of day, with the date unless it is today."""
+    import time
+
+    if at is None:
+        return ""
+    when = time.localtime(at)
+    same_day = time.localtime()[:3] == when[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", when)

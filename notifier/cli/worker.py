@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.once:
             engine.recover()
-            report = engine.drain(until_idle=True)
+            report = engine.drain(until_idle=True, on_wait=_say)
             return _summary(report.outcomes, engine.store.counts(), as_json=args.json)
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"notifier worker: delivering from {engine.store.path}", file=sys.stderr)
         engine.run_forever(stop)
     return OK
+
+
+def _say(line: str) -> None:
+    print(f"notifier worker: {line}", file=sys.stderr, flush=True)
 
 
 def _summary(outcomes: dict[str, int], counts: dict[str, dict[str, int]], *, as_json: bool) -> int:

@@ -30,10 +30,11 @@ from notifier.http.client import (
     HttpClient,
     InsecureTransportWarning,
 )
-from notifier.http.endpoint import Endpoint, Parsed, Parser, Step
+from notifier.http.endpoint import Endpoint, Parser, Step
 from notifier.http.envelopes import (
     ERROR_TEXT_LIMIT,
     ErrorCodes,
+    Parsed,
     check_status,
     errcode_envelope,
     error_text,
@@ -41,8 +42,19 @@ from notifier.http.envelopes import (
     json_or_status,
 )
 from notifier.http.events import RequestEvent
-from notifier.http.options import HTTP_OPTIONS, client_from_options, split_webhook_url
-from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
+from notifier.http.options import (
+    HTTP_OPTIONS,
+    client_from_options,
+    is_http_url,
+    split_webhook_url,
+)
+from notifier.http.retry import (
+    RetryPolicy,
+    answers_read_with,
+    may_retry,
+    parse_retry_after,
+    retry_after_of,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -68,6 +80,7 @@ __all__ = [
     "Step",
     "TokenCache",
     "TokenFetcher",
+    "answers_read_with",
     "check_status",
     "client_from_options",
     "credential_id",
@@ -75,8 +88,10 @@ __all__ = [
     "errcode_envelope",
     "error_text",
     "gateway_envelope",
+    "is_http_url",
     "json_or_status",
     "may_retry",
     "parse_retry_after",
+    "retry_after_of",
     "split_webhook_url",
 ]

@@ -31,10 +31,11 @@ from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, ProviderError, TokenInvalid, TransportError
 from notifier.http import timelimit
 from notifier.http.cache import MISSING, ExpiringCache
-from notifier.http.endpoint import Endpoint, Parsed
+from notifier.http.endpoint import Endpoint
+from notifier.http.envelopes import Parsed
 from notifier.http.events import ERROR, OK, RETRY, RequestEvent, attempt_event, describe_event
 from notifier.http.failures import shorten, timed_out, transport_error
-from notifier.http.retry import RetryPolicy, may_retry, parse_retry_after
+from notifier.http.retry import RetryPolicy, answers_read_with, may_retry, retry_after_of
 from notifier.http.session import ca_bundle, pooled_session
 from notifier.http.wire import frozen, revealed, wire_value
 from notifier.redact import install_log_redaction, redact, scrub_exception
@@ -220,14 +221,8 @@ class HttpClient:
                 response = self._send(endpoint, prepared)
                 outcome = self._parse(endpoint, response)
             except NotifierError as exc:
-                error = self._relabel(exc, endpoint)
-                error.attempts = attempt
+                error = self._in_context(exc, endpoint, attempt, response)
                 status = response.status_code if response is not None else None
-                if response is not None:
-                    # Re-read with our clock: the parser used the system clock for dates.
-                    asked = parse_retry_after(response.headers.get("Retry-After"), self.clock)
-                    if asked is not None:
-                        error.retry_after = asked  # type: ignore[attr-defined]
                 retry, wait = False, 0.0
                 if isinstance(error, TokenInvalid):
                     # One refresh per call: a second invalid answer means the fresh token
@@ -246,7 +241,7 @@ class HttpClient:
                     retry = False  # the delivery's deadline comes first; the outbox retries
                 self._report(endpoint, prepared.url, status, error, started, attempt, retry)
                 if not retry:
-                    raise  # ``error`` is ``exc``, relabelled; its cause chain is already scrubbed
+                    raise error from exc  # the cause chain is already scrubbed
                 if wait > 0:
                     self.clock.sleep(wait)
                 continue
@@ -292,8 +287,9 @@ class HttpClient:
             )
             return prepared
         except NotifierError as exc:
-            exc.attempts = requests_made  # this attempt never went out
-            raise
+            # This attempt never went out. (A token error may be shared by every thread
+            # that waited for the same fetch: each raises its own copy.)
+            raise exc.with_context(attempts=requests_made) from exc
         except Exception as exc:  # a malformed URL or parameter: a configuration problem
             scrub_exception(exc)
             raise TransportError(
@@ -358,7 +354,8 @@ class HttpClient:
 
     def _parse(self, endpoint: Endpoint, response: requests.Response) -> Any:
         try:
-            return endpoint.parse(response)
+            with answers_read_with(self.clock):
+                return endpoint.parse(response)
         except NotifierError:
             raise
         except Exception as exc:  # a parser bug must still surface as a typed error
@@ -374,13 +371,22 @@ class HttpClient:
     def _label(self, endpoint: Endpoint) -> str:
         return f"{self._who()}, {endpoint.name}"
 
-    def _relabel(self, error: NotifierError, endpoint: Endpoint) -> NotifierError:
-        """Prefix the channel and endpoint so a message says where it failed (once)."""
+    def _in_context(
+        self,
+        error: NotifierError,
+        endpoint: Endpoint,
+        attempt: int,
+        response: requests.Response | None,
+    ) -> NotifierError:
+        """``error`` with the channel and endpoint before its message (once), so it says
+        where it failed, this call's attempts so far, and the server's ``Retry-After``
+        when the parser (one of a plugin's own, say) left it unread."""
         label = self._label(endpoint)
-        if not error.message.startswith(label):
-            error.message = f"{label}: {redact(error.message)}"
-            error.args = (error.message,)
-        return error
+        message = None if error.message.startswith(label) else f"{label}: {redact(error.message)}"
+        asked = None
+        if error.retry_after is None and response is not None:
+            asked = retry_after_of(response, self.clock)
+        return error.with_context(message=message, attempts=attempt, retry_after=asked)
 
     def _identity(self, endpoint: Endpoint) -> str:
         if not endpoint.authenticated or self.auth is None:

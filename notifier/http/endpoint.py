@@ -2,7 +2,7 @@
 
 A channel declares each call it makes as an :class:`Endpoint`: method, path under the
 client's API root (which comes from deployment config), how to read the answer, whether
-the answer may be cached and whether the call is safe to send twice. The
+the answer may be cached and whether sending the call twice does no harm. The
 :class:`~notifier.http.client.HttpClient` does the rest (auth, pooling, retries, events).
 """
 
@@ -21,16 +21,11 @@ Parser = Callable[[requests.Response], Any]
 #: a before-request step: may change the prepared request (add a header, a parameter)
 Step = Callable[[requests.PreparedRequest], "requests.PreparedRequest | None"]
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
-
-@attrs.frozen
-class Parsed:
-    """What a parser may return instead of bare data, to pass the provider's request id
-    (a gateway's ``request_id``) on to the :class:`~notifier.http.client.CallResult`."""
-
-    data: Any
-    request_id: str | None = None
+#: methods that only read (RFC 9110 "safe")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: methods whose repetition has the effect of one request (RFC 9110 "idempotent"); these
+#: may be sent again after the server may have received them
+_IDEMPOTENT_METHODS = _SAFE_METHODS | {"PUT", "DELETE"}
 
 
 def _only_reads_cache(instance: Endpoint, attribute: attrs.Attribute, value: float | None) -> None:
@@ -43,7 +38,7 @@ def _only_reads_cache(instance: Endpoint, attribute: attrs.Attribute, value: flo
 def _default_idempotent(instance: Endpoint) -> bool:
     # HTTP semantics by default; a POST that only reads (or that the provider
     # deduplicates) says idempotent=True explicitly.
-    return instance.method in _SAFE_METHODS
+    return instance.method in _IDEMPOTENT_METHODS
 
 
 @attrs.frozen

@@ -17,11 +17,20 @@ from typing import Any
 import attrs
 import requests
 
-from notifier.clock import SYSTEM_CLOCK
 from notifier.errors import AuthError, NotifierError, ProviderError, RateLimited, TokenInvalid
+from notifier.http.retry import retry_after_of
 from notifier.redact import redact
 
 Code = int | str
+
+
+@attrs.frozen
+class Parsed:
+    """What a parser may return instead of bare data, to pass the provider's request id
+    (a gateway's ``request_id``) on to the :class:`~notifier.http.client.CallResult`."""
+
+    data: Any
+    request_id: str | None = None
 
 
 def _codes(values: Iterable[Code]) -> frozenset[Code]:
@@ -59,31 +68,27 @@ class ErrorCodes:
     ) -> NotifierError:
         text = redact(str(provider_message or ""))
         message = f"{label} {code}: {text}" if text else f"{label} {code}"
-        error: NotifierError
+        # Every error from an envelope carries the code, whatever its class, so events
+        # and receipts can show it.
+        error_class: type[NotifierError] = ProviderError
+        retryable = code in self.busy
         if code in self.token_invalid:
-            error = TokenInvalid(message, code=code, provider_message=text, request_id=request_id)
+            error_class, retryable = TokenInvalid, False
         elif code in self.rate_limited:
-            wait = retry_after if retry_after is not None else self.rate_limit_wait
-            error = RateLimited(f"rate limited: {message}", retry_after=wait)
+            error_class, retryable = RateLimited, True
+            message = f"rate limited: {message}"
+            if retry_after is None:
+                retry_after = self.rate_limit_wait
         elif code in self.auth:
-            error = AuthError(message, retryable=False)
-        elif code in self.busy:
-            error = ProviderError(
-                message, code=code, provider_message=text, retryable=True, request_id=request_id
-            )
-        else:
-            error = ProviderError(message, code=code, provider_message=text, request_id=request_id)
-        # Every error from an envelope carries the code, so events and receipts can show
-        # it whatever the class (RateLimited and AuthError have no such field of their own).
-        error.code = code  # type: ignore[attr-defined]
-        error.provider_message = text  # type: ignore[attr-defined]
-        return error
-
-
-def retry_after_of(response: requests.Response) -> float | None:
-    from notifier.http.retry import parse_retry_after  # a cycle at import time otherwise
-
-    return parse_retry_after(response.headers.get("Retry-After"), SYSTEM_CLOCK)
+            error_class, retryable = AuthError, False
+        return error_class(
+            message,
+            retryable=retryable,
+            code=code,
+            provider_message=text,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
 
 
 #: how much of a provider's own error text a message shows
@@ -141,18 +146,24 @@ def check_status(response: requests.Response) -> None:
     said = error_text(response)
     message = f"HTTP {status} {reason}".rstrip() + (f": {said}" if said else "")
     reason = said or reason
-    error: NotifierError
     if status == 429:
-        error = RateLimited(f"rate limited: {message}", retry_after=retry_after_of(response))
-    elif status >= 500:
-        error = ProviderError(message, code=status, provider_message=reason, retryable=True)
-        error.retry_after = retry_after_of(response)  # type: ignore[attr-defined]
-    elif status in (401, 403):
-        error = AuthError(message, retryable=False)
-    else:
-        error = ProviderError(message, code=status, provider_message=reason)
-    error.code = status  # type: ignore[attr-defined]
-    raise error
+        raise RateLimited(
+            f"rate limited: {message}",
+            code=status,
+            provider_message=reason,
+            retry_after=retry_after_of(response),
+        )
+    if status >= 500:
+        raise ProviderError(
+            message,
+            code=status,
+            provider_message=reason,
+            retryable=True,
+            retry_after=retry_after_of(response),
+        )
+    if status in (401, 403):
+        raise AuthError(message, retryable=False, code=status, provider_message=reason)
+    raise ProviderError(message, code=status, provider_message=reason)
 
 
 def _json(response: requests.Response) -> Any:
@@ -223,14 +234,12 @@ def gateway_envelope(
     inner_message_field: str = "errmsg",
 ) -> Callable[[requests.Response], Any]:
     """A parser for API gateways answering ``{"result", "code", "message", "data",
-    "request_id"}``; returns :class:`~notifier.http.endpoint.Parsed` with ``data``.
+    "request_id"}``; returns :class:`Parsed` with ``data``.
 
     ``result: false`` is a failure carrying the gateway's code and message; a provider
     ``errcode`` inside ``data`` is classified with ``codes`` either way. The gateway's
     request id is kept on the result and on errors, for support.
     """
-    from notifier.http.endpoint import Parsed  # endpoint imports this module
-
     rules = codes or ErrorCodes()
 
     def parse(response: requests.Response) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from notifier.errors import NotifierError
 from notifier.redact import redact
 
 #: the request succeeded and its answer was accepted
@@ -66,7 +67,7 @@ def attempt_event(
         method=endpoint.method,
         url=redact(url or ""),
         status=status,
-        code=getattr(error, "code", None) if error is not None else None,
+        code=error.code if isinstance(error, NotifierError) else None,
         duration_ms=(time.perf_counter() - started) * 1000,
         attempt=attempt,
         outcome=outcome,

@@ -46,6 +46,10 @@ def transport_error(
     if isinstance(exc, requests.exceptions.SSLError):
         # Another try meets the same certificate: permanent until someone fixes it.
         return TransportError(redact(_tls_failure(exc, host)), sent=False, retryable=False)
+    if isinstance(exc, requests.exceptions.ProxyError) and _first(exc, ssl.SSLError):
+        # TLS to an https:// proxy failed: nothing was sent, and it fails the same way again.
+        where = f"proxy {_proxy_address(exc) or 'the proxy'}"
+        return TransportError(redact(_tls_failure(exc, where)), sent=False, retryable=False)
     sent = may_have_reached_server(exc)
     retryable = isinstance(exc, requests.ConnectionError | requests.Timeout)
     return TransportError(
@@ -173,6 +177,16 @@ def _address(error: BaseException) -> str | None:
     if not name:
         return None
     return f"{name}:{port}" if port else str(name)
+
+
+def _proxy_address(exc: BaseException) -> str | None:
+    """``host:port`` of the proxy a request went through (never its credentials)."""
+    for current in causes(exc):
+        proxy = getattr(getattr(current, "pool", None), "proxy", None)
+        if proxy is not None and getattr(proxy, "host", None):
+            port = proxy.port or (443 if proxy.scheme == "https" else 80)
+            return f"{proxy.host}:{port}"
+    return None
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -105,10 +105,22 @@ def client_from_options(
     )
 
 
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a host that Python's URL parser accepts
+    (it refuses a bracketed host that is no IP address, ``http://[::1``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def split_webhook_url(url: str) -> tuple[str, str] | None:
     """``(root, token)`` of a webhook URL whose last path segment is its token: the
     client's API root and a value to keep as a :class:`~notifier.redact.Secret` and pass
     as a path parameter. ``None`` when ``url`` is not an http(s) URL ending in a token."""
+    if not is_http_url(url):
+        return None
     parts = urlsplit(url)
     head, _, token = parts.path.rstrip("/").rpartition("/")
     if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:

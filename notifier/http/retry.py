@@ -8,11 +8,15 @@ is in :func:`may_retry`.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 
 import attrs
+import requests
 
-from notifier.clock import Clock
+from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, RateLimited, TokenInvalid, TransportError
 
 
@@ -47,7 +51,7 @@ class RetryPolicy:
         self, error: NotifierError, failures: int, rng: random.Random | None = None
     ) -> float:
         """The wait before the next attempt: the server's ``retry_after`` wins over backoff."""
-        asked = getattr(error, "retry_after", None)
+        asked = error.retry_after
         return float(asked) if asked is not None else self.backoff_delay(failures, rng)
 
 
@@ -71,6 +75,32 @@ def may_retry(error: NotifierError, *, replay_safe: bool) -> bool:
     if isinstance(error, TransportError) and not error.sent:
         return True
     return replay_safe
+
+
+# The clock an answer's HTTP dates are read against: the client reading the answer sets
+# its own while its parser runs, so a parser needs no clock argument.
+_ANSWER_CLOCK: ContextVar[Clock] = ContextVar("notifier_answer_clock", default=SYSTEM_CLOCK)
+
+
+@contextmanager
+def answers_read_with(clock: Clock) -> Iterator[Clock]:
+    """Within the block, :func:`retry_after_of` reads HTTP dates against ``clock``.
+
+    :class:`~notifier.http.HttpClient` runs every parser inside this with its own clock;
+    outside a client (a parser called directly) the system clock is used.
+    """
+    token = _ANSWER_CLOCK.set(clock)
+    try:
+        yield clock
+    finally:
+        _ANSWER_CLOCK.reset(token)
+
+
+def retry_after_of(response: requests.Response, clock: Clock | None = None) -> float | None:
+    """The seconds ``response``'s ``Retry-After`` header asks for (see
+    :func:`parse_retry_after`), dates read against ``clock``; by default against the clock
+    of the client reading the answer (:func:`answers_read_with`)."""
+    return parse_retry_after(response.headers.get("Retry-After"), clock or _ANSWER_CLOCK.get())
 
 
 def parse_retry_after(value: str | None, clock: Clock) -> float | None:

@@ -76,7 +76,7 @@ def attach(
             timeout=live.spec.timeout,
             pace=pace,
         )
-        return dispatcher.deliver(channel, alert, context)
+        return dispatcher.deliver(channel, alert, context, retried_by_caller=True)
 
     digests = {}
     for name, live in channels.items():

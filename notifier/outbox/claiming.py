@@ -118,18 +118,21 @@ def claim_channel(
     take: list[int] = []
     heads: list[tuple[int, int]] = []  # (attempts, id) of each alert's first live delivery
     held: set[str] = set()  # fingerprints with an earlier delivery not done or not due
+    seen: set[str] = set()
     args = {"channel": channel, "identity": terms.identity(channel)}
     for id_, state, next_at, fp, attempts in conn.execute(HEAD, args):
         if fp in held:
             continue
-        if state == "pending":
+        if fp not in seen:
+            seen.add(fp)
             heads.append((attempts, id_))
-            if next_at > due_by:
-                held.add(fp)
-                continue
+        held.add(fp)  # later deliveries of this alert go with it, or wait for it
+        if state == "pending" and next_at > due_by:
+            continue
         # An in-flight one is taken again: the gate let us in, so its lane lease ran out.
         take.append(id_)
-        if len(take) >= most:
+        held.discard(fp)
+        if len(take) >= most and not probe:
             break
     if probe:
         # The probe tests the provider, not the alert: the alert tried least often goes,

@@ -18,7 +18,7 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from notifier.clock import SYSTEM_CLOCK, Clock
@@ -26,6 +26,7 @@ from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
 from notifier.models import Receipt
 from notifier.outbox.claiming import ClaimTerms
+from notifier.outbox.gates import Wake
 from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
 from notifier.outbox.owners import owner_alive, worker_id
 from notifier.outbox.receipts import DrainReport, Round, receipts_for
@@ -177,7 +178,8 @@ class OutboxDelivery:
         # Every delivery written has a receipt: done, without a claim that finds nothing.
         while waiting and not self.stopping():
             ended = self._ended  # read before claiming: a lane ending after it is news
-            done = self.process(due_by=due_by)
+            # Only the channels written to: other channels' backlogs are the worker's.
+            done = self.process(due_by=due_by, channels=set(waiting.values()))
             attempted.update(done.receipts)
             for id_ in done.receipts:
                 waiting.pop(id_, None)
@@ -230,12 +232,13 @@ class OutboxDelivery:
         wanted = [e.id for e in enqueued if e.id is not None and e.id not in attempted]
         return receipts_for(enqueued, attempted, self.store.get(wanted) if wanted else {})
 
-    def process(self, due_by: float | None = None) -> Round:
+    def process(self, due_by: float | None = None, channels: Iterable[str] | None = None) -> Round:
         """Claim due deliveries and deliver them: channels in parallel, each in order.
 
         The first call also recovers what stopped workers on this host left in flight.
 
         :param due_by: only deliveries due by then (default: now).
+        :param channels: only on these channels (default: every channel).
         """
         if not self._recovered:
             self.recover()
@@ -250,6 +253,7 @@ class OutboxDelivery:
                 breaker=terms.breaker,
                 due_by=due_by,
                 terms=terms,
+                channels=channels,
             )
             self._busy.update(c.channel for c in claims)
         return self._run(claims) if claims else Round(0, {})
@@ -280,11 +284,17 @@ class OutboxDelivery:
             raise failure
         return Round(sum(len(c.deliveries) for c in claims), receipts)
 
-    def drain(self, until_idle: bool = True) -> DrainReport:
+    def drain(
+        self, until_idle: bool = True, on_wait: Callable[[str], None] | None = None
+    ) -> DrainReport:
         """Deliver everything due now; with ``until_idle``, wait out rate limits too.
 
         Deliveries that are not due when the drain starts (waiting out a backoff or an
         open circuit), and those that fail during it, are left queued.
+
+        :param on_wait: called with one line saying what each wait is for (``waiting
+            42 s for channel 'robot''s rate limit (20 per 60 s)``) before it starts;
+            without it, the line is logged at INFO.
         """
         start = self.clock.time()
         outcomes: collections.Counter[str] = collections.Counter()
@@ -301,13 +311,27 @@ class OutboxDelivery:
             wakes = self.store.wakes(
                 now, rate_limits=self.rate_limits, breaker=self.settings.breaker
             )
-            ready = [w.ready_at for w in wakes if w.head_due_at <= start and w.reason in _WAITABLE]
+            ready = [w for w in wakes if w.head_due_at <= start and w.reason in _WAITABLE]
             if not ready:
                 break
-            pause = max(min(ready) - now, _MIN_WAIT)
+            wake = min(ready, key=lambda w: w.ready_at)
+            pause = max(wake.ready_at - now, _MIN_WAIT)
+            (on_wait or log.info)(self._waiting_for(wake, pause))
             self.clock.sleep(pause)
             waited += pause
         return DrainReport(dict(outcomes), rounds, waited)
+
+    def _waiting_for(self, wake: Wake, pause: float) -> str:
+        """One line for a wait of ``drain``: how long, on which channel, for what."""
+        seconds = f"{pause:.0f} s" if pause >= 1 else f"{pause:.2g} s"
+        channel = wake.channel
+        if wake.reason == "rate_limit":
+            limit = self.rate_limits.get(channel)
+            terms = f" ({limit.count} per {limit.per:g} s)" if limit else ""
+            return f"waiting {seconds} for channel {channel}'s rate limit{terms}"
+        if wake.reason == "blocked":
+            return f"waiting {seconds}: channel {channel}'s provider asked for a pause"
+        return f"waiting {seconds} for channel {channel}'s next delivery to fall due"
 
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver due work until ``stop`` is set; sleep until the next is due."""

@@ -27,6 +27,7 @@ from notifier.outbox.store import OutboxStore
 from notifier.redact import redact
 
 log = logging.getLogger("notifier.outbox")
+deliveries = logging.getLogger("notifier.deliveries")  # see notifier.lanes
 
 DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
 
@@ -179,6 +180,7 @@ class _Lane:
             receipt = _attempt(ctx, d, alert, context)
             settled = _settle(ctx, d, receipt, last, probe=claim.probe)
             self.receipts[d.id] = settled
+            _report(alert.title, settled, ctx.clock.time())
             if settled.outcome is Outcome.QUEUED:
                 self.released |= last
                 if settled.details.get("rate_limited") or claim.probe or self._tripped():
@@ -245,6 +247,37 @@ def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
         if not released:
             store.end_lane(channel, owner, ctx.clock.time())
     return receipts
+
+
+def _report(title: str, receipt: Receipt, now: float) -> None:
+    """One line for a settled attempt, saying what the outbox does next."""
+    if receipt.ok:
+        deliveries.info(
+            "%s: %s %r (%d attempt(s))",
+            receipt.channel,
+            receipt.outcome.value,
+            title,
+            receipt.attempts,
+        )
+        return
+    if receipt.outcome is Outcome.QUEUED:
+        wait = max((receipt.next_attempt_at or now) - now, 0.0)
+        paced = (receipt.details or {}).get("rate_limited")
+        (deliveries.info if paced else deliveries.warning)(
+            "%s: queued %r, next attempt in %.1fs: %s",
+            receipt.channel,
+            title,
+            wait,
+            receipt.error,
+        )
+        return
+    deliveries.warning(
+        "%s: failed %r, kept as dead letter %s: %s",
+        receipt.channel,
+        title,
+        (receipt.details or {}).get("delivery_id"),
+        receipt.error,
+    )
 
 
 def _judged(deliveries: list[Delivery], i: int) -> bool:

@@ -257,6 +257,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         breaker: CircuitBreaker | None = None,
         due_by: float | None = None,
         terms: ClaimTerms | None = None,
+        channels: Iterable[str] | None = None,
     ) -> list[Claim]:
         """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
 
@@ -267,13 +268,19 @@ class OutboxStore(AttemptsMixin, AdminMixin):
 
         :param due_by: claim only deliveries due by then (default ``now``): a pass that
             started earlier leaves alone what failed and was rescheduled during it.
+        :param channels: claim only on these channels (default: every channel).
         """
         if terms is None:
             terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker, self.identities)
         due_by = now if due_by is None else min(due_by, now)
         claims = []
+        params: tuple[str, ...] = ()
+        if channels is None:
+            query = f"{CHANNELS} FROM channels ORDER BY name"
+        else:
+            query, params = CHANNELS_NAMED, (json.dumps(sorted(set(channels))),)
         with self.db.write("claiming due deliveries") as conn:
-            for row in conn.execute(f"{CHANNELS} FROM channels ORDER BY name").fetchall():
+            for row in conn.execute(query, params).fetchall():
                 claim = claim_channel(conn, row, now, due_by, terms)
                 if claim is not None:
                     claims.append(claim)

@@ -15,10 +15,11 @@ A plugin's fake does the same with :func:`serve_from_shell` in its ``testing`` m
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -42,6 +43,17 @@ class Served:
     address: str
     channel: str
     table: str
+
+    @classmethod
+    def for_channel(
+        cls, address: str, channel: str, options: Mapping[str, str | int], *, preface: str = ""
+    ) -> Served:
+        """``options`` written as the ``[channels.<channel>]`` table, after ``preface``
+        (comment lines for the operator, each ending in a newline)."""
+        lines = [
+            f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in options.items()
+        ]
+        return cls(address, channel, f"{preface}[channels.{channel}]\n{''.join(lines)}")
 
     @property
     def config(self) -> str:

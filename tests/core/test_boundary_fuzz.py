@@ -72,6 +72,8 @@ def alert_data(draw: st.DrawFn) -> Any:
     data = draw(st.dictionaries(ALERT_FIELDS | TEXT, VALUES, max_size=6))
     if draw(st.booleans()):
         data.setdefault("title", draw(TEXT | st.just("disk full")))
+    if draw(st.integers(0, 4)) == 0:
+        data["links"] = draw(st.lists(URLS | st.fixed_dictionaries({"url": URLS}), max_size=2))
     if draw(st.integers(0, 20)) == 0:
         data[draw(ALERT_FIELDS)] = _deep(5000)
     return data if draw(st.integers(0, 20)) else draw(VALUES)
@@ -95,7 +97,8 @@ def test_alert_from_dict_raises_only_project_errors(data: Any) -> None:
 
 @pytest.fixture(scope="module")
 def host() -> PluginHost:
-    return PluginHost.from_plugins([])
+    # The bundled plugins too: their options and validate() read untrusted config.
+    return PluginHost.load()
 
 
 def _options(host: PluginHost) -> list[str]:
@@ -123,10 +126,25 @@ def config_data(draw: st.DrawFn, host: PluginHost) -> dict[str, Any]:
         NUMBERS,
         NUMBERS,
     )
+    # A kind's required options, and one URL-valued option fuzzed.
+    url_kinds = {
+        "webhook": ("url", {}),
+        "slack": ("url", {}),
+        "feishu-bot": ("url", {}),
+        "wework-robot": ("api_root", {"key": "k"}),
+        "dingtalk-robot": ("access_token", {}),
+    }
+    url_options = st.sampled_from(sorted(set(url_kinds) & set(host.kinds))).flatmap(
+        lambda kind: st.builds(
+            lambda url: {"kind": kind, **url_kinds[kind][1], url_kinds[kind][0]: url},
+            URLS | TEXT,
+        )
+    )
     channels = st.dictionaries(
         st.sampled_from(["a", "b", ""]) | TEXT,
         st.one_of(
             nearly_valid,
+            url_options,
             channel,
             st.builds(
                 lambda kind, table: {"kind": kind, **table},
@@ -152,9 +170,9 @@ def config_data(draw: st.DrawFn, host: PluginHost) -> dict[str, Any]:
             value | st.just(":memory:"),
         ),
     }
-    if draw(st.booleans()):  # one channel and the dispatcher, only numbers fuzzed
+    if draw(st.booleans()):  # one channel and the dispatcher, only numbers or a URL fuzzed
         return {
-            "channels": {"a": draw(nearly_valid)},
+            "channels": {"a": draw(nearly_valid | url_options)},
             "dispatcher": draw(
                 st.dictionaries(st.sampled_from(["workers", "delivery_timeout"]), NUMBERS)
             ),
@@ -188,7 +206,12 @@ def test_the_config_loader_raises_only_project_errors(
         numbers.append(spec.timeout)
         if spec.rate_limit is not None:
             numbers += [spec.rate_limit.count, spec.rate_limit.per]
-        numbers += [v for v in spec.options.values() if isinstance(v, int | float)]
+        for name, value in spec.options.items():
+            option = host.kinds[spec.kind].option(name)
+            if isinstance(value, int | float) and option is not None and option.maximum:
+                assert value <= option.maximum, (name, value)  # an option's own bound
+            elif isinstance(value, int | float):
+                numbers.append(value)
     assert all(math.isfinite(n) and abs(n) <= 10**6 for n in numbers), numbers
 
 

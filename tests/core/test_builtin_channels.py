@@ -86,9 +86,13 @@ def test_webhook_posts_the_alert_with_an_idempotency_key(host, tmp_path, server)
     assert again[0].ok
 
 
-def test_webhook_template_fills_placeholders_json_escaped(host, tmp_path, server) -> None:
-    template = '{"msg": "${title}: ${body}", "sev": "${severity}", "labels": ${labels}}'
-    channels = {"hook": {"kind": "webhook", "url": f"{server.url}/in/alerts", "template": template}}
+def test_webhook_template_renders_the_json_body_with_jinja2(host, tmp_path, server) -> None:
+    template = (
+        '{"msg": "{{ alert.title | escape_json }}: {{ alert.body | escape_json }}",'
+        ' "sev": {{ alert.severity | tojson }}, "labels": {{ alert.labels | tojson }}}'
+    )
+    url = f"{server.url}/in/alerts"
+    channels = {"hook": {"kind": "webhook", "url": url, "template": {"text": template}}}
     with _dispatcher(host, channels, tmp_path) as dispatcher:
         dispatcher.dispatch(Alert(title='say "hi"', body="line1\nline2", labels={"a": "b"}))
     assert server.requests[0].json() == {
@@ -98,19 +102,50 @@ def test_webhook_template_fills_placeholders_json_escaped(host, tmp_path, server
     }
 
 
-@pytest.mark.parametrize(
-    ("template", "expected"),
-    [
-        ('{"t": "${tittle}"}', "unknown placeholder(s) tittle"),
-        ('{"t": ${title}}', "a JSON document"),
-    ],
-)
-def test_webhook_bad_template_is_a_config_error(host, tmp_path, template, expected) -> None:
+def test_an_old_style_webhook_template_is_a_config_error_showing_the_new_form(
+    host, tmp_path, server
+) -> None:
+    old = '{"msg": "${title}: ${body}", "sev": "${severity}", "labels": ${labels}}'
+    url = f"{server.url}/in/alerts"
+    with pytest.raises(ConfigError) as caught:
+        _dispatcher(host, {"hook": {"kind": "webhook", "url": url, "template": old}}, tmp_path)
+    (issue,) = caught.value.issues
+    assert issue.path == "channels.hook.template"
+    assert "${...} placeholders are no longer supported" in issue.expected
+    new = issue.expected.split("template = { text = '", 1)[1].rsplit("' }", 1)[0]
+    assert "{{ alert.title | escape_json }}" in new
+    # The form shown is a working template that sends what the old one sent.
+    channels = {"hook": {"kind": "webhook", "url": url, "template": {"text": new}}}
+    with _dispatcher(host, channels, tmp_path) as dispatcher:
+        dispatcher.dispatch(Alert(title='say "hi"', body="line1\nline2", labels={"a": "b"}))
+    assert server.requests[0].json() == {
+        "msg": 'say "hi": line1\nline2',
+        "sev": "warning",
+        "labels": {"a": "b"},
+    }
+
+
+def test_a_webhook_template_syntax_error_is_a_config_error_with_its_line(host, tmp_path) -> None:
+    template = {"text": '{\n"t": {{ alert.title | tojson }\n}'}
     channels = {"hook": {"kind": "webhook", "url": "http://127.0.0.1:9/x", "template": template}}
     with pytest.raises(ConfigError) as caught:
         _dispatcher(host, channels, tmp_path)
     (issue,) = caught.value.issues
-    assert issue.path == "channels.hook.template" and expected in issue.expected
+    assert issue.path == "channels.hook.template"
+    assert "channels.hook.template:2:" in issue.expected
+
+
+def test_a_webhook_template_whose_output_is_not_json_fails_the_delivery_for_good(
+    host, tmp_path, server
+) -> None:
+    template = {"text": '{"t": {{ alert.title }}}'}
+    url = f"{server.url}/in/alerts"
+    channels = {"hook": {"kind": "webhook", "url": url, "template": template}}
+    with _dispatcher(host, channels, tmp_path) as dispatcher:
+        (receipt,) = dispatcher.dispatch(Alert(title="db down"))
+    assert receipt.outcome is Outcome.FAILED and receipt.next_attempt_at is None
+    assert "template channels.hook.template: the output is not JSON" in (receipt.error or "")
+    assert server.requests == []
 
 
 def test_webhook_server_errors_fail_with_the_status(host, tmp_path, server) -> None:

@@ -202,7 +202,7 @@ def test_channels_lists_kinds_with_their_distribution_including_third_party(
     result = notifier("channels", "--json", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     kinds = {k["kind"]: k["distribution"] for k in json.loads(result.stdout)["kinds"]}
-    assert kinds["memo"] == "notifier-memo" and kinds["jsonl"] == "notifier"
+    assert kinds["memo"] == "notifier-memo" and kinds["jsonl"] == "notifier-core"
     assert kinds["wework"] == "notifier-wework"
 
 
@@ -219,7 +219,7 @@ def test_verbose_logs_each_delivery_at_info(quickstart: Path) -> None:
     quiet = notifier("send", "-c", str(quickstart), "--title", "calm")
     assert " INFO " not in quiet.stderr
     loud = notifier("send", "-v", "-c", str(quickstart), "--title", "loud")
-    assert "INFO notifier.dispatcher: audit: delivered 'loud'" in loud.stderr
+    assert "INFO notifier.deliveries: audit: delivered 'loud'" in loud.stderr
     assert " DEBUG " not in loud.stderr
 
 

@@ -151,7 +151,23 @@ def test_an_unexpected_exception_is_a_retryable_failure(host: PluginHost, plugin
         plugin.channels["c"].script.append(KeyError("surprise"))
         (receipt,) = dispatcher.dispatch(Alert(title="x"))
     assert receipt.outcome is Outcome.FAILED
-    assert receipt.error == "KeyError: 'surprise'" and receipt.details["retryable"] is True
+    assert receipt.error.startswith("KeyError: 'surprise'")
+    assert receipt.details["retryable"] is True
+
+
+def test_a_retryable_failure_without_an_outbox_says_nothing_retries_it(
+    host: PluginHost, plugin
+) -> None:
+    with _dispatcher(host, {"channels": {"c": {"kind": "ok"}}}) as dispatcher:
+        plugin.channels["c"].script.append(ProviderError("errcode -1: busy", retryable=True))
+        plugin.channels["c"].script.append(ProviderError("errcode 40003: bad user"))
+        (busy,) = dispatcher.dispatch(Alert(title="x"))
+        (refused,) = dispatcher.dispatch(Alert(title="y"))
+    assert busy.error == (
+        "errcode -1: busy; not retried: configure [outbox] for retries (docs/outbox.md)"
+    )
+    assert "retried later" not in busy.error
+    assert refused.error == "errcode 40003: bad user"  # permanent: retries would not help
 
 
 def test_routes_choose_channels_and_pass_mentions(host: PluginHost, plugin) -> None:

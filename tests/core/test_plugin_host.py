@@ -42,7 +42,7 @@ def test_out_of_tree_plugin_is_discovered_configured_and_dispatched_to(site: Pat
 def test_builtins_are_ordinary_plugins_of_the_core_distribution() -> None:
     host = PluginHost.load(env={})
     assert {"console", "jsonl", "webhook"} <= set(host.kinds)
-    assert all(host.kinds[k].plugin == "notifier" for k in ("console", "jsonl", "webhook"))
+    assert all(host.kinds[k].plugin == "notifier-core" for k in ("console", "jsonl", "webhook"))
     assert len(BUILTINS) == 3
 
 

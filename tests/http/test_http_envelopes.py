@@ -91,3 +91,17 @@ def test_a_provider_errcode_inside_gateway_data_is_classified():
             )
         )
     assert caught.value.request_id == "r2"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [(45009, RateLimited), (40001, AuthError), (-1, ProviderError)]
+)
+def test_every_error_from_a_gateway_keeps_its_request_id_whatever_its_class(code, kind):
+    with pytest.raises(kind) as caught:
+        gateway_envelope(CODES)(
+            answer(
+                body=f'{{"result": false, "code": 1, "data": {{"errcode": {code},'
+                ' "errmsg": "x"}, "request_id": "r3"}'
+            )
+        )
+    assert (caught.value.code, caught.value.request_id) == (code, "r3")

@@ -340,6 +340,48 @@ def test_a_self_signed_certificate_behind_a_connect_proxy_is_the_same_tls_error(
     assert proxy.tunnels == [f"127.0.0.1:{https_server.port}"]
 
 
+class _TlsConnectProxy(_ConnectProxy):
+    """The same proxy reached over TLS (``HTTPS_PROXY=https://...``)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__()
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, address = super().get_request()
+        return self.context.wrap_socket(sock, server_side=True), address
+
+
+def test_a_self_signed_certificate_on_an_https_proxy_is_a_permanent_tls_error_naming_it(
+    https_server, self_signed, monkeypatch
+):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed)
+    proxy = _TlsConnectProxy(context)
+    threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
+    port = proxy.server_address[1]
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{port}")
+        for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        client = _client(https_server.url, retry=RetryPolicy(max_attempts=3))
+        with pytest.raises(TransportError) as caught:
+            client.call(SEND, json={})
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    text = str(caught.value)
+    assert text.startswith(
+        f"HTTP client, send: TLS certificate verification failed for proxy 127.0.0.1:{port}"
+    ), text
+    assert "self-signed" in text
+    assert "\n" not in text and "CERTIFICATE_VERIFY_FAILED" not in text
+    assert caught.value.retryable is False
+    assert caught.value.sent is False
+    assert caught.value.attempts == 1
+    assert proxy.tunnels == [] and https_server.requests == []
+
+
 # -- the provider's own words ---------------------------------------------------------------
 
 

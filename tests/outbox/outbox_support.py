@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -32,6 +33,8 @@ class Provider:
         self.sent: list[Sent] = []
         self.attempts: list[Sent] = []
         self.down: set[str] = set()
+        # Called with (channel, alert) as each attempt starts, to look at the outbox then.
+        self.before_send: Callable[[str, Alert], object] | None = None
         self._script: dict[str, list[dict[str, Any]]] = {}
 
     def fail(self, channel: str, times: int = 1, **how: Any) -> None:
@@ -41,6 +44,8 @@ class Provider:
         return [s.title for s in self.sent if s.channel == channel]
 
     def __call__(self, channel: str, alert: Alert, context: DeliveryContext) -> Receipt:
+        if self.before_send is not None:
+            self.before_send(channel, alert)
         record = Sent(channel, alert.title, context, self.clock.time())
         self.attempts.append(record)
         script = self._script.get(channel)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,3 +181,63 @@ def test_the_worker_runs_until_sigterm(config, hook, cli):
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(10) == 0
         worker.stderr.close()
+
+
+# -- saying what happened, once and truly ----------------------------------------------------
+
+
+def test_a_queued_send_shows_its_next_attempt_and_no_failed_warning(config, hook, cli):
+    hook.down = True
+    sent = cli("send", "--title", "disk full", config=config)
+    assert sent.returncode == 1
+    header, row = sent.stdout.splitlines()
+    assert "NEXT ATTEMPT" in header
+    assert " queued " in row and re.search(r"\d\d:\d\d:\d\d", row)
+    assert sent.stderr == ""  # the row says it; no log line repeats it
+
+    worked = cli("worker", "--once", config=config)
+    assert "hook: queued 'disk full', next attempt in" in worked.stderr
+    assert "failed" not in worked.stderr  # the delivery is queued, not failed
+
+
+def test_send_delivers_its_own_alerts_and_leaves_other_channels_backlogs_to_the_worker(
+    tmp_path, cli
+):
+    with Receiver() as a, Receiver() as b:
+        config = tmp_path / "notifier.toml"
+        routes = (
+            '[[routes]]\nlabels = { to = "a" }\nchannels = ["a"]\n\n'
+            '[[routes]]\nlabels = { to = "b" }\nchannels = ["b"]\n'
+        )
+        text = webhook_config({"a": a, "b": b}, OUTBOX).replace(
+            "\n[outbox]", f"\n{routes}\n[outbox]"
+        )
+        # a: one delivery an hour, so a second alert waits; b: refused (404), a dead letter
+        text = text.replace(
+            f'url = "{a.url}"', f'url = "{a.url}"\nrate_limit = {{ count = 1, per = 3600 }}'
+        )
+        text = text.replace(f'url = "{b.url}"', f'url = "{b.url}-gone"')
+        config.write_text(text)
+        assert cli("send", "--title", "b's", "--label", "to=b", config=config).returncode == 1
+        [dead] = json.loads(cli("queue", "--dead", "--json", config=config).stdout)
+        assert cli("queue", "--retry", str(dead["id"]), config=config).returncode == 0
+        assert cli("send", "--title", "a's 1", "--label", "to=a", config=config).returncode == 0
+
+        sent = cli("send", "--title", "a's 2", "--label", "to=a", config=config)
+        assert sent.returncode == 1 and " queued " in sent.stdout  # behind a's rate limit
+        assert a.titles == ["a's 1"]
+        # b's retried dead letter is due, but another channel's backlog is the worker's
+        assert queue_counts(cli, config)["b"] == {"pending": 1}
+
+
+@pytest.mark.parametrize("flag", ["--retry", "--purge"])
+def test_queue_retry_or_purge_of_an_id_that_is_no_dead_letter_names_it_and_exits_1(
+    config, hook, cli, flag
+):
+    hook.down = True
+    cli("send", "--title", "disk full", config=config)  # pending: no dead letter
+    pending = 1  # the one delivery written: queued, not dead
+    done = cli("queue", flag, "999", str(pending), config=config)
+    assert done.returncode == 1
+    assert "no dead letter with id 999, 1" in done.stderr
+    assert queue_counts(cli, config) == {"hook": {"pending": 1}}

@@ -8,6 +8,7 @@ full filesystem (``database or disk is full``).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from outbox_support import Receiver, webhook_config
 
 from notifier import Alert, Dispatcher
+from notifier.cli.main import main
 from notifier.errors import ConfigError, OutboxError
 from notifier.models import Outcome
 from notifier.outbox import NewDelivery, OutboxSettings, OutboxStore
@@ -179,3 +181,24 @@ def test_a_mode_that_is_not_octal_permission_bits_is_a_config_error():
         OutboxSettings.from_table({"file_mode": "rw-r-----", "dir_mode": 448})
     text = str(info.value)
     assert "outbox.file_mode" in text and "outbox.dir_mode" in text and "octal" in text
+
+
+def test_send_whose_outbox_cannot_be_opened_still_sends_directly_and_says_so(tmp_path, capsys):
+    """The outbox's file cannot be created or opened (here SQLite cannot open its
+    write-ahead log): the alert still goes out, its receipt says it is not durable."""
+    audit = tmp_path / "audit.jsonl"
+    outbox = tmp_path / "outbox.db"
+    os.mkdir(f"{outbox}-wal")
+    config = tmp_path / "notifier.toml"
+    config.write_text(
+        f'[outbox]\npath = "{outbox}"\n[channels.audit]\nkind = "jsonl"\npath = "{audit}"\n'
+    )
+    status = main(["send", "--config", str(config), "--title", "disk full", "--json"])
+    out, err = capsys.readouterr()
+    assert status == 0
+    [receipt] = json.loads(out)
+    assert receipt["outcome"] == "delivered"
+    assert receipt["details"]["durable"] is False
+    assert "free space" in receipt["details"]["outbox_error"]
+    assert "sending directly, without the outbox" in err
+    assert "disk full" in audit.read_text()

@@ -39,7 +39,9 @@ alert_dicts = st.dictionaries(alert_keys, json_values, max_size=8) | st.fixed_di
         "links": st.lists(st.text(max_size=10), max_size=2),
     },
 )
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,8 @@ def test_malformed_alerts_are_refused_clearly_and_valid_ones_round_trip(
         return
     [queued] = shared_store.enqueue_many([item], now=2.0)
     stored = shared_store.get([queued.id])[queued.id]
-    assert stored.alert() == item.alert
+    # An earlier example with the same idempotency key coalesces into its row.
+    assert stored.alert() == item.alert or (queued.coalesced and stored.key == queued.key)
     assert stored.channel == item.channel
     assert shared_store.db.check() == "ok"
 

@@ -9,8 +9,8 @@ import pytest
 from outbox_support import alert
 
 from notifier.kinds import RateLimit
-from notifier.models import Outcome, Status, delivery_key
-from notifier.outbox import DeliveryState, NewDelivery, owner_alive
+from notifier.models import Alert, Outcome, Status, delivery_key
+from notifier.outbox import DeliveryState, NewDelivery, OutboxStore, owner_alive
 from notifier.outbox.attempts import LEASE_LOST
 from notifier.outbox.policy import CircuitBreaker
 from notifier.ratelimit import window
@@ -245,3 +245,22 @@ def test_a_resolved_alert_has_its_own_key(store):
     results = store.enqueue_many([NewDelivery(firing, "ops"), NewDelivery(resolved, "ops")], now=T0)
     assert results[0].key != results[1].key
     assert store.counts() == {"ops": {"pending": 2}}
+
+
+@pytest.mark.slow
+def test_a_batch_of_twenty_thousand_deliveries_is_committed_whole(db_path):
+    """How fast it is written is measured by the benchmark (scenario 4, one transaction)."""
+    store = OutboxStore.open(db_path)
+    alerts = [
+        Alert(
+            title=f"disk full on host{i}", labels={"host": f"h{i}", "team": "ops"}, body="x" * 200
+        )
+        for i in range(10_000)
+    ]
+    items = [NewDelivery(a, c) for a in alerts for c in ("ops", "audit")]
+    results = store.enqueue_many(items, now=1_000.0, dedup_window=300)
+    store.close()
+    reopened = OutboxStore.open(db_path)
+    assert reopened.counts() == {"audit": {"pending": 10_000}, "ops": {"pending": 10_000}}
+    assert len({r.id for r in results}) == 20_000
+    reopened.close()

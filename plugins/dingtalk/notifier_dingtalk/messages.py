@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 import attrs
 
+from notifier.kinds import Part
+from notifier.mentions import is_mobile
 from notifier.models import Alert
 from notifier.render import DINGTALK, byte_len, fit, headline, render_markdown, render_text
 
-__all__ = ["CONTENT_LIMIT", "TITLE_LIMIT", "Mentions", "render_messages"]
+__all__ = ["CONTENT_LIMIT", "TITLE_LIMIT", "Mentions", "part", "render_messages"]
 
 #: bytes of UTF-8 a robot message's ``text.content`` / ``markdown.text`` may hold
 CONTENT_LIMIT = 20000
@@ -26,7 +28,7 @@ CONTENT_LIMIT = 20000
 TITLE_LIMIT = 128
 
 ALL = ("@all", "all")
-_MOBILE = re.compile(r"\+?\d[\d -]{5,19}")
+_SEPARATORS = re.compile(r"[ -]")
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
@@ -43,9 +45,9 @@ class Mentions:
 
     @classmethod
     def parse(cls, values: Iterable[str]) -> Mentions:
-        """Route mentions: ``"@all"`` is everyone, a phone number (digits, optionally
-        ``+``, spaces or dashes) is a mobile, anything else a user id; a leading ``@``
-        is ignored."""
+        """Route mentions: ``"@all"`` is everyone, a mobile number (11 digits, or ``+``
+        and 6 to 15 digits, spaces and dashes ignored: :func:`notifier.mentions.is_mobile`)
+        is a mobile, anything else a user id; a leading ``@`` is ignored."""
         mobiles, user_ids, everyone = [], [], False
         for raw in values:
             value = raw.strip()
@@ -53,8 +55,9 @@ class Mentions:
                 everyone = True
                 continue
             value = value.removeprefix("@")
-            if _MOBILE.fullmatch(value):
-                mobiles.append(re.sub(r"[ -]", "", value))
+            number = _SEPARATORS.sub("", value)
+            if is_mobile(number):
+                mobiles.append(number)
             elif value:
                 user_ids.append(value)
         return cls(tuple(mobiles), tuple(user_ids), everyone)
@@ -88,13 +91,17 @@ def render_messages(
     overflow: Literal["truncate", "split"] = "truncate",
     max_parts: int = 3,
     limit: int = CONTENT_LIMIT,
+    text: str | None = None,
 ) -> list[dict[str, Any]]:
     """The robot message bodies for ``alert``, each within ``limit`` bytes of content.
 
     Too long an alert is truncated with a visible marker or, with ``overflow="split"``,
     sent as up to ``max_parts`` numbered messages (the last one truncated if needed).
+    ``text`` (a template's output) replaces the rendered alert.
     """
-    body = render_text(alert) if msgtype == "text" else render_markdown(alert, DINGTALK)
+    body = text
+    if body is None:
+        body = render_text(alert) if msgtype == "text" else render_markdown(alert, DINGTALK)
     suffix = mentions.suffix
     parts = fit(body, limit - byte_len(suffix), overflow, max_parts=max_parts)
     title = fit(headline(alert), TITLE_LIMIT)[0]
@@ -109,3 +116,9 @@ def render_messages(
             message["at"] = mentions.at()
         messages.append(message)
     return messages
+
+
+def part(message: dict[str, Any]) -> Part:
+    """How ``notifier render`` shows one message: its content, size and limit."""
+    content = message["text"]["content"] if "text" in message else message["markdown"]["text"]
+    return Part(message, content, byte_len(content), CONTENT_LIMIT)

@@ -12,13 +12,24 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import notifier
-from notifier.errors import ConfigError, ConfigIssue, NotifierError
-from notifier.http import HTTP_OPTIONS, Endpoint, ErrorCodes, HttpClient, errcode_envelope
+from notifier import templates
+from notifier.channelhooks import ChannelHooks
+from notifier.errors import ConfigError, ConfigIssue
+from notifier.http import (
+    HTTP_OPTIONS,
+    CallResult,
+    Endpoint,
+    ErrorCodes,
+    HttpClient,
+    errcode_envelope,
+    is_http_url,
+)
 from notifier.http.options import client_from_options
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.parts import PartLedger, send_parts
 from notifier_dingtalk.auth import RobotAuth
-from notifier_dingtalk.messages import Mentions, render_messages
+from notifier_dingtalk.messages import Mentions, part, render_messages
 
 KIND = "dingtalk-robot"
 API_ROOT = "https://oapi.dingtalk.com/"
@@ -71,10 +82,11 @@ class DingTalkRobot:
 
     kind = KIND
 
-    def __init__(self, spec: ChannelSpec, client: HttpClient) -> None:
+    def __init__(self, spec: ChannelSpec, client: HttpClient, ledger: PartLedger) -> None:
         options = spec.options
         self.name = spec.name
         self.client = client
+        self.ledger = ledger
         self.msgtype = options["msgtype"]
         self.overflow = options["overflow"]
         self.max_parts = options["max_parts"]
@@ -87,27 +99,26 @@ class DingTalkRobot:
     def __repr__(self) -> str:
         return f"DingTalkRobot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The messages a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=self.mentions | Mentions.parse(delivery.mentions),
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
-        attempts = 0
-        for index, message in enumerate(messages):
-            if index and delivery.pace is not None:
-                delivery.pace()  # every part takes a slot of the robot's 20 a minute
-            try:
-                attempts += self.client.call(SEND, json=message).attempts
-            except NotifierError as exc:
-                exc.attempts += attempts
-                if index:  # say what already went out: a retry repeats those parts
-                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
-                    exc.args = (exc.message,)
-                raise
-        return SendResult(attempts=attempts, parts=len(messages))
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
+
+        def post(message: dict[str, Any]) -> CallResult:
+            return self.client.call(SEND, json=message)
+
+        # Every part after the first takes its own slot of the robot's 20 a minute.
+        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
+        return sent.send_result()
 
     def close(self) -> None:
         self.client.close()
@@ -116,13 +127,25 @@ class DingTalkRobot:
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
     """A whole webhook URL pasted as the token would answer "token is not exist" at the
     first alert; ``notifier check`` says so instead."""
+    issues = []
+    root = spec.options.get("api_root", API_ROOT)
+    if not is_http_url(str(root)):
+        where = f"channels.{spec.name}.api_root"
+        issues.append(ConfigIssue(spec.source or "<inline>", where, "an http:// or https:// URL"))
     value = spec.options["access_token"].reveal()
     if "://" not in value and "access_token=" not in value:
-        return []
-    hint = " (its access_token= value)" if "access_token" in parse_qs(urlsplit(value).query) else ""
+        return issues
+    hint = " (its access_token= value)" if "access_token" in parse_qs(_query(value)) else ""
     where = f"channels.{spec.name}.access_token"
     expected = f"the robot's access_token alone, not its webhook URL{hint}"
-    return [ConfigIssue(spec.source or "<inline>", where, expected)]
+    return [*issues, ConfigIssue(spec.source or "<inline>", where, expected)]
+
+
+def _query(url: str) -> str:
+    try:
+        return urlsplit(url).query
+    except ValueError:  # a bracketed host that is no IP address: no query worth naming
+        return ""
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
@@ -132,7 +155,11 @@ def build(spec: ChannelSpec, context: BuildContext) -> DingTalkRobot:
     token = spec.options["access_token"]
     auth = RobotAuth(token, spec.options.get("secret") or None, clock=context.clock)
     client = client_from_options(spec, context, spec.options["api_root"], auth)
-    return DingTalkRobot(spec, client)
+    return DingTalkRobot(spec, client, PartLedger(clock=context.clock))
+
+
+def preview(channel: DingTalkRobot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
 
 
 DINGTALK_ROBOT = ChannelKind(
@@ -144,6 +171,7 @@ DINGTALK_ROBOT = ChannelKind(
     # DingTalk's documented limit: 20 messages a minute per robot.
     rate_limit=RateLimit(20, 60.0),
     validate=validate,
+    preview=preview,
 )
 
 
@@ -152,8 +180,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [DINGTALK_ROBOT]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, DingTalkRobot):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(DingTalkRobot,))
+notifier_send = hooks.notifier_send

@@ -20,36 +20,33 @@ Codes for what DingTalk documents poorly are named constants, easy to correct.
 from __future__ import annotations
 
 import base64
-import binascii
+import hashlib
 import hmac
-import json
-import threading
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.envelope import EnvelopeServer, Refusal, signature_problem
+from notifier.testing.server import Request, Response
 from notifier.testing.serving import Served, serve_from_shell
-from notifier_dingtalk.auth import signature
-from notifier_dingtalk.messages import CONTENT_LIMIT
-from notifier_dingtalk.plugin import (
-    BUSY,
-    KIND,
-    SECURITY,
-    TOKEN_MISSING,
-    TOKEN_NOT_EXIST,
-    TOO_FAST,
-)
 
-__all__ = ["ROBOT_SECRET", "ROBOT_TOKEN", "FakeDingTalk", "Message"]
+__all__ = ["ROBOT_SECRET", "ROBOT_TOKEN", "FakeDingTalk", "Message", "robot_signature"]
 
 ROBOT_TOKEN = "fake-dingtalk-token-0001"  # noqa: S105 - a fake's credential
 ROBOT_SECRET = "SECfake0dingtalk0signing0secret0001"  # noqa: S105 - a fake's credential
+
+# DingTalk's facts, held here apart from the plugin so the fake tests the plugin instead
+# of agreeing with it by construction.
+BUSY = -1
+TOO_FAST = 130101
+TOKEN_NOT_EXIST = 300001
+SECURITY = 310000  # bad signature, stale timestamp, missing keyword, IP not allowed
+TOKEN_MISSING = 400101
 #: DingTalk's answer for a malformed message (the fake's stand-in for "too long" as well)
 INVALID_PARAM = 40035
+CONTENT_LIMIT = 20000  # bytes of UTF-8 in text.content or markdown.text
 SIGN_WINDOW_MS = 3_600_000
 _TYPES = ("text", "markdown", "link", "actionCard", "feedCard")
 ERRMSG = {
@@ -61,10 +58,12 @@ ERRMSG = {
 }
 
 
-class _Refuse(Exception):
-    def __init__(self, code: int, errmsg: str = "") -> None:
-        super().__init__(code, errmsg)
-        self.code, self.errmsg = code, errmsg or ERRMSG.get(code, "error")
+def robot_signature(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's ``sign`` before URL-encoding: base64 of the HMAC-SHA256 of
+    ``"<timestamp_ms>\n<secret>"`` keyed by the secret."""
+    string_to_sign = f"{timestamp_ms}\n{secret}"
+    mac = hmac.digest(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256)
+    return base64.standard_b64encode(mac).decode("ascii")
 
 
 @attrs.frozen
@@ -86,7 +85,7 @@ class Message:
         return self.body.get("at", {})
 
 
-class FakeDingTalk(LocalServer):
+class FakeDingTalk(EnvelopeServer):
     """DingTalk's robot endpoint.
 
     :param robots: access token -> signing secret (``None`` for a robot without signing).
@@ -94,6 +93,8 @@ class FakeDingTalk(LocalServer):
     :param rate: messages per robot per ``window`` seconds before it is throttled for
         ``throttle`` seconds.
     """
+
+    refusal_texts = ERRMSG
 
     def __init__(
         self,
@@ -106,15 +107,10 @@ class FakeDingTalk(LocalServer):
         throttle: float = 600.0,
     ) -> None:
         self.robots: dict[str, str | None] = dict(robots or {ROBOT_TOKEN: ROBOT_SECRET})
-        self.clock, self.limit = clock, limit
+        self.limit = limit
         self.rate, self.window, self.throttle = rate, window, throttle
-        self._state = threading.Lock()
         self._messages: list[Message] = []
-        self._answers: list[int] = []
-        self._errcodes: list[int] = []
-        self._times: dict[str, deque[float]] = {}
-        self._throttled_until: dict[str, float] = {}
-        super().__init__()
+        super().__init__(clock=clock)
 
     @property
     def api_root(self) -> str:
@@ -139,123 +135,90 @@ class FakeDingTalk(LocalServer):
         with ``errcode=None``, with HTTP ``status`` instead (a proxy or gateway failing)."""
         if errcode is None:
             super().fail_next(count, status=status, retry_after=retry_after, path=path)
-            return
-        with self._state:
-            self._errcodes.extend([errcode] * count)
+        else:
+            self.refuse_next(count, errcode)
 
     def remove_robot(self, token: str = ROBOT_TOKEN) -> None:
         """The robot was deleted: its token answers 300001 from now on."""
-        with self._state:
+        with self.lock:
             self.robots.pop(token, None)
 
     # -- observations -------------------------------------------------------------------
 
     @property
     def messages(self) -> list[Message]:
-        with self._state:
+        with self.lock:
             return list(self._messages)
-
-    @property
-    def answers(self) -> list[int]:
-        """The errcode of every robot call, in order."""
-        with self._state:
-            return list(self._answers)
 
     # -- the endpoint -------------------------------------------------------------------
 
     def _send(self, request: Request) -> Response:
-        try:
-            with self._state:
-                if self._errcodes:
-                    raise _Refuse(self._errcodes.pop(0))
-            token = self._authenticate(request)
-            body = self._message(request)
-            with self._state:
-                self._pace(token)
-                self._messages.append(Message(token, body["msgtype"], body, self.clock.time()))
-            code, errmsg = 0, "ok"
-        except _Refuse as refusal:
-            code, errmsg = refusal.code, refusal.errmsg
-        with self._state:
-            self._answers.append(code)
-        return Response.from_json({"errcode": code, "errmsg": errmsg})
+        return self.answer(request, self._accept)
+
+    def _accept(self, request: Request) -> None:
+        token = self._authenticate(request)
+        body = self._message(request)
+        now = self.clock.monotonic()
+        if not self.windows.admit(token, now, [(self.rate, self.window)], penalty=self.throttle):
+            raise Refusal(TOO_FAST)
+        self._messages.append(Message(token, body["msgtype"], body, self.clock.time()))
 
     def _authenticate(self, request: Request) -> str:
         token = request.query.get("access_token")
         if not token:
-            raise _Refuse(TOKEN_MISSING)
-        with self._state:
-            if token not in self.robots:
-                raise _Refuse(TOKEN_NOT_EXIST)
-            secret = self.robots[token]
+            raise Refusal(TOKEN_MISSING)
+        if token not in self.robots:
+            raise Refusal(TOKEN_NOT_EXIST)
+        secret = self.robots[token]
         if secret is None:
             return token
-        stamp, sign = request.query.get("timestamp", ""), request.query.get("sign", "")
-        if not stamp.isdigit() or abs(int(stamp) - self.clock.time() * 1000) > SIGN_WINDOW_MS:
-            raise _Refuse(SECURITY, "invalid timestamp")
-        try:
-            given = base64.b64decode(sign, validate=True)
-        except (binascii.Error, ValueError):
-            raise _Refuse(SECURITY, "sign not match") from None
-        expected = base64.b64decode(signature(secret, int(stamp)))
-        if not hmac.compare_digest(given, expected):
-            raise _Refuse(SECURITY, "sign not match")
+        problem = signature_problem(
+            request.query.get("timestamp", ""),
+            request.query.get("sign", ""),
+            now=self.clock.time() * 1000,
+            tolerance=SIGN_WINDOW_MS,
+            expected=lambda stamp: robot_signature(secret, stamp),
+        )
+        if problem == "timestamp":
+            raise Refusal(SECURITY, "invalid timestamp")
+        if problem == "sign":
+            raise Refusal(SECURITY, "sign not match")
         return token
 
     def _message(self, request: Request) -> dict[str, Any]:
-        try:
-            body = request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise _Refuse(INVALID_PARAM, "body is not UTF-8 JSON") from None
-        msgtype = body.get("msgtype") if isinstance(body, dict) else None
+        body = self.json_object(request, INVALID_PARAM)
+        msgtype = body.get("msgtype")
         if msgtype not in _TYPES or not isinstance(body.get(msgtype), dict):
-            raise _Refuse(INVALID_PARAM, f"unknown or missing msgtype {msgtype!r}")
+            raise Refusal(INVALID_PARAM, f"unknown or missing msgtype {msgtype!r}")
         inner = body[msgtype]
         field = {"text": "content", "markdown": "text"}.get(msgtype)
         if field is not None:
             content = inner.get(field)
             if not isinstance(content, str) or not content.strip():
-                raise _Refuse(INVALID_PARAM, f"{msgtype}.{field} is empty")
+                raise Refusal(INVALID_PARAM, f"{msgtype}.{field} is empty")
             if len(content.encode("utf-8")) > self.limit:
-                raise _Refuse(INVALID_PARAM, f"{msgtype}.{field} exceeds {self.limit} bytes")
+                raise Refusal(INVALID_PARAM, f"{msgtype}.{field} exceeds {self.limit} bytes")
             if msgtype == "markdown" and not str(inner.get("title", "")).strip():
-                raise _Refuse(INVALID_PARAM, "markdown.title is empty")
+                raise Refusal(INVALID_PARAM, "markdown.title is empty")
         _check_at(body.get("at", {}))
         return body
-
-    def _pace(self, token: str) -> None:
-        now = self.clock.monotonic()
-        if now < self._throttled_until.get(token, float("-inf")):
-            raise _Refuse(TOO_FAST)
-        times = self._times.setdefault(token, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) >= self.rate:
-            self._throttled_until[token] = now + self.throttle
-            raise _Refuse(TOO_FAST)
-        times.append(now)
 
 
 def _check_at(at: Any) -> None:
     if not isinstance(at, dict):
-        raise _Refuse(INVALID_PARAM, "at must be an object")
+        raise Refusal(INVALID_PARAM, "at must be an object")
     for field in ("atMobiles", "atUserIds"):
         values: Iterable[Any] = at.get(field, [])
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise _Refuse(INVALID_PARAM, f"at.{field} must be a list of strings")
+            raise Refusal(INVALID_PARAM, f"at.{field} must be a list of strings")
     if not isinstance(at.get("isAtAll", False), bool):
-        raise _Refuse(INVALID_PARAM, "at.isAtAll must be true or false")
+        raise Refusal(INVALID_PARAM, "at.isAtAll must be true or false")
 
 
 def _served(dingtalk: FakeDingTalk) -> Served:
-    table = (
-        "[channels.dingtalk]\n"
-        f"kind = {json.dumps(KIND)}\n"
-        f"access_token = {json.dumps(ROBOT_TOKEN)}\n"
-        f"secret = {json.dumps(ROBOT_SECRET)}\n"
-        f"api_root = {json.dumps(dingtalk.api_root)}\n"
-    )
-    return Served(dingtalk.api_root, "dingtalk", table)
+    options = {"kind": "dingtalk-robot", "access_token": ROBOT_TOKEN, "secret": ROBOT_SECRET}
+    options["api_root"] = dingtalk.api_root
+    return Served.for_channel(dingtalk.api_root, "dingtalk", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

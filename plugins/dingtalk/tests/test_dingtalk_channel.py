@@ -14,7 +14,7 @@ from notifier_dingtalk.plugin import (
     TOKEN_NOT_EXIST,
     TOO_FAST,
 )
-from notifier_dingtalk.testing import ROBOT_TOKEN
+from notifier_dingtalk.testing import ROBOT_TOKEN, robot_signature
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
@@ -38,7 +38,7 @@ def test_a_signed_robot_sends_a_millisecond_timestamp_and_a_signature_the_fake_a
     (request,) = dingtalk.requests_to("/robot/send")
     assert request.query["access_token"] == ROBOT_TOKEN
     assert request.query["timestamp"] == str(int(clock.time() * 1000))
-    assert request.query["sign"] == signature(
+    assert request.query["sign"] == robot_signature(
         dingtalk.robots[ROBOT_TOKEN], int(clock.time() * 1000)
     )
     assert dingtalk.answers == [0]
@@ -235,7 +235,7 @@ def test_a_failed_second_part_says_how_many_parts_went_out(make_robot, dingtalk)
         return original(request)
 
     dingtalk.route("POST", "/robot/send", refuse_second)
-    with pytest.raises(AuthError, match=r"after 1 of 3 parts"):
+    with pytest.raises(AuthError, match=r"\[part 2/3 failed, 1 sent before it\]"):
         send(robot, huge_alert(3 * CONTENT_LIMIT))
     assert len(dingtalk.messages) == 1
 
@@ -251,3 +251,21 @@ def test_the_channel_repr_shows_its_name_only(make_robot):
     robot = make_robot()
     assert repr(robot) == "DingTalkRobot('ops-dingtalk')"
     assert "signed=True" in repr(robot.client.auth)
+
+
+def test_a_retry_after_a_failed_second_part_sends_each_part_exactly_once_in_order(
+    make_robot, dingtalk
+):
+    robot = make_robot(overflow="split", max_parts=3, msgtype="text")
+    alert = huge_alert(3 * CONTENT_LIMIT)
+    dingtalk.refuse_next(1, BUSY, after=1)  # the second part, once
+
+    with pytest.raises(ProviderError) as caught:
+        robot.send(alert, DeliveryContext(idempotency_key="delivery-1"))
+    assert caught.value.retryable and caught.value.attempts == 2
+    assert "part 2/3 failed, 1 sent before it; a retry starts at part 2" in str(caught.value)
+
+    result = robot.send(alert, DeliveryContext(idempotency_key="delivery-1", attempt=2))
+    assert [m.content[:6] for m in dingtalk.messages] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert result.parts == 3 and result.attempts == 2
+    assert result.details == {"resumed_at_part": 2}

@@ -165,6 +165,26 @@ def test_a_part_whose_slot_comes_after_the_deadline_is_left_for_a_retry(
     assert len(dingtalk.messages) == 20
 
 
+def test_an_outbox_retry_of_a_split_alert_sends_only_the_parts_still_missing(
+    tmp_path, env, host, clock, dingtalk
+):
+    config = tmp_path / "outbox.toml"
+    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3\nmsgtype = "text"'
+    text = CONFIG.replace("workers = 2\n\n[channels.ops]", split)
+    config.write_text(f'{text}\n[outbox]\npath = "outbox.db"\nbackoff_initial = 5\n')
+    dingtalk.refuse_next(1, plugin.BUSY, after=1)  # the second part, once
+    with dispatcher(config, env, host, clock) as d:
+        [first] = d.dispatch(attrs.evolve(huge_alert(3 * CONTENT_LIMIT), severity="warning"))
+        assert first.outcome is Outcome.QUEUED
+        assert "part 2/3 failed, 1 sent before it; a retry starts at part 2" in first.error
+        clock.advance(60)
+        d.outbox.drain()
+        assert d.outbox.store.counts() == {"ops": {"delivered": 1}}
+    contents = [m.content for m in dingtalk.messages]
+    assert [c[:6] for c in contents] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert len(set(contents)) == 3
+
+
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
     config, env, host, clock, dingtalk, caplog
 ):

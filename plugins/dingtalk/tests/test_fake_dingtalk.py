@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from notifier_dingtalk.auth import signature
-from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN, FakeDingTalk
+from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN, FakeDingTalk, robot_signature
 
 from notifier.clock import FakeClock
 
@@ -24,7 +23,7 @@ def post(fake, body=None, **query):
 
 def signed(fake, offset_ms=0, secret=ROBOT_SECRET):
     stamp = int(fake.clock.time() * 1000) + offset_ms
-    return {"access_token": ROBOT_TOKEN, "timestamp": stamp, "sign": signature(secret, stamp)}
+    return {"access_token": ROBOT_TOKEN, "timestamp": stamp, "sign": robot_signature(secret, stamp)}
 
 
 def test_an_unsigned_robot_accepts_its_token_and_records_the_message(fake):

@@ -88,12 +88,15 @@ def build_message(
     key: str = "",
     subject_prefix: str = "",
     international: bool = False,
+    html_body: str | None = None,
 ) -> EmailMessage:
     """The complete message, ready for :meth:`EmailMessage.as_bytes`.
 
     :param now: seconds since the epoch, for the ``Date`` header.
     :param key: the delivery's idempotency key (see :func:`message_id`).
     :param international: an address is not ASCII: build for an SMTPUTF8 server.
+    :param html_body: the HTML part's body from a template (autoescaped when rendered);
+        the plain-text part keeps the standard layout.
     """
     alert = shortened(alert)
     domain = address_domain(sender)
@@ -111,6 +114,9 @@ def build_message(
     if not alert.resolved and alert.severity in ("critical", "error"):
         msg["Importance"] = "high"
     msg.set_content(fit(render_text(alert), TEXT_PART_BYTES - 1)[0] + "\n")
-    page = _HTML_PAGE.format(title=html.escape(str(msg["Subject"])), body=render_html(alert))
+    page = _HTML_PAGE.format(
+        title=html.escape(str(msg["Subject"])),
+        body=render_html(alert) if html_body is None else html_body,
+    )
     msg.add_alternative(page, subtype="html")
     return msg

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
 import notifier
+from notifier import templates
+from notifier.channelhooks import ChannelHooks
 from notifier.clock import Clock
 from notifier.errors import ConfigError, ConfigIssue, NotifierError, TransportError
 from notifier.http import InsecureTransportWarning
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier_email.message import build_message
 from notifier_email.pool import ConnectionPool
@@ -71,8 +74,9 @@ class EmailChannel:
     def __repr__(self) -> str:
         return f"EmailChannel({self.name!r}, {self.settings.server!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        message = build_message(
+    def message(self, alert: Alert, delivery: DeliveryContext) -> EmailMessage:
+        """The message a send delivers (``notifier render`` shows it)."""
+        return build_message(
             alert,
             sender=self.sender,
             recipients=self.to_header,
@@ -80,7 +84,11 @@ class EmailChannel:
             key=delivery.idempotency_key,
             subject_prefix=self.subject_prefix,
             international=self.international,
+            html_body=templates.message(alert, delivery),
         )
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        message = self.message(alert, delivery)
         data = message.as_bytes()
         envelope_from = parseaddr(self.sender)[1]
         started = time.perf_counter()
@@ -104,8 +112,7 @@ class EmailChannel:
                     pooled.messages += 1
                 break
         except NotifierError as exc:
-            exc.attempts = attempts
-            raise
+            raise exc.with_context(attempts=attempts) from exc
         log.debug(
             "%s: %s accepted the message for %d of %d recipient(s) in %.1f ms: %s",
             self.name, self.settings.server, len(self.recipients) - len(accepted.refused),
@@ -191,6 +198,14 @@ def build(spec: ChannelSpec, context: BuildContext) -> EmailChannel:
     )
 
 
+def preview(channel: EmailChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    mail = channel.message(alert, delivery)
+    html = mail.get_body(("html",))
+    content = html.get_content() if html is not None else ""
+    data = mail.as_bytes()
+    return [Part(data.decode("utf-8", "replace"), content, len(data))]
+
+
 EMAIL = ChannelKind(
     KIND,
     build,
@@ -199,6 +214,8 @@ EMAIL = ChannelKind(
     validate=validate,
     # Every SMTP step, the wait for a pooled connection and QUIT keep to the deadline.
     bounded=True,
+    template_format="html",
+    preview=preview,
 )
 
 
@@ -207,8 +224,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [EMAIL]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, EmailChannel):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(EmailChannel,))
+notifier_send = hooks.notifier_send

@@ -70,10 +70,11 @@ def reply_error(settings: SmtpSettings, step: str, code: int, raw: bytes | str) 
             provider_message=text,
         )
     elif code in AUTH_CODES or (step == "AUTH" and code == 454):
-        error = AuthError(message + " (check username and password)", retryable=code < 500)
+        error = AuthError(
+            message + " (check username and password)", retryable=code < 500, code=code
+        )
     else:
         error = ProviderError(message, code=code, provider_message=text, retryable=code < 500)
-    error.code = code  # type: ignore[attr-defined]  # AuthError has no field of its own
     return error
 
 
@@ -237,17 +238,25 @@ def transact(
         raise transport_error(settings, exc, sent=step == "DATA to", step=step) from exc
 
 
+class RecipientsRefused(ProviderError):
+    """The server refused every recipient; ``refused`` maps each address to its reply."""
+
+    refused: dict[str, str]
+
+    def __init__(self, message: str, *, refused: dict[str, str], code: int) -> None:
+        listed = "; ".join(f"{addr}: {reason}" for addr, reason in refused.items())
+        # Retrying helps only if some refusal was temporary (greylisting answers 450/451).
+        super().__init__(
+            f"{message}: {listed}", code=code, provider_message=listed, retryable=code < 500
+        )
+        self.refused = refused
+
+
 def _all_refused(
     settings: SmtpSettings, refused: dict[str, str], codes: list[int]
-) -> ProviderError:
-    # Retrying helps only if some refusal was temporary (greylisting answers 450/451).
-    code = min(codes, key=lambda c: (c >= 500, c))
-    listed = "; ".join(f"{addr}: {reason}" for addr, reason in refused.items())
-    error = ProviderError(
-        f"{settings.label}: {settings.server} refused every recipient: {listed}",
-        code=code,
-        provider_message=listed,
-        retryable=code < 500,
+) -> RecipientsRefused:
+    return RecipientsRefused(
+        f"{settings.label}: {settings.server} refused every recipient",
+        refused=refused,
+        code=min(codes, key=lambda c: (c >= 500, c)),
     )
-    error.refused = refused  # type: ignore[attr-defined]
-    return error

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from notifier_email import plugin
+from notifier_email.smtp import RecipientsRefused
 from notifier_email.testing import FakeSMTP
 
 from notifier import deadline
@@ -150,6 +151,17 @@ def test_every_recipient_refused_permanently_is_a_permanent_error(host, channel,
     assert caught.value.code == 550
     assert "refused every recipient" in str(caught.value)
     assert smtp.messages == []
+
+
+def test_every_recipient_refused_says_which_reply_each_address_got(host, channel, smtp):
+    smtp.refuse("ops@example.com")
+    smtp.refuse("jane@example.com", 553, "5.1.3 Bad address")
+    with pytest.raises(RecipientsRefused) as caught:
+        send(host, channel)
+    assert caught.value.refused == {
+        "ops@example.com": "550 5.1.1 No such user",
+        "jane@example.com": "553 5.1.3 Bad address",
+    }
 
 
 def test_every_recipient_refused_with_a_temporary_reply_is_retryable(host, channel, smtp):

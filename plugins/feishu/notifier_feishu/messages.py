@@ -15,11 +15,12 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from notifier.kinds import Part
 from notifier.models import Alert
 from notifier.render import fit, render_card, render_text
 from notifier_feishu.signing import SIGNATURE_OVERHEAD
 
-__all__ = ["BODY_LIMIT", "body_size", "render_messages"]
+__all__ = ["BODY_LIMIT", "body_size", "lark_md_escape", "part", "render_messages"]
 
 #: bytes of UTF-8 JSON a custom bot accepts in one request
 BODY_LIMIT = 20 * 1024
@@ -35,7 +36,7 @@ def body_size(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
-def _md(text: str) -> str:
+def lark_md_escape(text: str) -> str:
     """``text`` safe inside ``lark_md``: no tags (an alert must not forge an ``<at>``)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -75,9 +76,13 @@ def _card_skeleton(alert: Alert) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _card_text(alert: Alert) -> str:
     card = render_card(alert)
-    lines = [_md(card["body"])] if card["body"] else []
-    lines += [f"**{_md(f['name'])}**: {_md(f['value'])}" for f in card["fields"]]
-    lines += [f"[{_md(link['title'])}]({link['url']})" for link in card["links"][MAX_BUTTONS:]]
+    lines = [lark_md_escape(card["body"])] if card["body"] else []
+    lines += [
+        f"**{lark_md_escape(f['name'])}**: {lark_md_escape(f['value'])}" for f in card["fields"]
+    ]
+    lines += [
+        f"[{lark_md_escape(link['title'])}]({link['url']})" for link in card["links"][MAX_BUTTONS:]
+    ]
     return "\n".join(lines)
 
 
@@ -141,10 +146,28 @@ def render_messages(
     overflow: Literal["truncate", "split"] = "truncate",
     max_parts: int = 3,
     limit: int = BODY_LIMIT,
+    text: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The request bodies for ``alert`` (signature fields not included, room left)."""
+    """The request bodies for ``alert`` (signature fields not included, room left).
+
+    ``text`` (a template's output) replaces the text message, or the card's body (the
+    ``lark_md`` element below the header; the header and link buttons stay).
+    """
     targets = _targets(mentions)
     room = limit - SIGNATURE_OVERHEAD
     if msgtype == "text":
-        return _fit_payloads(_text(targets), render_text(alert), room, overflow, max_parts)
-    return _fit_payloads(_card(alert, targets), _card_text(alert), room, overflow, max_parts)
+        body = render_text(alert) if text is None else text
+        return _fit_payloads(_text(targets), body, room, overflow, max_parts)
+    body = _card_text(alert) if text is None else text
+    return _fit_payloads(_card(alert, targets), body, room, overflow, max_parts)
+
+
+def part(payload: dict[str, Any]) -> Part:
+    """How ``notifier render`` shows one request body: the whole JSON counts."""
+    if payload["msg_type"] == "text":
+        content = payload["content"]["text"]
+    else:
+        content = "\n".join(
+            e["text"]["content"] for e in payload["card"]["elements"] if "text" in e
+        )
+    return Part(payload, content, body_size(payload), BODY_LIMIT - SIGNATURE_OVERHEAD)

@@ -9,12 +9,16 @@ segment and the token is filled into the path at the moment of the call, so it i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import notifier
-from notifier.errors import ConfigError, ConfigIssue, NotifierError
+from notifier import templates
+from notifier.channelhooks import ChannelHooks
+from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import (
     HTTP_OPTIONS,
+    CallResult,
     Endpoint,
     ErrorCodes,
     HttpClient,
@@ -22,10 +26,11 @@ from notifier.http import (
     errcode_envelope,
     split_webhook_url,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
+from notifier.parts import PartLedger, send_parts
 from notifier.redact import Secret
-from notifier_feishu.messages import render_messages
+from notifier_feishu.messages import lark_md_escape, part, render_messages
 from notifier_feishu.signing import BodySignature
 
 KIND = "feishu-bot"
@@ -78,9 +83,12 @@ class FeishuBot:
 
     kind = KIND
 
-    def __init__(self, spec: ChannelSpec, client: HttpClient, token: Secret) -> None:
+    def __init__(
+        self, spec: ChannelSpec, client: HttpClient, token: Secret, ledger: PartLedger
+    ) -> None:
         self.name = spec.name
         self.client = client
+        self.ledger = ledger
         self._token = token
         self.msgtype = spec.options["msgtype"]
         self.overflow = spec.options["overflow"]
@@ -89,30 +97,26 @@ class FeishuBot:
     def __repr__(self) -> str:
         return f"FeishuBot({self.name!r})"
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = render_messages(
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        return render_messages(
             alert,
             msgtype=self.msgtype,
             mentions=delivery.mentions,
             overflow=self.overflow,
             max_parts=self.max_parts,
+            text=templates.message(alert, delivery),
         )
-        attempts = 0
-        for index, message in enumerate(messages):
-            if index and delivery.pace is not None:
-                delivery.pace()  # every part takes a slot of the bot's pacing window
-            try:
-                result = self.client.call(
-                    SEND, json=message, path_params={"token": self._token.reveal()}
-                )
-            except NotifierError as exc:
-                exc.attempts += attempts
-                if index:  # say what already went out: a retry repeats those parts
-                    exc.message = f"{exc.message} (after {index} of {len(messages)} parts)"
-                    exc.args = (exc.message,)
-                raise
-            attempts += result.attempts
-        return SendResult(attempts=attempts, parts=len(messages))
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
+
+        def post(message: dict[str, Any]) -> CallResult:
+            return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
+
+        # Every part after the first takes its own slot of the bot's pacing window.
+        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
+        return sent.send_result()
 
     def close(self) -> None:
         self.client.close()
@@ -134,7 +138,18 @@ def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
     root, token = parts
     secret = spec.options.get("secret")
     auth = BodySignature(secret, clock=context.clock) if secret else None
-    return FeishuBot(spec, client_from_options(spec, context, root, auth), Secret(token))
+    client = client_from_options(spec, context, root, auth)
+    return FeishuBot(spec, client, Secret(token), PartLedger(clock=context.clock))
+
+
+def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(m) for m in channel.plan(alert, delivery)]
+
+
+def template_escape(spec: ChannelSpec) -> Callable[[str], str] | None:
+    """Alert text in a card template must not become an ``<at>`` tag or a link: escaped
+    like the card's own text. Text messages show entities as they are, so stay plain."""
+    return lark_md_escape if spec.options["msgtype"] == "interactive" else None
 
 
 FEISHU_BOT = ChannelKind(
@@ -147,6 +162,8 @@ FEISHU_BOT = ChannelKind(
     # window, and at most 5 in any 3 seconds keeps both (5/s, and 20 x 5 = 100 a minute).
     rate_limit=RateLimit(5, 3.0),
     validate=validate,
+    preview=preview,
+    template_escape=template_escape,
 )
 
 
@@ -155,8 +172,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [FEISHU_BOT]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, FeishuBot):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(FeishuBot,))
+notifier_send = hooks.notifier_send

@@ -19,35 +19,32 @@ windows, and records what it accepted::
 from __future__ import annotations
 
 import base64
-import binascii
+import hashlib
 import hmac
-import json
-import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.envelope import EnvelopeServer, Refusal, signature_problem
+from notifier.testing.server import Request, Response
 from notifier.testing.serving import Served, serve_from_shell
-from notifier_feishu.messages import BODY_LIMIT
-from notifier_feishu.plugin import (
-    FREQUENCY_LIMITED,
-    KIND,
-    PARAMS_ERROR,
-    SIGN_FAILED,
-    TOKEN_INVALID,
-    TOO_MANY_REQUESTS,
-)
-from notifier_feishu.signing import signature
 
-__all__ = ["BOT_SECRET", "BOT_TOKEN", "FakeFeishu", "Message"]
+__all__ = ["BOT_SECRET", "BOT_TOKEN", "FakeFeishu", "Message", "bot_signature"]
 
 BOT_TOKEN = "0f1e2d3c-fake-feishu-hook-0001"  # noqa: S105 - a fake's credential
 BOT_SECRET = "fakeFeishuSigningSecret0001"  # noqa: S105 - a fake's credential
 HOOK_PREFIX = "/open-apis/bot/v2/hook/"
+
+# Feishu's facts, held here apart from the plugin so the fake tests the plugin instead
+# of agreeing with it by construction.
+TOO_MANY_REQUESTS = 9499
+FREQUENCY_LIMITED = 11232  # over 5 a second or 100 a minute
+TOKEN_INVALID = 19001
+PARAMS_ERROR = 19002
+SIGN_FAILED = 19021
+BODY_LIMIT = 20 * 1024  # bytes of request body
 SIGN_WINDOW = 3600
 _TYPES = ("text", "post", "image", "share_chat", "interactive")
 MSG = {
@@ -59,10 +56,11 @@ MSG = {
 }
 
 
-class _Refuse(Exception):
-    def __init__(self, code: int, msg: str = "") -> None:
-        super().__init__(code, msg)
-        self.code, self.msg = code, msg or MSG.get(code, "error")
+def bot_signature(secret: str, timestamp: int) -> str:
+    """Feishu's ``sign``: base64 of the HMAC-SHA256 whose key is
+    ``"<timestamp>\n<secret>"`` and whose message is empty."""
+    key = f"{timestamp}\n{secret}".encode()
+    return base64.standard_b64encode(hmac.digest(key, b"", hashlib.sha256)).decode("ascii")
 
 
 @attrs.frozen
@@ -87,12 +85,15 @@ class Message:
         return "\n".join(p for p in parts if p)
 
 
-class FakeFeishu(LocalServer):
+class FakeFeishu(EnvelopeServer):
     """Feishu's custom-bot webhooks.
 
     :param bots: webhook token -> signing secret (``None`` for a bot without signing).
     :param clock: drives signature freshness and the rate windows.
     """
+
+    code_field, message_field, ok_message = "code", "msg", "success"
+    refusal_texts = MSG
 
     def __init__(
         self,
@@ -104,14 +105,10 @@ class FakeFeishu(LocalServer):
         per_minute: int = 100,
     ) -> None:
         self.bots: dict[str, str | None] = dict(bots or {BOT_TOKEN: BOT_SECRET})
-        self.clock, self.limit = clock, limit
+        self.limit = limit
         self.per_second, self.per_minute = per_second, per_minute
-        self._state = threading.Lock()
         self._messages: list[Message] = []
-        self._answers: list[int] = []
-        self._codes: list[int] = []
-        self._times: dict[str, deque[float]] = {}
-        super().__init__()
+        super().__init__(clock=clock)
 
     def webhook_url(self, token: str = BOT_TOKEN) -> str:
         return f"{self.url}{HOOK_PREFIX}{token}"
@@ -130,109 +127,72 @@ class FakeFeishu(LocalServer):
         with ``code=None``, with HTTP ``status`` instead."""
         if code is None:
             super().fail_next(count, status=status, path=path)
-            return
-        with self._state:
-            self._codes.extend([code] * count)
+        else:
+            self.refuse_next(count, code)
 
     # -- observations -------------------------------------------------------------------
 
     @property
     def messages(self) -> list[Message]:
-        with self._state:
+        with self.lock:
             return list(self._messages)
 
-    @property
-    def answers(self) -> list[int]:
-        """The ``code`` of every bot call, in order."""
-        with self._state:
-            return list(self._answers)
-
     # -- the endpoint -------------------------------------------------------------------
+
+    def envelope(self, code: int, message: str, fields: Mapping[str, Any]) -> Response:
+        answer: dict[str, Any] = {"code": code, "data": {}, "msg": message}
+        if code == self.ok_code:
+            answer = {"StatusCode": code, "StatusMessage": message, **answer}
+        return Response.from_json(answer)
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST" or not request.path.startswith(HOOK_PREFIX):
             return Response.from_json({"code": 404, "msg": "not found"}, 404)
-        try:
-            with self._state:
-                if self._codes:
-                    raise _Refuse(self._codes.pop(0))
-            token = request.path[len(HOOK_PREFIX) :]
-            body = self._body(request)
-            with self._state:
-                if token not in self.bots:
-                    raise _Refuse(TOKEN_INVALID)
-                secret = self.bots[token]
-            if secret is not None:
-                self._verify(body, secret)
-            msg_type = self._check(body)
-            with self._state:
-                self._pace(token)
-                raw = request.body.decode("utf-8")
-                self._messages.append(Message(token, msg_type, body, raw, self.clock.time()))
-            answer = {"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}}
-            answer["msg"] = "success"
-        except _Refuse as refusal:
-            answer = {"code": refusal.code, "data": {}, "msg": refusal.msg}
-        with self._state:
-            self._answers.append(answer["code"])
-        return Response.from_json(answer)
+        return self.answer(request, self._accept)
 
-    def _body(self, request: Request) -> dict[str, Any]:
+    def _accept(self, request: Request) -> None:
+        token = request.path[len(HOOK_PREFIX) :]
         if len(request.body) > self.limit:
             # Feishu's exact code for an oversized body is undocumented; a params error.
-            raise _Refuse(PARAMS_ERROR, f"request body exceeds {self.limit} bytes")
-        try:
-            body = request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise _Refuse(PARAMS_ERROR, "body is not UTF-8 JSON") from None
-        if not isinstance(body, dict):
-            raise _Refuse(PARAMS_ERROR, "body is not a JSON object")
-        return body
+            raise Refusal(PARAMS_ERROR, f"request body exceeds {self.limit} bytes")
+        body = self.json_object(request, PARAMS_ERROR)
+        if token not in self.bots:
+            raise Refusal(TOKEN_INVALID)
+        secret = self.bots[token]
+        if secret is not None and signature_problem(
+            body.get("timestamp", ""),
+            body.get("sign"),
+            now=self.clock.time(),
+            tolerance=SIGN_WINDOW,
+            expected=lambda stamp: bot_signature(secret, stamp),
+        ):
+            raise Refusal(SIGN_FAILED)
+        msg_type = _check(body)
+        limits = [(self.per_second, 1.0), (self.per_minute, 60.0)]
+        if not self.windows.admit(token, self.clock.monotonic(), limits):
+            raise Refusal(FREQUENCY_LIMITED)
+        raw = request.body.decode("utf-8")
+        self._messages.append(Message(token, msg_type, body, raw, self.clock.time()))
 
-    def _verify(self, body: dict[str, Any], secret: str) -> None:
-        stamp, sign = str(body.get("timestamp", "")), body.get("sign")
-        if not stamp.isdigit() or abs(int(stamp) - self.clock.time()) > SIGN_WINDOW:
-            raise _Refuse(SIGN_FAILED)
-        try:
-            given = base64.b64decode(str(sign), validate=True)
-        except (binascii.Error, ValueError):
-            raise _Refuse(SIGN_FAILED) from None
-        if not hmac.compare_digest(given, base64.b64decode(signature(secret, int(stamp)))):
-            raise _Refuse(SIGN_FAILED)
 
-    def _check(self, body: dict[str, Any]) -> str:
-        msg_type = body.get("msg_type")
-        if msg_type not in _TYPES:
-            raise _Refuse(PARAMS_ERROR, f"params error, msg_type need, got {msg_type!r}")
-        if msg_type == "interactive":
-            card = body.get("card")
-            if not isinstance(card, dict) or not card.get("elements"):
-                raise _Refuse(PARAMS_ERROR, "interactive messages need a card with elements")
-        else:
-            content = body.get("content")
-            if not isinstance(content, dict) or (msg_type == "text" and not content.get("text")):
-                raise _Refuse(PARAMS_ERROR, f"{msg_type} messages need content")
-        return msg_type
-
-    def _pace(self, token: str) -> None:
-        now = self.clock.monotonic()
-        times = self._times.setdefault(token, deque())
-        while times and times[0] <= now - 60:
-            times.popleft()
-        last_second = sum(1 for t in times if t > now - 1)
-        if last_second >= self.per_second or len(times) >= self.per_minute:
-            raise _Refuse(FREQUENCY_LIMITED)
-        times.append(now)
+def _check(body: dict[str, Any]) -> str:
+    msg_type = body.get("msg_type")
+    if msg_type not in _TYPES:
+        raise Refusal(PARAMS_ERROR, f"params error, msg_type need, got {msg_type!r}")
+    if msg_type == "interactive":
+        card = body.get("card")
+        if not isinstance(card, dict) or not card.get("elements"):
+            raise Refusal(PARAMS_ERROR, "interactive messages need a card with elements")
+    else:
+        content = body.get("content")
+        if not isinstance(content, dict) or (msg_type == "text" and not content.get("text")):
+            raise Refusal(PARAMS_ERROR, f"{msg_type} messages need content")
+    return msg_type
 
 
 def _served(feishu: FakeFeishu) -> Served:
-    table = (
-        "[channels.feishu]\n"
-        f"kind = {json.dumps(KIND)}\n"
-        f"url = {json.dumps(feishu.webhook_url(BOT_TOKEN))}\n"
-        f"secret = {json.dumps(BOT_SECRET)}\n"
-    )
-    return Served(feishu.root, "feishu", table)
+    options = {"kind": "feishu-bot", "url": feishu.webhook_url(BOT_TOKEN), "secret": BOT_SECRET}
+    return Served.for_channel(feishu.root, "feishu", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

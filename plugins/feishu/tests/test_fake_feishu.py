@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from notifier_feishu.signing import signature
-from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, FakeFeishu
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, FakeFeishu, bot_signature
 
 from notifier.clock import FakeClock
 
@@ -24,7 +23,7 @@ def post(fake, token, body):
 
 def signed(fake, body=TEXT, offset=0, secret=BOT_SECRET):
     stamp = int(fake.clock.time()) + offset
-    return {**body, "timestamp": str(stamp), "sign": signature(secret, stamp)}
+    return {**body, "timestamp": str(stamp), "sign": bot_signature(secret, stamp)}
 
 
 def test_an_unsigned_bot_accepts_a_text_message_with_feishus_success_answer(fake):

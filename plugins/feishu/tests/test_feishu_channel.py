@@ -16,7 +16,7 @@ from notifier_feishu.plugin import (
     TOO_MANY_REQUESTS,
 )
 from notifier_feishu.signing import signature
-from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, bot_signature
 
 from notifier.config import parse_channel
 from notifier.errors import AuthError, ConfigError, ProviderError, RateLimited
@@ -36,7 +36,7 @@ def test_a_signed_bot_puts_a_seconds_timestamp_and_signature_in_the_body(make_bo
     (message,) = feishu.messages
     stamp = int(clock.time())
     assert message.body["timestamp"] == str(stamp)
-    assert message.body["sign"] == signature(BOT_SECRET, stamp)
+    assert message.body["sign"] == bot_signature(BOT_SECRET, stamp)
     assert feishu.answers == [0]
 
 
@@ -224,3 +224,20 @@ def test_the_channel_repr_hides_the_url(make_bot):
     bot = make_bot()
     assert repr(bot) == "FeishuBot('ops-feishu')"
     assert BOT_TOKEN not in repr(bot.client)
+
+
+def test_a_retry_after_a_failed_second_part_sends_each_part_exactly_once_in_order(make_bot, feishu):
+    bot = make_bot(msgtype="text", overflow="split", max_parts=3)
+    alert = huge_alert(100_000)
+    feishu.refuse_next(1, TOO_MANY_REQUESTS, after=1)  # the second part, once
+
+    with pytest.raises(RateLimited) as caught:
+        bot.send(alert, DeliveryContext(idempotency_key="delivery-1"))
+    assert caught.value.retryable and caught.value.attempts == 2
+    assert "part 2/3 failed, 1 sent before it; a retry starts at part 2" in str(caught.value)
+
+    result = bot.send(alert, DeliveryContext(idempotency_key="delivery-1", attempt=2))
+    texts = [m.body["content"]["text"] for m in feishu.messages]
+    assert [t[:6] for t in texts] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert result.parts == 3 and result.attempts == 2
+    assert result.details == {"resumed_at_part": 2}

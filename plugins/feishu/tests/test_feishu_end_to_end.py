@@ -137,6 +137,26 @@ def test_split_alerts_are_paced_part_by_part(tmp_path, env, host, clock, feishu)
     assert clock.monotonic() - start >= 6.0  # 12 messages, 5 per 3 s window
 
 
+def test_an_outbox_retry_of_a_split_alert_sends_only_the_parts_still_missing(
+    tmp_path, env, host, clock, feishu
+):
+    config = tmp_path / "outbox.toml"
+    split = 'workers = 1\n\n[channels.ops]\noverflow = "split"\nmax_parts = 3\nmsgtype = "text"'
+    text = CONFIG.replace("workers = 2\n\n[channels.ops]", split)
+    config.write_text(f'{text}\n[outbox]\npath = "outbox.db"\nbackoff_initial = 5\n')
+    feishu.refuse_next(1, plugin.TOO_MANY_REQUESTS, after=1)  # the second part, once
+    with dispatcher(config, env, host, clock) as d:
+        [first] = d.dispatch(attrs.evolve(huge_alert(3 * BODY_LIMIT), severity="warning"))
+        assert first.outcome is Outcome.QUEUED
+        assert "part 2/3 failed, 1 sent before it; a retry starts at part 2" in first.error
+        clock.advance(120)  # past the minute Feishu's "too many request" asks for
+        d.outbox.drain()
+        assert d.outbox.store.counts() == {"ops": {"delivered": 1}}
+    texts = [m.text for m in feishu.messages]
+    assert [t[:6] for t in texts] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert len(set(texts)) == 3
+
+
 def test_a_wrong_secret_fails_permanently_and_shows_no_credential(
     config, env, host, clock, feishu, caplog
 ):

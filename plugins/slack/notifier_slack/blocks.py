@@ -180,8 +180,12 @@ def _links_section(links: Sequence[dict[str, str]]) -> list[Block]:
     return [_section(" · ".join(shown))] if shown else []
 
 
-def render_blocks(alert: Alert, mentions: Sequence[str] = ()) -> list[Block]:
-    """The Block Kit blocks for ``alert``: at most 50, each within its limits."""
+def render_blocks(
+    alert: Alert, mentions: Sequence[str] = (), text: str | None = None
+) -> list[Block]:
+    """The Block Kit blocks for ``alert``: at most 50, each within its limits. ``text`` (a
+    template's output, mrkdwn) replaces the body, notes and fields; the header, links and
+    context line stay."""
     card = render_card(alert)
     header = fit_chars(f"{EMOJI[card['tone']]} {card['headline']}", HEADER_CHARS)
     head: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": header}}]
@@ -189,23 +193,31 @@ def render_blocks(alert: Alert, mentions: Sequence[str] = ()) -> list[Block]:
     if markup:
         head.append(_section(fit_chars(markup, SECTION_CHARS)))
     tail = [*_links_section(card["links"]), _context(_context_line(alert))]
-    middle = _within(_grouped(card), MAX_BLOCKS - len(head) - len(tail))
+    if text is None:
+        groups = _grouped(card)
+    else:
+        groups = [[_section(p) for p in split_chars(fit_chars(text, TEXT_CHARS), SECTION_CHARS)]]
+    middle = _within(groups, MAX_BLOCKS - len(head) - len(tail))
     return [*head, *middle, *tail]
 
 
-def render_text(alert: Alert, mentions: Sequence[str] = ()) -> str:
-    """The message ``text`` (notifications, screen readers, clients without blocks)."""
+def render_text(alert: Alert, mentions: Sequence[str] = (), text: str | None = None) -> str:
+    """The message ``text`` (notifications, screen readers, clients without blocks);
+    ``text`` (a template's output) replaces the rendered alert."""
     markup = mention_markup(mentions)
-    text = render_markdown(alert, SLACK)
+    if text is None:
+        text = render_markdown(alert, SLACK)
     return fit_chars(f"{markup}\n{text}" if markup else text, TEXT_CHARS)
 
 
-def render_payload(alert: Alert, delivery: DeliveryContext | None = None) -> dict[str, Any]:
-    """The JSON body for an incoming webhook."""
+def render_payload(
+    alert: Alert, delivery: DeliveryContext | None = None, text: str | None = None
+) -> dict[str, Any]:
+    """The JSON body for an incoming webhook; ``text`` is a template's output."""
     mentions = delivery.mentions if delivery is not None else ()
     return {
-        "text": render_text(alert, mentions),
-        "blocks": render_blocks(alert, mentions),
+        "text": render_text(alert, mentions, text),
+        "blocks": render_blocks(alert, mentions, text),
         # Dashboard and runbook links would otherwise unfurl into large previews.
         "unfurl_links": False,
         "unfurl_media": False,

@@ -11,13 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import notifier
+from notifier import templates
+from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
 from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options, split_webhook_url
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, reveal
+from notifier.render import SLACK as SLACK_MRKDWN
 from notifier_slack.answers import webhook_answer
-from notifier_slack.blocks import render_payload
+from notifier_slack.blocks import TEXT_CHARS, render_payload
 
 KIND = "slack"
 
@@ -55,13 +58,23 @@ class SlackChannel:
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
         result = self.client.call(
-            SEND, json=render_payload(alert, delivery), path_params={"token": self._token.reveal()}
+            SEND, json=self.payload(alert, delivery), path_params={"token": self._token.reveal()}
         )
         details = {"request_id": result.request_id} if result.request_id else {}
         return SendResult(message_id=None, attempts=result.attempts, details=details)
 
+    def payload(self, alert: Alert, delivery: DeliveryContext) -> dict[str, Any]:
+        """The request body a send delivers (``notifier render`` shows it)."""
+        return render_payload(alert, delivery, templates.message(alert, delivery))
+
     def close(self) -> None:
         self.client.close()
+
+
+def preview(channel: SlackChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    payload = channel.payload(alert, delivery)
+    text = payload["text"]
+    return [Part(payload, text, len(text), TEXT_CHARS, "characters")]
 
 
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
@@ -89,6 +102,10 @@ SLACK = ChannelKind(
     # Slack allows about one message a second per webhook, with short bursts.
     rate_limit=RateLimit(1, 1.0),
     validate=validate,
+    preview=preview,
+    # Alert text in a template must not become <!channel> or a link: escaped like the
+    # standard layout escapes it.
+    template_escape=lambda spec: SLACK_MRKDWN.escape,
 )
 
 
@@ -97,8 +114,5 @@ def notifier_channel_kinds() -> list[ChannelKind]:
     return [SLACK]
 
 
-@notifier.hookimpl
-def notifier_send(channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult | None:
-    if not isinstance(channel, SlackChannel):
-        return None
-    return channel.send(alert, delivery)
+hooks = ChannelHooks(sends=(SlackChannel,))
+notifier_send = hooks.notifier_send

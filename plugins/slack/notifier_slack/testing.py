@@ -34,6 +34,7 @@ import attrs
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.testing.server import LocalServer, Request, Response
 from notifier.testing.serving import Served, serve_from_shell
+from notifier.testing.windows import RateWindows
 
 __all__ = ["STATUS", "FakeSlack", "SlackMessage", "validate_blocks"]
 
@@ -149,7 +150,7 @@ class FakeSlack(LocalServer):
         self._channel_errors: dict[str, str] = {}
         self._rejections: list[str] = []
         self._messages: list[SlackMessage] = []
-        self._recent: dict[str, list[float]] = {}
+        self._windows = RateWindows()
         self.problems: list[str] = []  # why payloads were refused, for test messages
 
     # -- configuration ------------------------------------------------------------------
@@ -253,11 +254,9 @@ class FakeSlack(LocalServer):
     def _accept(self, hook: _Hook, payload: dict[str, Any]) -> Response:
         now = self.clock.monotonic()
         with self._state:
-            if self.per_second is not None:
-                recent = [t for t in self._recent.get(hook.token, []) if now - t < 1.0]
-                if len(recent) >= self.per_second:
-                    return Response.text("rate_limited", 429, {"Retry-After": "1"})
-                self._recent[hook.token] = [*recent, now]
+            limits = [] if self.per_second is None else [(self.per_second, 1.0)]
+            if not self._windows.admit(hook.token, now, limits):
+                return Response.text("rate_limited", 429, {"Retry-After": "1"})
             text = str(payload.get("text") or "")
             message = SlackMessage(
                 hook.channel,
@@ -280,8 +279,8 @@ def _error(name: str) -> Response:
 
 
 def _served(slack: FakeSlack) -> Served:
-    table = f'[channels.slack]\nkind = "slack"\nurl = {json.dumps(slack.webhook("#alerts"))}\n'
-    return Served(slack.root, "slack", table)
+    options = {"kind": "slack", "url": slack.webhook("#alerts")}
+    return Served.for_channel(slack.root, "slack", options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,18 +13,26 @@ Each holds one :class:`~notifier.http.HttpClient`; ``close()`` releases its conn
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import attrs
 
-from notifier.errors import ChannelError, NotifierError, ProviderError, UnsupportedOperation
+from notifier.errors import (
+    ChannelError,
+    InvalidRequest,
+    NotifierError,
+    ProviderError,
+    UnsupportedOperation,
+)
 from notifier.http import CallResult, Endpoint, HttpClient
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
+from notifier.parts import PartLedger, PartsSent, send_parts
+from notifier.templates import message
 from notifier_wework import endpoints as ep
 from notifier_wework.messages import Overflow, body, contents, render
 from notifier_wework.options import CHAT_ID
-from notifier_wework.parts import PartLedger, PartsSent, send_parts
 
 log = logging.getLogger("notifier.wework")
 
@@ -71,39 +79,35 @@ class WeComChannel:
     def close(self) -> None:
         self.client.close()
 
-    def _parts(self, alert: Alert, msgtype: str | None = None, suffix: str = "") -> list[str]:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        raise NotImplementedError
+
+    def _parts(
+        self,
+        alert: Alert,
+        delivery: DeliveryContext,
+        msgtype: str | None = None,
+        suffix: str = "",
+    ) -> list[str]:
         msgtype = msgtype or self.msgtype
-        return contents(render(alert, msgtype), msgtype, self.overflow, suffix=suffix)
+        text = message(alert, delivery)
+        if text is None:
+            text = render(alert, msgtype)
+        return contents(text, msgtype, self.overflow, suffix=suffix)
 
     def _send_all(
         self, bodies: Sequence[dict[str, Any]], endpoint: Endpoint, delivery: DeliveryContext
-    ) -> PartsSent:
-        calls = 0
-
+    ) -> PartsSent[CallResult]:
         def call(payload: dict[str, Any]) -> CallResult:
-            nonlocal calls
-            # The dispatcher paced the first request; each further part takes a slot too.
-            if calls and delivery.pace is not None:
-                delivery.pace()
-            calls += 1
             return self.client.call(endpoint, json=payload)
 
-        sent = send_parts(
-            bodies, call, ledger=self.ledger, idempotency_key=delivery.idempotency_key
-        )
+        sent = send_parts(bodies, call, ledger=self.ledger, delivery=delivery)
         log.debug("channel %r: sent %d of %d part(s)", self.name, len(sent.results), sent.total)
         return sent
 
     def _unsupported(self, what: str, why: str) -> UnsupportedOperation:
         return UnsupportedOperation(f"channel {self.name!r} ({self.kind}): {what}: {why}")
-
-
-def send_result(sent: PartsSent, message_id: str | None, details: dict[str, Any]) -> SendResult:
-    if sent.skipped:
-        details["resumed_at_part"] = sent.skipped + 1
-    return SendResult(
-        message_id=message_id, attempts=sent.attempts, parts=sent.total, details=details
-    )
 
 
 def _ids(value: Any) -> list[str]:
@@ -117,19 +121,24 @@ def _members(group: GroupSpec) -> list[str]:
 def _check_group(channel: WeComChannel, group: GroupSpec, chat_id: str | None) -> list[str]:
     members = _members(group)
     if len(members) < 2:
-        raise ChannelError(
+        raise InvalidRequest(
             f"channel {channel.name!r}: a WeCom group chat needs at least 2 members, owner "
             f"included; got {len(members)}",
             retryable=False,
             attempts=0,
         )
-    if chat_id is not None and not CHAT_ID.fullmatch(chat_id):
-        raise ChannelError(
+    if chat_id is not None:
+        _check_chat_id(channel, chat_id)
+    return members
+
+
+def _check_chat_id(channel: WeComChannel, chat_id: str) -> None:
+    if not CHAT_ID.fullmatch(chat_id):
+        raise InvalidRequest(
             f"channel {channel.name!r}: a chat id is 1 to 32 letters and digits, got {chat_id!r}",
             retryable=False,
             attempts=0,
         )
-    return members
 
 
 class _GroupChat(WeComChannel):
@@ -144,7 +153,10 @@ class _GroupChat(WeComChannel):
         super().__init__(name, client, **common)
         self.chat_id, self.safe = chat_id, safe
 
-    def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        return self._chat_bodies(alert, delivery)
+
+    def _chat_bodies(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
         if not self.chat_id:
             raise ChannelError(
                 f"channel {self.name!r} has neither chat_id nor agent_id: it can create and "
@@ -154,9 +166,13 @@ class _GroupChat(WeComChannel):
                 attempts=0,
             )
         extra = {"safe": 1} if self.safe else {}
-        bodies = [
-            {"chatid": self.chat_id, **body(self.msgtype, c), **extra} for c in self._parts(alert)
+        return [
+            {"chatid": self.chat_id, **body(self.msgtype, c), **extra}
+            for c in self._parts(alert, delivery)
         ]
+
+    def _send_chat(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        bodies = self._chat_bodies(alert, delivery)
         sent = self._send_all(bodies, self.send_endpoint, delivery)
         details: dict[str, Any] = {"chat_id": self.chat_id}
         request_ids = [r.request_id for r in sent.results if r.request_id]
@@ -165,7 +181,7 @@ class _GroupChat(WeComChannel):
         if delivery.mentions:
             # App group chats have no mention fields; say so rather than drop them silently.
             details["mentions_not_sent"] = list(delivery.mentions)
-        return send_result(sent, None, details)
+        return sent.send_result(None, details)
 
     def create_group(self, group: GroupSpec) -> GroupInfo:
         # Without an explicit id, create the chat this channel is configured to send to.
@@ -219,7 +235,14 @@ class DirectChannel(_GroupChat):
             return self._send_chat(alert, delivery)
         return self._send_app(alert, delivery, self.app)
 
-    def _send_app(self, alert: Alert, delivery: DeliveryContext, app: AppTarget) -> SendResult:
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        if self.app is None:
+            return self._chat_bodies(alert, delivery)
+        return self._app_bodies(alert, delivery, self.app)
+
+    def _app_bodies(
+        self, alert: Alert, delivery: DeliveryContext, app: AppTarget
+    ) -> list[dict[str, Any]]:
         # A route's mentions are people to notify: they become recipients too.
         users = list(dict.fromkeys([*app.users, *delivery.mentions]))
         recipients = {"touser": users, "toparty": app.parties, "totag": app.tags}
@@ -230,7 +253,10 @@ class DirectChannel(_GroupChat):
         if self.duplicate_check is not None:
             base["enable_duplicate_check"] = 1
             base["duplicate_check_interval"] = self.duplicate_check
-        bodies = [{**base, **body(self.msgtype, c)} for c in self._parts(alert)]
+        return [{**base, **body(self.msgtype, c)} for c in self._parts(alert, delivery)]
+
+    def _send_app(self, alert: Alert, delivery: DeliveryContext, app: AppTarget) -> SendResult:
+        bodies = self._app_bodies(alert, delivery, app)
         endpoint = ep.MESSAGE_SEND if self.duplicate_check is None else ep.MESSAGE_SEND_CHECKED
         sent = self._send_all(bodies, endpoint, delivery)
         details: dict[str, Any] = {}
@@ -241,9 +267,10 @@ class DirectChannel(_GroupChat):
             missed = [i for r in sent.results for i in _ids(r.data.get(field))]
             if missed:
                 details[field] = list(dict.fromkeys(missed))
-        return send_result(sent, message_ids[0] if message_ids else None, details)
+        return sent.send_result(message_ids[0] if message_ids else None, details)
 
     def get_group(self, chat_id: str) -> GroupInfo:
+        _check_chat_id(self, chat_id)
         data = self.client.call(ep.APPCHAT_GET, params={"chatid": chat_id}).data
         info = data.get("chat_info") or {}
         return GroupInfo(
@@ -254,6 +281,7 @@ class DirectChannel(_GroupChat):
         )
 
     def update_group(self, chat_id: str, update: GroupUpdate) -> GroupInfo:
+        _check_chat_id(self, chat_id)
         payload: dict[str, Any] = {"chatid": chat_id}
         if update.name is not None:
             payload["name"] = update.name
@@ -275,18 +303,12 @@ class GatewayChannel(_GroupChat):
     send_endpoint = ep.GATEWAY_SEND
 
     def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        try:
+        with _request_id_in_message():
             return self._send_chat(alert, delivery)
-        except NotifierError as exc:
-            _add_request_id(exc)
-            raise
 
     def create_group(self, group: GroupSpec) -> GroupInfo:
-        try:
+        with _request_id_in_message():
             return super().create_group(group)
-        except NotifierError as exc:
-            _add_request_id(exc)
-            raise
 
     def get_group(self, chat_id: str) -> GroupInfo:
         raise self._unsupported("reading a group", _GATEWAY_ONLY)
@@ -301,9 +323,13 @@ _GATEWAY_ONLY = (
 )
 
 
-def _add_request_id(exc: NotifierError) -> None:
-    """Put the gateway's request id into the message: support asks for it first."""
-    request_id = getattr(exc, "request_id", None)
-    if request_id and request_id not in exc.message:
-        exc.message = f"{exc.message} (gateway request id {request_id})"
-        exc.args = (exc.message,)
+@contextmanager
+def _request_id_in_message() -> Iterator[None]:
+    """Put the gateway's request id into a failure's message: support asks for it first."""
+    try:
+        yield
+    except NotifierError as exc:
+        request_id = exc.request_id
+        if not request_id or request_id in exc.message:
+            raise
+        raise exc.with_context(suffix=f" (gateway request id {request_id})") from exc

@@ -31,8 +31,10 @@ CODES = ErrorCodes(
 )
 
 #: What a user should do about each code they will meet; shown in the error message.
+#: Whether a failure is retried is not the plugin's to say: the receipt says it (queued
+#: with the next attempt time under ``[outbox]``, else how to get retries).
 ADVICE: dict[int, str] = {
-    -1: "WeCom is busy; the delivery is retried later",
+    -1: "WeCom is busy (a passing condition)",
     40001: "the secret is wrong, or is not the secret of this application (agent)",
     40003: "a user id is unknown in this corp",
     40008: "the message type is not supported here",
@@ -41,8 +43,8 @@ ADVICE: dict[int, str] = {
     40058: "WeCom rejected a parameter (an over-long message, a bad chat id or member list)",
     41001: "no access token was sent; please report this as a bug",
     44004: "the message content is empty",
-    45009: "over WeCom's frequency limit; the delivery is retried after a pause",
-    45033: "too many concurrent calls; the delivery is retried later",
+    45009: "over WeCom's frequency limit: lower the sending rate, or add a robot",
+    45033: "too many concurrent calls (a passing condition)",
     48002: "this application may not call this API (app chats need a self-built app "
     "visible to the root department)",
     60011: "the application has no privilege for these members or departments",
@@ -70,23 +72,22 @@ def _advised(parse: Parser) -> Parser:
         try:
             return parse(response)
         except NotifierError as exc:
-            code = getattr(exc, "code", None)
+            code = exc.code
             advice = ADVICE.get(code) if isinstance(code, int) else None
             if advice is None:
                 raise
-            said = getattr(exc, "provider_message", "") or ""
+            said = exc.provider_message
             label = "gateway code" if code == GATEWAY_AUTH_FAILED else "errcode"
             message = f"{label} {code}: {advice}" + (f" (WeCom: {said})" if said else "")
-            error = exc
             if code in _AUTH_GATEWAY_CODES and not isinstance(exc, AuthError):
-                error = AuthError(message, retryable=False)
-                error.code = code  # type: ignore[attr-defined]
-                error.provider_message = said  # type: ignore[attr-defined]
-                error.request_id = getattr(exc, "request_id", None)  # type: ignore[attr-defined]
-                raise error from None
-            error.message = message
-            error.args = (message,)
-            raise
+                raise AuthError(
+                    message,
+                    retryable=False,
+                    code=code,
+                    provider_message=said,
+                    request_id=exc.request_id,
+                ) from exc
+            raise exc.with_context(message=message) from exc
 
     return wrapped
 

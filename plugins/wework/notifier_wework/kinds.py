@@ -24,12 +24,13 @@ from notifier.http import (
     credential_id,
     endpoint_token_fetcher,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Part, RateLimit
+from notifier.models import Alert, DeliveryContext
+from notifier.parts import PartLedger
 from notifier_wework import options
-from notifier_wework.channels import AppTarget, DirectChannel, GatewayChannel
+from notifier_wework.channels import AppTarget, DirectChannel, GatewayChannel, WeComChannel
 from notifier_wework.endpoints import GETTOKEN
-from notifier_wework.messages import Mentions
-from notifier_wework.parts import PartLedger
+from notifier_wework.messages import Mentions, part
 from notifier_wework.robot import RobotChannel
 
 #: a group robot takes at most 20 messages in any 60 seconds
@@ -110,6 +111,10 @@ def _with(spec: ChannelSpec, values: dict[str, Any]) -> ChannelSpec:
     return attrs.evolve(spec, options=values)
 
 
+def preview(channel: WeComChannel, alert: Alert, delivery: DeliveryContext) -> list[Part]:
+    return [part(payload) for payload in channel.plan(alert, delivery)]
+
+
 KINDS = (
     ChannelKind(
         "wework",
@@ -118,6 +123,7 @@ KINDS = (
         validate=options.validate_direct,
         can_create_group=True,
         bounded=True,
+        preview=preview,
         description="WeCom with an access token: an app group chat (chat_id) or an "
         "application message (agent_id with to_user / to_party / to_tag)",
     ),
@@ -128,6 +134,7 @@ KINDS = (
         validate=options.validate_gateway,
         can_create_group=True,
         bounded=True,
+        preview=preview,
         description="WeCom app group chats through the enterprise API gateway",
     ),
     ChannelKind(
@@ -137,6 +144,7 @@ KINDS = (
         validate=options.validate_robot,
         rate_limit=ROBOT_RATE,
         bounded=True,
+        preview=preview,
         description="a WeCom group robot's webhook (text with mentions, markdown, news)",
     ),
 )

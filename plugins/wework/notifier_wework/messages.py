@@ -10,12 +10,13 @@ travel inside the content (markdown ``<@userid>``) are counted in the limit too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
 
+from notifier.kinds import Part
+from notifier.mentions import is_mobile
 from notifier.models import Alert
 from notifier.render import WECOM, byte_len, fit, headline, render_markdown, render_text
 
@@ -27,9 +28,6 @@ NEWS_DESCRIPTION_LIMIT = 512
 EVERYONE = "@all"
 
 Overflow = Literal["truncate", "split"]
-
-# A mention that is a phone number goes to mentioned_mobile_list, anything else is a user id.
-_MOBILE = re.compile(r"\+?\d{6,15}")
 
 
 @attrs.frozen
@@ -46,7 +44,8 @@ class Mentions:
         """Configured mentions plus a route's (``extra``), each once, in order."""
         users, mobiles = list(users), list(mobiles)
         for who in extra:
-            (mobiles if _MOBILE.fullmatch(who) else users).append(who)
+            # A mobile number (notifier.mentions.is_mobile) goes to mentioned_mobile_list.
+            (mobiles if is_mobile(who) else users).append(who)
         return cls(_unique(users), _unique(mobiles))
 
     def __bool__(self) -> bool:
@@ -103,13 +102,15 @@ def body(msgtype: str, content: str, mentions: Mentions | None = None) -> dict[s
     return text_body(content, mentions) if msgtype == "text" else markdown_body(content)
 
 
-def news_body(alert: Alert) -> dict[str, Any] | None:
+def news_body(alert: Alert, description: str | None = None) -> dict[str, Any] | None:
     """One news article for the alert (title, description, its first link), or ``None``
-    when the alert has no link: WeCom needs a URL for an article."""
+    when the alert has no link: WeCom needs a URL for an article. ``description`` (a
+    template's output) replaces the alert's body."""
     links = list(alert.links)
     if not links:
         return None
-    description = alert.body.strip() or render_text(alert).split("\n", 1)[-1]
+    if description is None:
+        description = alert.body.strip() or render_text(alert).split("\n", 1)[-1]
     article = {
         "title": fit(headline(alert), NEWS_TITLE_LIMIT)[0],
         "description": fit(description, NEWS_DESCRIPTION_LIMIT)[0],
@@ -119,3 +120,14 @@ def news_body(alert: Alert) -> dict[str, Any] | None:
     if picurl:
         article["picurl"] = picurl
     return {"msgtype": "news", "news": {"articles": [article]}}
+
+
+def part(payload: dict[str, Any]) -> Part:
+    """How ``notifier render`` shows one request body: its limited content and size."""
+    msgtype = payload.get("msgtype", "text")
+    if msgtype == "news":
+        article = payload["news"]["articles"][0]
+        content = article["description"]
+        return Part(payload, content, byte_len(content), NEWS_DESCRIPTION_LIMIT)
+    content = payload[msgtype]["content"]
+    return Part(payload, content, byte_len(content), LIMITS[msgtype])

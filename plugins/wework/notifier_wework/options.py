@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from notifier.errors import ConfigError, ConfigIssue
-from notifier.http import HTTP_OPTIONS
+from notifier.http import HTTP_OPTIONS, is_http_url
 from notifier.kinds import ChannelSpec, Option
 from notifier.redact import Secret
 from notifier_wework.endpoints import PUBLIC_API_ROOT
@@ -127,7 +127,7 @@ class _Issues:
 
 
 def _check_root(issues: _Issues, name: str, value: Any) -> None:
-    if not str(value or "").startswith(("https://", "http://")):
+    if not is_http_url(str(value or "")):
         issues.add(name, "an http:// or https:// URL")
 
 

@@ -22,28 +22,28 @@ enterprise API gateway with its own envelope. Point a channel's ``api_root`` at
 The pytest plugin :mod:`notifier_wework.pytest_plugin` (registered automatically when the
 distribution is installed) provides ``wework_server`` and ``wework_clock`` fixtures.
 
-Facts follow ``WECOM.md``; the codes the provider documents poorly are named constants
-below so they are easy to correct.
+Facts follow "What WeCom does" in ``docs/channels/wework.md``; the codes the provider
+documents poorly are named constants below so they are easy to correct.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import re
 import secrets
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.testing.server import LocalServer, Request, Response
+from notifier.testing.envelope import EnvelopeServer, Refusal
+from notifier.testing.server import Request, Response
 from notifier.testing.serving import Served, serve_from_shell
 
 __all__ = [
@@ -121,14 +121,6 @@ _ROBOT_TYPES = frozenset(
 )
 
 
-class _Fail(Exception):
-    """Raised inside a handler to answer with a provider error envelope."""
-
-    def __init__(self, code: int, detail: str = "") -> None:
-        super().__init__(code, detail)
-        self.code, self.detail = code, detail
-
-
 @attrs.frozen
 class Call:
     """One request to a provider endpoint, parsed, with the errcode it was answered.
@@ -189,26 +181,15 @@ class _Token:
     expires_at: float
 
 
-def _errmsg(code: int, detail: str = "") -> str:
-    text = ERRMSG.get(code, "error")
-    if detail:
-        text += f", {detail}"
-    hint = secrets.token_hex(8)
-    return (
-        f"{text}, hint: [{hint}], from ip: 127.0.0.1, "
-        f"more info at https://open.work.weixin.qq.com/devtool/query?e={code}"
-    )
-
-
 def _ids(value: Any) -> list[str]:
     if value in (None, ""):
         return []
     if not isinstance(value, str):
-        raise _Fail(INVALID_PARAM, "recipients are '|'-separated strings")
+        raise Refusal(INVALID_PARAM, "recipients are '|'-separated strings")
     return [v for v in value.split("|") if v]
 
 
-class FakeWeCom(LocalServer):
+class FakeWeCom(EnvelopeServer):
     """The WeCom API, app group chats, application messages, robots and the gateway.
 
     :param corp_id: the corp id ``gettoken`` accepts.
@@ -224,6 +205,9 @@ class FakeWeCom(LocalServer):
 
     api_prefix = "/cgi-bin/"
     gateway_prefix = "/gateway/"
+    refusal_texts = ERRMSG
+    unscripted_endpoints = frozenset({"gettoken"})
+    scripted_detail = "injected fault"
 
     def __init__(
         self,
@@ -245,7 +229,6 @@ class FakeWeCom(LocalServer):
         self.corp_id, self.secret, self.agent_id = corp_id, secret, agent_id
         self.apps: dict[str, int] = {secret: agent_id, **(apps or {})}
         self.token_lifetime = token_lifetime
-        self.clock = clock
         self.robot_keys: set[str] = set(robot_keys)
         self.disabled_robots: set[str] = set()
         self.users, self.parties, self.tags = set(users), set(parties), set(tags)
@@ -254,17 +237,13 @@ class FakeWeCom(LocalServer):
         self.token_requests = 0
         self.duplicates_dropped = 0
         self.chats: dict[str, Chat] = {}
-        self._state = threading.RLock()
         self._tokens: dict[str, _Token] = {}
         self._calls: list[Call] = []
         self._sent: list[Sent] = []
-        # [errcode, path, matching calls still to let through first]
-        self._envelope_faults: list[list[Any]] = []
-        self._robot_times: dict[str, deque[float]] = {}
         self._recent_app: dict[str, tuple[float, str]] = {}
         self._expire_after: int | None = None
         self._issued: list[str] = []
-        super().__init__()
+        super().__init__(clock=clock)
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -286,18 +265,18 @@ class FakeWeCom(LocalServer):
 
     def expire_tokens(self) -> None:
         """Make every token issued so far stale: calls with one answer 42001."""
-        with self._state:
+        with self.lock:
             for token in self._tokens.values():
                 token.expires_at = float("-inf")
 
     def expire_tokens_after(self, calls: int) -> None:
         """Once ``calls`` more API calls (not ``gettoken``) have been answered, make every
         token issued until then stale: a token expiring in the middle of a burst."""
-        with self._state:
+        with self.lock:
             self._expire_after = calls
 
     def _count_toward_expiry(self, endpoint: str) -> None:
-        with self._state:
+        with self.lock:
             if self._expire_after is None or endpoint == "gettoken":
                 return
             self._expire_after -= 1
@@ -308,42 +287,42 @@ class FakeWeCom(LocalServer):
 
     def forget_tokens(self) -> None:
         """Forget every token issued so far: calls with one answer 40014."""
-        with self._state:
+        with self.lock:
             self._tokens.clear()
 
     @property
     def issued_tokens(self) -> list[str]:
         """Every token handed out, stale and forgotten ones included: what must never
         appear in a client's output."""
-        with self._state:
+        with self.lock:
             return list(self._issued)
 
     @property
     def valid_tokens(self) -> list[str]:
         now = self.clock.monotonic()
-        with self._state:
+        with self.lock:
             return [t for t, v in self._tokens.items() if v.expires_at > now]
 
     def add_users(self, *ids: str) -> None:
-        with self._state:
+        with self.lock:
             self.users.update(ids)
 
     def add_parties(self, *ids: str) -> None:
-        with self._state:
+        with self.lock:
             self.parties.update(ids)
 
     def add_tags(self, *ids: str) -> None:
-        with self._state:
+        with self.lock:
             self.tags.update(ids)
 
     def add_robot(self, key: str) -> None:
-        with self._state:
+        with self.lock:
             self.robot_keys.add(key)
             self.disabled_robots.discard(key)
 
     def disable_robot(self, key: str) -> None:
         """The robot was removed from its group: its key answers 93004."""
-        with self._state:
+        with self.lock:
             self.disabled_robots.add(key)
 
     def fail_next(
@@ -382,8 +361,7 @@ class FakeWeCom(LocalServer):
             code = {"busy": BUSY, "rate": FREQ_LIMIT}.get(kind, errcode)
             if code is None:
                 raise ValueError("kind='errcode' needs errcode=")
-            with self._state:
-                self._envelope_faults.extend([code, full, after] for _ in range(count))
+            self.refuse_next(count, code, path=full, after=after)
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
 
@@ -391,17 +369,16 @@ class FakeWeCom(LocalServer):
         """Forget recorded requests, calls, messages and faults; chats, tokens, robots'
         windows and the directory stay."""
         super().reset()
-        with self._state:
+        with self.lock:
             self._calls.clear()
             self._sent.clear()
-            self._envelope_faults.clear()
             self.token_requests = 0
 
     # -- observations ---------------------------------------------------------------------
 
     @property
     def calls(self) -> list[Call]:
-        with self._state:
+        with self.lock:
             return list(self._calls)
 
     def calls_to(self, endpoint: str) -> list[Call]:
@@ -410,7 +387,7 @@ class FakeWeCom(LocalServer):
     @property
     def sent(self) -> list[Sent]:
         """Every message accepted for delivery, in order."""
-        with self._state:
+        with self.lock:
             return list(self._sent)
 
     def chat_messages(self, chat_id: str) -> list[Sent]:
@@ -435,10 +412,15 @@ class FakeWeCom(LocalServer):
             ("POST", "webhook/send"): self._webhook_send,
         }
         for (method, name), func in api.items():
-            self.route(method, self.api_prefix + name, self._wrap(name, func))
+            self.envelope_route(method, self.api_prefix + name, self._parsed(func), endpoint=name)
         for resource, name in _GATEWAY_RESOURCES.items():
-            endpoint = "gateway/" + resource.rstrip("/")
-            self.route("POST", self.gateway_prefix + resource, self._gateway(endpoint, name))
+            self.envelope_route(
+                "POST",
+                self.gateway_prefix + resource,
+                self._gateway(name),
+                endpoint="gateway/" + resource.rstrip("/"),
+                envelope=_gateway_envelope,
+            )
 
     def _path(self, path: str | None) -> str | None:
         if path is None or path.startswith("/"):
@@ -446,59 +428,35 @@ class FakeWeCom(LocalServer):
         prefix = self.gateway_prefix if path in _GATEWAY_RESOURCES else self.api_prefix
         return prefix + path
 
-    def _take_fault(self, path: str, endpoint: str) -> int | None:
-        with self._state:
-            for i, fault in enumerate(self._envelope_faults):
-                code, want, skip = fault
-                if want == path or (want is None and endpoint != "gettoken"):
-                    if skip:
-                        fault[2] -= 1
-                        return None
-                    del self._envelope_faults[i]
-                    return code
-        return None
-
-    def _record(self, endpoint: str, request: Request, body: Any, code: int) -> None:
-        call = Call(
-            endpoint,
-            request.method,
-            dict(request.query),
-            body,
-            dict(request.headers),
-            self.clock.monotonic(),
-            code,
+    def refusal_message(self, refusal: Refusal) -> str:
+        if refusal.code == GATEWAY_AUTH_FAILED:
+            return refusal.detail  # the gateway's own words, not a WeCom errmsg
+        text = self.refusal_texts.get(refusal.code, "error")
+        if refusal.detail:
+            text += f", {refusal.detail}"
+        return (
+            f"{text}, hint: [{secrets.token_hex(8)}], from ip: 127.0.0.1, "
+            f"more info at https://open.work.weixin.qq.com/devtool/query?e={refusal.code}"
         )
-        with self._state:
-            self._calls.append(call)
 
-    def _parse(self, request: Request) -> Any:
-        if request.method == "GET":
-            return None
-        try:
-            body = request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise _Fail(BAD_JSON, "body is not UTF-8 JSON") from None
-        if not isinstance(body, dict):
-            raise _Fail(BAD_JSON, "body is not a JSON object")
-        return body
+    def answered(self, request: Request, endpoint: str, code: int) -> None:
+        body = None
+        if request.method != "GET":
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                body = request.json()
+        headers = dict(request.headers)
+        at = self.clock.monotonic()
+        self._calls.append(
+            Call(endpoint, request.method, dict(request.query), body, headers, at, code)
+        )
+        self._count_toward_expiry(endpoint)
 
-    def _wrap(
-        self, endpoint: str, func: Callable[[Request, Any], dict[str, Any]]
-    ) -> Callable[[Request], Response]:
-        def handler(request: Request) -> Response:
-            body: Any = None
-            try:
-                code = self._take_fault(request.path, endpoint)
-                if code is not None:
-                    raise _Fail(code, "injected fault")
-                body = self._parse(request)
-                with self._state:
-                    answer = {"errcode": OK, "errmsg": "ok", **func(request, body)}
-            except _Fail as fail:
-                answer = {"errcode": fail.code, "errmsg": _errmsg(fail.code, fail.detail)}
-            self._record(endpoint, request, body, answer["errcode"])
-            self._count_toward_expiry(endpoint)
-            return Response.from_json(answer)
+    def _parsed(
+        self, func: Callable[[Request, Any], dict[str, Any]]
+    ) -> Callable[[Request], dict[str, Any]]:
+        def handler(request: Request) -> dict[str, Any]:
+            body = None if request.method == "GET" else self.json_object(request, BAD_JSON)
+            return func(request, body)
 
         return handler
 
@@ -508,13 +466,13 @@ class FakeWeCom(LocalServer):
         self.token_requests += 1
         corp_id, secret = request.query.get("corpid"), request.query.get("corpsecret")
         if not corp_id:
-            raise _Fail(CORPID_MISSING)
+            raise Refusal(CORPID_MISSING)
         if corp_id != self.corp_id:
-            raise _Fail(INVALID_CORPID)
+            raise Refusal(INVALID_CORPID)
         if not secret:
-            raise _Fail(SECRET_MISSING)
+            raise Refusal(SECRET_MISSING)
         if secret not in self.apps:
-            raise _Fail(INVALID_SECRET)
+            raise Refusal(INVALID_SECRET)
         token = secrets.token_urlsafe(48)
         self._tokens[token] = _Token(secret, self.clock.monotonic() + self.token_lifetime)
         self._issued.append(token)
@@ -523,12 +481,12 @@ class FakeWeCom(LocalServer):
     def _authorize(self, request: Request) -> _Token:
         value = request.query.get("access_token")
         if not value:
-            raise _Fail(TOKEN_MISSING)
+            raise Refusal(TOKEN_MISSING)
         token = self._tokens.get(value)
         if token is None:
-            raise _Fail(INVALID_TOKEN)
+            raise Refusal(INVALID_TOKEN)
         if token.expires_at <= self.clock.monotonic():
-            raise _Fail(TOKEN_EXPIRED)
+            raise Refusal(TOKEN_EXPIRED)
         return token
 
     # -- app group chats ------------------------------------------------------------------
@@ -540,21 +498,21 @@ class FakeWeCom(LocalServer):
     def _create_chat(self, body: dict[str, Any]) -> Chat:
         members = body.get("userlist")
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise _Fail(INVALID_PARAM, "userlist must be a list of user ids")
+            raise Refusal(INVALID_PARAM, "userlist must be a list of user ids")
         members = list(dict.fromkeys(members))
         if len(members) < 2:
-            raise _Fail(INVALID_PARAM, "a group chat needs at least 2 members")
+            raise Refusal(INVALID_PARAM, "a group chat needs at least 2 members")
         if len(members) > MAX_CHAT_MEMBERS:
-            raise _Fail(INVALID_PARAM, f"at most {MAX_CHAT_MEMBERS} members")
+            raise Refusal(INVALID_PARAM, f"at most {MAX_CHAT_MEMBERS} members")
         owner = body.get("owner") or members[0]
         unknown = [u for u in [*members, owner] if u not in self.users]
         if unknown:
-            raise _Fail(INVALID_USER, f"unknown user(s) {'|'.join(unknown)}")
+            raise Refusal(INVALID_USER, f"unknown user(s) {'|'.join(unknown)}")
         chat_id = body.get("chatid") or secrets.token_hex(16)
         if not isinstance(chat_id, str) or not _CHAT_ID.fullmatch(chat_id):
-            raise _Fail(INVALID_PARAM, "chatid is at most 32 characters of 0-9a-zA-Z")
+            raise Refusal(INVALID_PARAM, "chatid is at most 32 characters of 0-9a-zA-Z")
         if chat_id in self.chats:
-            raise _Fail(CHAT_EXISTS)
+            raise Refusal(CHAT_EXISTS)
         name = str(body.get("name") or "")[:CHAT_NAME_CHARS]
         if owner not in members:
             members.append(owner)
@@ -564,7 +522,7 @@ class FakeWeCom(LocalServer):
     def _chat(self, chat_id: Any) -> Chat:
         chat = self.chats.get(chat_id) if isinstance(chat_id, str) else None
         if chat is None:
-            raise _Fail(CHAT_NOT_FOUND)
+            raise Refusal(CHAT_NOT_FOUND)
         return chat
 
     def _appchat_get(self, request: Request, _body: Any) -> dict[str, Any]:
@@ -580,10 +538,10 @@ class FakeWeCom(LocalServer):
         owner = body.get("owner")
         unknown = [u for u in [*add, *([owner] if owner else [])] if u not in self.users]
         if unknown:
-            raise _Fail(INVALID_USER, f"unknown user(s) {'|'.join(unknown)}")
+            raise Refusal(INVALID_USER, f"unknown user(s) {'|'.join(unknown)}")
         members = [m for m in dict.fromkeys([*chat.members, *add]) if m not in remove]
         if len(members) < 2:
-            raise _Fail(INVALID_PARAM, "a group chat needs at least 2 members")
+            raise Refusal(INVALID_PARAM, "a group chat needs at least 2 members")
         if body.get("name"):
             chat.name = str(body["name"])[:CHAT_NAME_CHARS]
         chat.owner = owner or (chat.owner if chat.owner in members else members[0])
@@ -608,7 +566,7 @@ class FakeWeCom(LocalServer):
         if isinstance(agent, str) and agent.isdigit():
             agent = int(agent)
         if agent != self.apps[token.secret]:
-            raise _Fail(INVALID_AGENTID, f"the token's application is {self.apps[token.secret]}")
+            raise Refusal(INVALID_AGENTID, f"the token's application is {self.apps[token.secret]}")
         msgtype = _check_message(body, _APP_TYPES)
         users, parties, tags = (_ids(body.get(f)) for f in ("touser", "toparty", "totag"))
         everyone = "@all" in users
@@ -624,7 +582,7 @@ class FakeWeCom(LocalServer):
             "invalidtag": [t for t in tags if t not in self.tags],
         }
         if not any(valid.values()):
-            raise _Fail(ALL_INVALID)
+            raise Refusal(ALL_INVALID)
         now = self.clock.monotonic()
         answer: dict[str, Any] = {k: "|".join(v) for k, v in invalid.items() if v}
         if body.get("enable_duplicate_check") in (1, "1", True):
@@ -646,56 +604,33 @@ class FakeWeCom(LocalServer):
     def _webhook_send(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         key = request.query.get("key")
         if not key or key not in self.robot_keys:
-            raise _Fail(INVALID_KEY)
+            raise Refusal(INVALID_KEY)
         if key in self.disabled_robots:
-            raise _Fail(ROBOT_DISABLED)
+            raise Refusal(ROBOT_DISABLED)
         msgtype = _check_message(body, _ROBOT_TYPES)
         if msgtype == "text":
             for field in ("mentioned_list", "mentioned_mobile_list"):
                 value = body["text"].get(field, [])
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise _Fail(INVALID_PARAM, f"{field} must be a list of strings")
+                    raise Refusal(INVALID_PARAM, f"{field} must be a list of strings")
         now = self.clock.monotonic()
-        window = self._robot_times.setdefault(key, deque())
-        while window and window[0] <= now - self.robot_window:
-            window.popleft()
-        if len(window) >= self.robot_rate:
-            raise _Fail(FREQ_LIMIT, f"a robot takes {self.robot_rate} messages a minute")
-        window.append(now)
+        if not self.windows.admit(key, now, [(self.robot_rate, self.robot_window)]):
+            raise Refusal(FREQ_LIMIT, f"a robot takes {self.robot_rate} messages a minute")
         self._sent.append(Sent("robot", key, msgtype, body, now))
         return {}
 
     # -- the API gateway ------------------------------------------------------------------
 
-    def _gateway(self, endpoint: str, provider: str) -> Callable[[Request], Response]:
-        def handler(request: Request) -> Response:
-            body: Any = None
-            request_id = uuid.uuid4().hex
-            headers = {"X-Bkapi-Request-Id": request_id}
-            try:
-                fault = self._take_fault(request.path, endpoint)
-                if fault is not None:
-                    raise _Fail(fault, "injected fault")
-                body = self._parse(request)
-                auth = self._gateway_auth(request, body)
-                if auth:
-                    envelope = _envelope(False, GATEWAY_AUTH_FAILED, auth, None, request_id)
-                    self._record(endpoint, request, body, GATEWAY_AUTH_FAILED)
-                    return Response.from_json(envelope, headers=headers)
-                payload = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
-                with self._state:
-                    if provider == "appchat/create":
-                        data = {"errcode": 0, "errmsg": "ok"}
-                        data["chatid"] = self._create_chat(payload).chat_id
-                    else:
-                        self._send_chat(payload, via="gateway")
-                        data = {"errcode": 0, "errmsg": "ok"}
-                envelope = _envelope(True, 0, "OK", data, request_id)
-            except _Fail as fail:
-                data = {"errcode": fail.code, "errmsg": _errmsg(fail.code, fail.detail)}
-                envelope = _envelope(False, fail.code, data["errmsg"], data, request_id)
-            self._record(endpoint, request, body, envelope["code"])
-            return Response.from_json(envelope, headers=headers)
+    def _gateway(self, provider: str) -> Callable[[Request], dict[str, Any]]:
+        def handler(request: Request) -> dict[str, Any]:
+            body = self.json_object(request, BAD_JSON)
+            auth = self._gateway_auth(request, body)
+            if auth:
+                raise Refusal(GATEWAY_AUTH_FAILED, auth)
+            payload = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
+            if provider == "appchat/create":
+                return {"chatid": self._create_chat(payload).chat_id}
+            return self._send_chat(payload, via="gateway")
 
         return handler
 
@@ -722,14 +657,22 @@ class FakeWeCom(LocalServer):
         return None
 
 
-def _envelope(result: bool, code: int, message: str, data: Any, request_id: str) -> dict[str, Any]:
-    return {
-        "result": result,
+def _gateway_envelope(code: int, message: str, fields: Mapping[str, Any]) -> Response:
+    """The API gateway's own envelope around WeCom's answer, and its request id."""
+    request_id = uuid.uuid4().hex
+    data: dict[str, Any] | None = {"errcode": code, "errmsg": message, **fields}
+    if code == OK:
+        message = "OK"
+    elif code == GATEWAY_AUTH_FAILED:
+        data = None  # the gateway refused before WeCom saw the call
+    envelope = {
+        "result": code == OK,
         "code": code,
         "message": message,
         "data": data,
         "request_id": request_id,
     }
+    return Response.from_json(envelope, headers={"X-Bkapi-Request-Id": request_id})
 
 
 def _digest(body: Mapping[str, Any]) -> str:
@@ -744,56 +687,53 @@ def _check_message(body: Mapping[str, Any], allowed: frozenset[str]) -> str:
     """The message type after checking its body, or a provider error."""
     msgtype = body.get("msgtype")
     if not isinstance(msgtype, str) or msgtype not in allowed:
-        raise _Fail(INVALID_MSGTYPE, f"msgtype {msgtype!r} is not supported here")
+        raise Refusal(INVALID_MSGTYPE, f"msgtype {msgtype!r} is not supported here")
     inner = body.get(msgtype)
     if not isinstance(inner, Mapping):
-        raise _Fail(INVALID_PARAM, f"missing the {msgtype!r} object")
+        raise Refusal(INVALID_PARAM, f"missing the {msgtype!r} object")
     limit = {"text": TEXT_LIMIT, "markdown": MARKDOWN_LIMIT, "markdown_v2": MARKDOWN_LIMIT}
     if msgtype in limit:
         content = inner.get("content")
         if not isinstance(content, str) or not content:
-            raise _Fail(EMPTY_CONTENT)
+            raise Refusal(EMPTY_CONTENT)
         size = len(content.encode("utf-8"))
         if size > limit[msgtype]:
-            raise _Fail(INVALID_PARAM, f"content size {size} exceeds {limit[msgtype]} bytes")
+            raise Refusal(INVALID_PARAM, f"content size {size} exceeds {limit[msgtype]} bytes")
     elif msgtype == "news":
         articles = inner.get("articles")
         if not isinstance(articles, list) or not 1 <= len(articles) <= 8:
-            raise _Fail(INVALID_PARAM, "news takes 1 to 8 articles")
+            raise Refusal(INVALID_PARAM, "news takes 1 to 8 articles")
         for article in articles:
             if not isinstance(article, Mapping) or not article.get("title"):
-                raise _Fail(INVALID_PARAM, "every article needs a title")
+                raise Refusal(INVALID_PARAM, "every article needs a title")
             if len(str(article["title"]).encode()) > NEWS_TITLE_LIMIT:
-                raise _Fail(INVALID_PARAM, f"article title over {NEWS_TITLE_LIMIT} bytes")
+                raise Refusal(INVALID_PARAM, f"article title over {NEWS_TITLE_LIMIT} bytes")
             if len(str(article.get("description", "")).encode()) > NEWS_DESCRIPTION_LIMIT:
-                raise _Fail(INVALID_PARAM, f"description over {NEWS_DESCRIPTION_LIMIT} bytes")
+                raise Refusal(INVALID_PARAM, f"description over {NEWS_DESCRIPTION_LIMIT} bytes")
     elif msgtype == "textcard":
         if not all(inner.get(f) for f in ("title", "description", "url")):
-            raise _Fail(INVALID_PARAM, "textcard needs title, description and url")
+            raise Refusal(INVALID_PARAM, "textcard needs title, description and url")
     elif msgtype == "image" and "base64" in inner:
         try:
             raw = base64.b64decode(str(inner["base64"]), validate=True)
         except (binascii.Error, ValueError):
-            raise _Fail(INVALID_PARAM, "image base64 is invalid") from None
+            raise Refusal(INVALID_PARAM, "image base64 is invalid") from None
         if hashlib.md5(raw).hexdigest() != inner.get("md5"):  # noqa: S324 - provider's choice
-            raise _Fail(INVALID_PARAM, "image md5 does not match")
+            raise Refusal(INVALID_PARAM, "image md5 does not match")
     elif msgtype in ("image", "voice", "video", "file", "mpnews") and not inner.get("media_id"):
-        raise _Fail(INVALID_PARAM, f"{msgtype} needs media_id")
+        raise Refusal(INVALID_PARAM, f"{msgtype} needs media_id")
     return msgtype
 
 
 def _served(wecom: FakeWeCom) -> Served:
     key = next(iter(sorted(wecom.robot_keys)))
-    table = (
+    preface = (
         '# The fake also answers app channels (kind = "wework") with\n'
         f"# corp_id = {json.dumps(wecom.corp_id)}, secret = {json.dumps(wecom.secret)},\n"
         f"# agent_id = {wecom.agent_id} and the same api_root.\n"
-        "[channels.wework]\n"
-        'kind = "wework-robot"\n'
-        f"key = {json.dumps(key)}\n"
-        f"api_root = {json.dumps(wecom.api_root)}\n"
     )
-    return Served(wecom.api_root, "wework", table)
+    options = {"kind": "wework-robot", "key": key, "api_root": wecom.api_root}
+    return Served.for_channel(wecom.api_root, "wework", options, preface=preface)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

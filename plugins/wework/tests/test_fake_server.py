@@ -1,4 +1,4 @@
-"""The fake WeCom server answers like the provider described in WECOM.md.
+"""The fake WeCom server answers like the provider described in docs/channels/wework.md.
 
 These tests talk to it with plain ``requests`` calls, through the ``wework_server`` and
 ``wework_clock`` fixtures its pytest plugin provides.

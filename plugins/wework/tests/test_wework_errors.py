@@ -92,7 +92,7 @@ def test_a_permanent_error_names_the_channel_the_code_and_what_to_do_and_leaks_n
 
     error = caught.value
     assert error.retryable is False
-    assert getattr(error, "code", None) == code
+    assert error.code == code
     assert str(error).startswith("channel 'ops', ")
     assert f"code {code}: {advice}" in str(error)
     outputs = [str(error), repr(error), debug_logs.text, *map(repr, events)]

@@ -1,0 +1,150 @@
+"""``notifier render``: show exactly what a channel would send for an alert, sending nothing.
+
+The alert comes from the same inputs as ``send`` (flags, stdin JSON, ``--file``) or from an
+Alertmanager webhook notification (``--alertmanager FILE``: its alerts as one group, sent
+as one message). Each message is printed part by part with its size in the provider's
+unit and limit; ``--json`` prints the same as data, request bodies included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from notifier.cli.main import OK, UsageError
+
+if TYPE_CHECKING:
+    from notifier.dispatcher import Dispatcher
+    from notifier.groups import AlertGroup
+    from notifier.kinds import Part
+    from notifier.models import Alert
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "render",
+        parents=[common],
+        help="print what a channel would send for an alert; send nothing",
+        description="Render an alert (from flags, JSON on stdin, --file, or an Alertmanager "
+        "notification) exactly as CHANNEL would send it, part by part with each part's size "
+        "and the provider's limit. Nothing is sent.",
+    )
+    p.add_argument("--channel", required=True, metavar="NAME", help="the channel to render for")
+    p.add_argument("--title", help="alert title; with it, the alert comes from these flags")
+    p.add_argument("--body", default="", help="alert text")
+    p.add_argument(
+        "--severity", default="warning", choices=("critical", "error", "warning", "info")
+    )
+    p.add_argument("--status", default="firing", choices=("firing", "resolved"))
+    p.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)"
+    )
+    p.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an annotation (repeatable)",
+    )
+    p.add_argument("--link", action="append", default=[], metavar="URL", help="a link (repeatable)")
+    p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
+    p.add_argument("--file", metavar="PATH", help="render every alert in a JSON-lines file")
+    p.add_argument(
+        "--alertmanager",
+        metavar="FILE",
+        help="an Alertmanager webhook notification (JSON; '-' for stdin), rendered as one group",
+    )
+    p.add_argument("--json", action="store_true", help="print the messages as JSON")
+    p.set_defaults(handler=run)
+
+
+def _alertmanager(path: str) -> AlertGroup:
+    from notifier.alertmanager import parse_notification
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    try:
+        return parse_notification(json.loads(text))
+    except ValueError as exc:
+        raise UsageError(f"{path}: not an Alertmanager notification: {exc}") from None
+
+
+def _inputs(args: argparse.Namespace) -> list[Alert | AlertGroup]:
+    from notifier.cli.send import _from_flags, _from_stdin, _read_file
+
+    if args.alertmanager:
+        return [_alertmanager(args.alertmanager)]
+    if args.title is not None:
+        return [_from_flags(args)]
+    if args.file:
+        alerts, problems = _read_file(args.file)
+        if problems:
+            raise UsageError("; ".join(problems))
+        return list(alerts)
+    if not sys.stdin.isatty():
+        return [_from_stdin()]
+    raise UsageError("give --title, --file, --alertmanager, or an alert as JSON on stdin")
+
+
+def _dispatcher(args: argparse.Namespace) -> Dispatcher:
+    import attrs
+
+    from notifier.config import load_config
+    from notifier.dispatcher import Dispatcher
+    from notifier.plugins import PluginHost
+
+    host = PluginHost.load()
+    config = load_config(getattr(args, "config", None), host)
+    # Rendering delivers nothing, so it neither opens nor writes the outbox.
+    return Dispatcher(attrs.evolve(config, outbox=None), host=host)
+
+
+def run(args: argparse.Namespace) -> int:
+    from notifier.cli.output import print_json
+    from notifier.groups import AlertGroup
+    from notifier.redact import redact
+    from notifier.terminal import visible
+
+    inputs = _inputs(args)
+    with _dispatcher(args) as dispatcher:
+        if args.channel not in dispatcher.channels:
+            known = ", ".join(sorted(dispatcher.channels)) or "none"
+            raise UsageError(f"no channel named {args.channel!r} (configured: {known})")
+        kind = dispatcher.channels[args.channel].spec.kind
+        rendered = [(item, dispatcher.preview(args.channel, item)) for item in inputs]
+    if args.json:
+        print_json(
+            [
+                {
+                    "channel": args.channel,
+                    "kind": kind,
+                    "alert": (item.summary() if isinstance(item, AlertGroup) else item).title,
+                    "parts": [part.to_dict() for part in parts],
+                }
+                for item, parts in rendered
+            ]
+        )
+        return OK
+    for item, parts in rendered:
+        title = (item.summary() if isinstance(item, AlertGroup) else item).title
+        print(visible(f"== {args.channel} ({kind}): {title!r}: {len(parts)} message(s)"))
+        for index, part in enumerate(parts, 1):
+            print(_heading(part, index, len(parts)))
+            # Alert text is anyone's: no escape sequence of it reaches the terminal.
+            print(visible(redact(part.content)))
+    return OK
+
+
+def _heading(part: Part, index: int, total: int) -> str:
+    limit = f" of {part.limit}" if part.limit is not None else " (no limit)"
+    return f"-- part {index}/{total}: {part.size}{limit} {part.unit}"
