@@ -42,9 +42,11 @@ def test_a_replaced_file_is_noticed_and_never_written(tmp_path, caplog, check_at
     _foreign_database(other)
     os.replace(other, path)  # another application's database now sits at the path
     before = _digest(path)
-    with caplog.at_level(logging.ERROR, logger="notifier.outbox"):
-        with pytest.raises(OutboxError, match="replaced by another file"):
-            store.enqueue_many([NewDelivery(Alert(title="after"), "ops")], now=2.0)
+    with (
+        caplog.at_level(logging.ERROR, logger="notifier.outbox"),
+        pytest.raises(OutboxError, match="replaced by another file"),
+    ):
+        store.enqueue_many([NewDelivery(Alert(title="after"), "ops")], now=2.0)
     assert any("restart" in r.getMessage() for r in caplog.records)
     store.close()
     assert _digest(path) == before
@@ -61,9 +63,11 @@ def test_a_deleted_file_is_noticed_and_the_stale_one_is_not_used(tmp_path, caplo
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    with caplog.at_level(logging.ERROR, logger="notifier.outbox"):
-        with pytest.raises(OutboxError, match="deleted or moved"):
-            store.counts()
+    with (
+        caplog.at_level(logging.ERROR, logger="notifier.outbox"),
+        pytest.raises(OutboxError, match="deleted or moved"),
+    ):
+        store.counts()
     assert [r for r in caplog.records if r.levelno == logging.ERROR]
     fresh = OutboxStore.open(path)  # a new process starts a new file at the path
     fresh.enqueue_many([NewDelivery(Alert(title="new"), "ops")], now=2.0)
