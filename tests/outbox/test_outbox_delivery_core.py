@@ -6,6 +6,8 @@ Each runs with the outbox's default settings, against real local servers.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,6 +112,14 @@ def test_two_configs_on_one_file_never_send_or_dead_letter_each_others_deliverie
                 ("a", "b.toml"),
             }
         assert a_of_a.titles == ["from A"]  # B's "a" delivery never went to A's URL
+        shown = subprocess.run(
+            [sys.executable, "-m", "notifier", "queue", "--config", str(first)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "waiting for another configuration" in shown.stdout
+        lines = shown.stdout.split("waiting for another configuration")[1].splitlines()
+        assert sum(1 for line in lines if str(second) in line) == 2  # c, and B's "a"
         c.down = b_of_a.down = False
         with Dispatcher.from_config(second, host=PluginHost.load()) as config_b:
             config_b.outbox.drain()
