@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import overload
 
 from notifier.errors import RateLimited
 
@@ -53,6 +54,10 @@ def within(seconds: float) -> Iterator[float]:
         _DEADLINE.reset(token)
 
 
+@overload
+def cap(timeout: float) -> float: ...
+@overload
+def cap(timeout: tuple[float, float]) -> tuple[float, float]: ...
 def cap(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
     """``timeout`` (seconds, or ``(connect, read)``) shortened to the time left.
 

@@ -315,8 +315,10 @@ class Dispatcher:
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        if getattr(self, "outbox", None) is not None:
-            self.outbox.close()  # lets lanes finish the delivery in hand
+        # Also called on a dispatcher whose __init__ stopped early.
+        outbox: OutboxDelivery | None = getattr(self, "outbox", None)
+        if outbox is not None:
+            outbox.close()  # lets lanes finish the delivery in hand
         for live in self.channels.values():
             # Do not wait: a hung delivery already has its timeout receipt.
             live.lane.shutdown(wait=False, cancel_futures=True)

@@ -42,31 +42,32 @@ class AlertGroup:
     """Several alerts in one message.
 
     :param status: ``firing`` while any alert fires, else ``resolved``; computed from the
-        alerts unless given (Alertmanager says it explicitly).
+        alerts unless given (Alertmanager says it explicitly). So are ``common_labels``
+        and ``common_annotations``.
     :param group_labels: the labels the alerts were grouped by.
     :param truncated_alerts: alerts the sender left out of ``alerts`` (Alertmanager's
         ``max_alerts``).
     """
 
     alerts: tuple[Alert, ...] = attrs.field(converter=_alerts)
-    status: Status | None = attrs.field(default=None)
+    status: Status = attrs.field(
+        default=attrs.Factory(
+            lambda self: Status.FIRING if self.firing else Status.RESOLVED, takes_self=True
+        )
+    )
     receiver: str = ""
     group_labels: Mapping[str, str] = attrs.field(factory=dict)
-    common_labels: Mapping[str, str] | None = None
-    common_annotations: Mapping[str, str] | None = None
+    common_labels: Mapping[str, str] = attrs.field(
+        default=attrs.Factory(lambda self: common(a.labels for a in self.alerts), takes_self=True)
+    )
+    common_annotations: Mapping[str, str] = attrs.field(
+        default=attrs.Factory(
+            lambda self: common(a.annotations for a in self.alerts), takes_self=True
+        )
+    )
     external_url: str = ""
     group_key: str = ""
     truncated_alerts: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        if self.status is None:
-            firing = any(not a.resolved for a in self.alerts)
-            object.__setattr__(self, "status", Status.FIRING if firing else Status.RESOLVED)
-        if self.common_labels is None:
-            object.__setattr__(self, "common_labels", common(a.labels for a in self.alerts))
-        if self.common_annotations is None:
-            annotations = common(a.annotations for a in self.alerts)
-            object.__setattr__(self, "common_annotations", annotations)
 
     @classmethod
     def of(cls, alert: Alert) -> AlertGroup:
@@ -94,7 +95,7 @@ class AlertGroup:
             return self.alerts[0]
         worst = min(self.alerts, key=lambda a: SEVERITIES.index(a.severity)).severity
         counts = self.counts
-        labels = dict(self.common_labels or {})
+        labels = dict(self.common_labels)
         name = labels.get("alertname") or self.alerts[0].title
         described = ", ".join(f"{k}={v}" for k, v in sorted(self.group_labels.items()))
         title = f"{name} ({counts['firing']} firing, {counts['resolved']} resolved)"
@@ -109,8 +110,8 @@ class AlertGroup:
             body=body,
             severity=worst,
             labels=labels,
-            annotations=dict(self.common_annotations or {}),
-            status=self.status or Status.FIRING,
+            annotations=dict(self.common_annotations),
+            status=self.status,
             fingerprint="group-" + hashlib.sha256(key.encode()).hexdigest()[:16],
             starts_at=min(a.starts_at for a in self.alerts),
             source=self.alerts[0].source,
@@ -118,11 +119,11 @@ class AlertGroup:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": (self.status or Status.FIRING).value,
+            "status": self.status.value,
             "receiver": self.receiver,
             "group_labels": dict(self.group_labels),
-            "common_labels": dict(self.common_labels or {}),
-            "common_annotations": dict(self.common_annotations or {}),
+            "common_labels": dict(self.common_labels),
+            "common_annotations": dict(self.common_annotations),
             "external_url": self.external_url,
             "group_key": self.group_key,
             "truncated_alerts": self.truncated_alerts,

@@ -333,7 +333,7 @@ class Receipt:
         return self.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "channel": self.channel,
             "outcome": self.outcome.value,
             "attempts": self.attempts,

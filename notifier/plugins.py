@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -178,7 +178,8 @@ class PluginHost:
         for impl in reversed(self.pm.hook.notifier_channel_kinds.get_hookimpls()):
             dist = self.dist_of(impl.plugin)
             try:
-                contributed = list(impl.function() or ())
+                # pluggy types an implementation as returning object; the spec says a list.
+                contributed = list(cast("Iterable[object]", impl.function() or ()))
             except Exception as exc:
                 scrub_exception(exc)
                 self.records.append(
@@ -203,7 +204,9 @@ class PluginHost:
         return self.kinds[spec.kind].build(spec, context)
 
     def send(self, channel: Any, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        result = self.pm.hook.notifier_send(channel=channel, alert=alert, delivery=delivery)
+        result: SendResult | None = self.pm.hook.notifier_send(
+            channel=channel, alert=alert, delivery=delivery
+        )
         if result is None:
             raise UnsupportedOperation(f"no plugin can send through {_describe(channel)}")
         return result
@@ -223,7 +226,7 @@ class PluginHost:
             "read groups": self.pm.hook.notifier_get_group,
             "update groups": self.pm.hook.notifier_update_group,
         }[what]
-        result = hook(channel=channel, **kwargs)
+        result: GroupInfo | None = hook(channel=channel, **kwargs)
         if result is None:
             raise UnsupportedOperation(f"{_describe(channel)} cannot {what}")
         return result

@@ -162,15 +162,17 @@ def truncate_bytes(value: Any, limit: int, marker: str = "…") -> str:
     return fit(str(value), int(limit), "truncate", marker)[0]
 
 
-def escape_json(value: Any) -> str:
-    """``value`` JSON-escaped without its quotes, for text inside a JSON string."""
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def escape_json(value: Any) -> str:
+    """``value`` JSON-escaped without its quotes, for text inside a JSON string; a time
+    as ``tojson`` writes it (ISO 8601)."""
+    text = _json_default(value) if isinstance(value, datetime) else str(value)
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def mention(value: Any, prefix: str = "@") -> str:
@@ -342,6 +344,13 @@ def _new_form(old: str) -> str:
     return _PLACEHOLDER.sub(inside, _WHOLE_STRING.sub(whole, old))
 
 
+def _in_new_form(old: str) -> str:
+    return (
+        "${...} placeholders are no longer supported, write it in Jinja2: "
+        f"template = {{ text = {_toml_string(_new_form(old))} }}"
+    )
+
+
 def _toml_string(text: str) -> str:
     """``text`` as a TOML string a user can paste: literal when it can be."""
     if "'" not in text and "\n" not in text:
@@ -351,18 +360,22 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+_OLD_NAMES = frozenset((*_ALERT_FIELDS, "text", "markdown", "channel", "idempotency_key"))
+
+
+def _old_style(source: str) -> bool:
+    """``source`` is a ``${name}`` template of the old webhook form, not Jinja2 (a bare
+    ``$name`` may well be meant as text, so only the braced form counts)."""
+    if "{{" in source or "{%" in source:
+        return False
+    return any(name in _OLD_NAMES for name in re.findall(r"\$\{(\w+)\}", source))
+
+
 def parse_template(raw: Any, where: str, issues: Issues, base_dir: Path) -> MessageTemplate | None:
     """``template = { file = ... }`` or ``{ text = ... }`` compiled; problems into ``issues``."""
     expected = 'a table { file = "templates/NAME.j2" } or { text = "..." }'
     if isinstance(raw, str):
-        if "${" in raw:
-            issues.add(
-                where,
-                f"{expected}; ${{...}} placeholders are no longer supported, "
-                f"write it in Jinja2: template = {{ text = {_toml_string(_new_form(raw))} }}",
-            )
-        else:
-            issues.add(where, expected)
+        issues.add(where, f"{expected}; {_in_new_form(raw)}" if "${" in raw else expected)
         return None
     if not isinstance(raw, Mapping) or len(raw) != 1 or next(iter(raw)) not in TEMPLATE_KEYS:
         issues.add(where, expected)
@@ -384,6 +397,9 @@ def parse_template(raw: Any, where: str, issues: Issues, base_dir: Path) -> Mess
         except (OSError, UnicodeDecodeError) as exc:
             issues.add(f"{where}.file", f"a readable UTF-8 template file, {name}: {exc}")
             return None
+    if _old_style(source):
+        issues.add(where, _in_new_form(source))
+        return None
     try:
         return MessageTemplate.compile(source, name)
     except TemplateError as exc:
@@ -415,16 +431,17 @@ def _alert_view(alert: Alert) -> dict[str, Any]:
 
 
 def _group_view(group: AlertGroup) -> dict[str, Any]:
+    alerts = [_alert_view(a) for a in group.alerts]
     return {
-        "alerts": [_alert_view(a) for a in group.alerts],
-        "firing": [_alert_view(a) for a in group.firing],
-        "resolved": [_alert_view(a) for a in group.resolved],
+        "alerts": alerts,
+        "firing": [a for a in alerts if a["firing"]],
+        "resolved": [a for a in alerts if a["resolved"]],
         "counts": group.counts,
-        "status": (group.status.value if group.status else "firing"),
+        "status": group.status.value,
         "receiver": group.receiver,
         "group_labels": dict(group.group_labels),
-        "common_labels": dict(group.common_labels or {}),
-        "common_annotations": dict(group.common_annotations or {}),
+        "common_labels": dict(group.common_labels),
+        "common_annotations": dict(group.common_annotations),
         "external_url": group.external_url,
         "group_key": group.group_key,
         "truncated_alerts": group.truncated_alerts,
@@ -487,14 +504,18 @@ def message(alert: Alert, delivery: DeliveryContext) -> str | None:
     :raises TemplateError: the template failed for this alert.
     """
     rendering = delivery.template
-    if rendering is None:
-        return None
-    return str(rendering.render(alert, delivery))
+    return None if rendering is None else rendering.render(alert, delivery)
 
 
 # -- samples for `notifier check` ----------------------------------------------------------
 
 _SAMPLE_START = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+SAMPLES = {
+    "firing": "a firing alert",
+    "resolved": "a resolved alert",
+    "grouped": "a group of three",
+    "cjk": "CJK text",
+}
 
 
 def sample_groups(labels: Iterable[str] = ()) -> dict[str, AlertGroup]:
@@ -547,7 +568,7 @@ def check_template(
 ) -> list[TemplateError]:
     """Render ``template`` against every sample; the errors, one per failing template line."""
     errors: dict[tuple[int | None, str], TemplateError] = {}
-    for group in sample_groups(labels).values():
+    for sample, group in sample_groups(labels).items():
         alert = group.summary()
         values = context(
             alert, group=group, settings=settings, channel=channel, mentions=("sample-owner",)
@@ -555,7 +576,11 @@ def check_template(
         try:
             template.render(values, fmt, escape)
         except TemplateError as exc:
-            errors.setdefault((exc.line, exc.problem), exc)
+            # Which sample failed tells the author what case the template misses.
+            problem = f"{exc.problem} (sample: {SAMPLES[sample]})"
+            errors.setdefault(
+                (exc.line, exc.problem), TemplateError(exc.template, exc.line, problem)
+            )
     return list(errors.values())
 
 

@@ -84,13 +84,14 @@ def check(args: argparse.Namespace) -> int:
 
     with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
         config = dispatcher.config
-        problems = dispatcher.host.problems
+        channels = {name: live.spec.kind for name, live in dispatcher.channels.items()}
+        problems = [f"{p.name} ({p.dist}): {p.error}" for p in dispatcher.host.problems]
         template_problems = check_config(config, dispatcher.host.kinds)
         summary = {
             "file": config.file,
-            "channels": {name: live.spec.kind for name, live in dispatcher.channels.items()},
+            "channels": channels,
             "routes": len(config.routes),
-            "plugin_problems": [f"{p.name} ({p.dist}): {p.error}" for p in problems],
+            "plugin_problems": problems,
         }
     if template_problems:
         # Rendered against sample alerts: each would fail a real delivery the same way.
@@ -100,12 +101,9 @@ def check(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(
-            f"{config.file}: OK, {len(summary['channels'])} channel(s), "
-            f"{summary['routes']} route(s)"
-        )
-        for name, kind in summary["channels"].items():
+        print(f"{config.file}: OK, {len(channels)} channel(s), {len(config.routes)} route(s)")
+        for name, kind in channels.items():
             print(f"  {name}: {kind}")
-    for problem in summary["plugin_problems"]:
+    for problem in problems:
         print(f"warning: plugin {problem}", file=sys.stderr)
     return OK

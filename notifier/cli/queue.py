@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier.cli.main import FAILED, OK, UsageError
+
+if TYPE_CHECKING:
+    from notifier.outbox.records import Delivery
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -145,7 +148,7 @@ def _dead(store: Any, args: argparse.Namespace) -> int:
     return OK
 
 
-def _title(delivery: Any) -> str:
+def _title(delivery: Delivery) -> str:
     try:
         title = delivery.alert().title
     except ValueError:

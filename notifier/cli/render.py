@@ -111,7 +111,6 @@ def _dispatcher(args: argparse.Namespace) -> Dispatcher:
 
 def run(args: argparse.Namespace) -> int:
     from notifier.cli.output import print_json
-    from notifier.groups import AlertGroup
     from notifier.redact import redact
     from notifier.terminal import visible
 
@@ -121,28 +120,34 @@ def run(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(dispatcher.channels)) or "none"
             raise UsageError(f"no channel named {args.channel!r} (configured: {known})")
         kind = dispatcher.channels[args.channel].spec.kind
-        rendered = [(item, dispatcher.preview(args.channel, item)) for item in inputs]
+        rendered = [(_title(item), dispatcher.preview(args.channel, item)) for item in inputs]
     if args.json:
         print_json(
             [
                 {
                     "channel": args.channel,
                     "kind": kind,
-                    "alert": (item.summary() if isinstance(item, AlertGroup) else item).title,
+                    "alert": title,
                     "parts": [part.to_dict() for part in parts],
                 }
-                for item, parts in rendered
+                for title, parts in rendered
             ]
         )
         return OK
-    for item, parts in rendered:
-        title = (item.summary() if isinstance(item, AlertGroup) else item).title
+    for title, parts in rendered:
         print(visible(f"== {args.channel} ({kind}): {title!r}: {len(parts)} message(s)"))
         for index, part in enumerate(parts, 1):
             print(_heading(part, index, len(parts)))
             # Alert text is anyone's: no escape sequence of it reaches the terminal.
             print(visible(redact(part.content)))
     return OK
+
+
+def _title(item: Alert | AlertGroup) -> str:
+    """The title of an alert, or of the alert that stands for a group."""
+    from notifier.groups import AlertGroup
+
+    return item.summary().title if isinstance(item, AlertGroup) else item.title
 
 
 def _heading(part: Part, index: int, total: int) -> str:

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from notifier.cli.main import FAILED, OK, UsageError
@@ -52,7 +53,9 @@ def _say(line: str) -> None:
     print(f"notifier worker: {line}", file=sys.stderr, flush=True)
 
 
-def _summary(outcomes: dict[str, int], counts: dict[str, dict[str, int]], *, as_json: bool) -> int:
+def _summary(
+    outcomes: Mapping[str, int], counts: Mapping[str, Mapping[str, int]], *, as_json: bool
+) -> int:
     from notifier.cli.output import print_json
 
     queued = {ch: n for ch, states in counts.items() if (n := states.get("pending", 0))}

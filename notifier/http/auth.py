@@ -89,7 +89,7 @@ class TokenCache:
         self._fetch = fetch
         self.identity = identity
         self.margin = margin
-        self._cache = ExpiringCache(maxsize=1, clock=clock)
+        self._cache: ExpiringCache[str] = ExpiringCache(maxsize=1, clock=clock)
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
         self.fetches = 0  # for tests and diagnostics: how many times fetch ran

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import cachetools
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 
+#: what :meth:`ExpiringCache.get` and :meth:`~ExpiringCache.pop` return for no value; typed
+#: ``Any`` so that it stands in for a value of any type
 MISSING: Any = object()
 
+V = TypeVar("V")
 
-class ExpiringCache:
+
+class ExpiringCache(Generic[V]):
     """Values that disappear ``ttl`` seconds after they were put, each with its own ttl.
 
     :param maxsize: entries kept at most; the least recently used goes first.
@@ -28,22 +32,22 @@ class ExpiringCache:
         self._lock = threading.Lock()
         # Each value is stored as (value, ttl); the ttu function turns the ttl into the
         # expiry time when it is inserted, so items never share one global lifetime.
-        self._cache: cachetools.TLRUCache[Hashable, tuple[Any, float]] = cachetools.TLRUCache(
+        self._cache: cachetools.TLRUCache[Hashable, tuple[V, float]] = cachetools.TLRUCache(
             maxsize=maxsize, ttu=_expires_at, timer=clock.monotonic
         )
 
-    def get(self, key: Hashable, default: Any = MISSING) -> Any:
+    def get(self, key: Hashable, default: V = MISSING) -> V:
         with self._lock:
             item = self._cache.get(key)
         return default if item is None else item[0]
 
-    def put(self, key: Hashable, value: Any, ttl: float) -> None:
+    def put(self, key: Hashable, value: V, ttl: float) -> None:
         if ttl <= 0:
             return
         with self._lock:
             self._cache[key] = (value, ttl)
 
-    def pop(self, key: Hashable) -> Any:
+    def pop(self, key: Hashable) -> V:
         with self._lock:
             item = self._cache.pop(key, None)
         return MISSING if item is None else item[0]
@@ -58,5 +62,5 @@ class ExpiringCache:
             return len(self._cache)
 
 
-def _expires_at(_key: Hashable, value: tuple[Any, float], now: float) -> float:
+def _expires_at(_key: Hashable, value: tuple[object, float], now: float) -> float:
     return now + value[1]

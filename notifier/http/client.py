@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import attrs
 import requests
@@ -128,7 +128,7 @@ class HttpClient:
         self.clock = clock
         self.observe = observe
         self._rng = random.Random()
-        self._cache = ExpiringCache(cache_size, clock=clock)
+        self._cache: ExpiringCache[CallResult] = ExpiringCache(cache_size, clock=clock)
         self.session = pooled_session(pool_size, USER_AGENT)
         # Resolved once here (the session does not trust the environment per request).
         self.proxies: dict[str, str] = dict(requests.utils.get_environ_proxies(self.api_root))
@@ -149,7 +149,7 @@ class HttpClient:
     def url_for(self, endpoint: Endpoint, path_params: Mapping[str, Any] | None = None) -> str:
         path = endpoint.path
         if path_params:
-            quoted = {k: requests.utils.quote(str(v), safe="") for k, v in path_params.items()}
+            quoted = {k: quote(str(v), safe="") for k, v in path_params.items()}
             path = path.format(**quoted)
         return self.api_root + path.lstrip("/")
 

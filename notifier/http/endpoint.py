@@ -28,7 +28,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _IDEMPOTENT_METHODS = _SAFE_METHODS | {"PUT", "DELETE"}
 
 
-def _only_reads_cache(instance: Endpoint, attribute: attrs.Attribute, value: float | None) -> None:
+def _only_reads_cache(
+    instance: Endpoint, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
     if value is not None and instance.method != "GET":
         raise ValueError(f"endpoint {instance.name!r}: only GET answers may be cached")
     if value is not None and value <= 0:
@@ -39,6 +41,12 @@ def _default_idempotent(instance: Endpoint) -> bool:
     # HTTP semantics by default; a POST that only reads (or that the provider
     # deduplicates) says idempotent=True explicitly.
     return instance.method in _IDEMPOTENT_METHODS
+
+
+def _upper(method: str) -> str:
+    # A named function, which mypy's attrs plugin reads as a converter; str.upper itself
+    # still raises TypeError for a method that is not a string.
+    return str.upper(method)
 
 
 @attrs.frozen
@@ -61,7 +69,7 @@ class Endpoint:
     """
 
     name: str
-    method: str = attrs.field(converter=str.upper)
+    method: str = attrs.field(converter=_upper)
     path: str
     parse: Parser = json_or_status
     description: str = ""

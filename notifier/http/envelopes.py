@@ -254,11 +254,12 @@ def gateway_envelope(
             )
         request_id = body.get("request_id")
         data = body.get("data")
-        inner = data.get(inner_code_field) if isinstance(data, dict) else None
+        fields = data if isinstance(data, dict) else {}
+        inner = fields.get(inner_code_field)
         if inner not in (None, 0):
             raise rules.error(
                 inner,
-                str(data.get(inner_message_field, "")),
+                str(fields.get(inner_message_field, "")),
                 request_id=request_id,
                 retry_after=retry_after_of(response),
                 label=inner_code_field,

@@ -42,7 +42,7 @@ class RetryPolicy:
 
     def backoff_delay(self, failures: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the ``failures``-th failed attempt (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff * 2 ** max(failures - 1, 0))
+        ceiling: float = min(self.backoff_max, self.backoff * 2 ** max(failures - 1, 0))
         if not self.jitter:
             return ceiling
         return (rng or random).uniform(0, ceiling)

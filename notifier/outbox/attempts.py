@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,11 @@ def _error(text: str) -> str:
 
 
 def take_slot_in(
-    conn: Any, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None
+    conn: sqlite3.Connection,
+    channel: str,
+    now: float,
+    limit: RateLimit | None,
+    delivery_id: int | None,
 ) -> float:
     if limit is None:
         return 0.0
@@ -119,7 +124,7 @@ def give_back(channel: str, owner: str) -> Callable[[Any], object]:
     return lambda conn: conn.execute(_CLOSE_AND_RELEASE, (owner, owner, channel))
 
 
-def _record_sent(conn: Any, delivery: Delivery, owner: str, now: float) -> bool:
+def _record_sent(conn: sqlite3.Connection, delivery: Delivery, owner: str, now: float) -> bool:
     done = conn.execute(_DELIVERED, (1, False, now, delivery.id, owner)).rowcount
     if done:
         conn.execute(_SENT, (delivery.fingerprint, delivery.status, delivery.channel, now))
@@ -127,7 +132,12 @@ def _record_sent(conn: Any, delivery: Delivery, owner: str, now: float) -> bool:
 
 
 def _record_delivered(
-    conn: Any, delivery: Delivery, owner: str, now: float, deduplicated: bool, release: bool
+    conn: sqlite3.Connection,
+    delivery: Delivery,
+    owner: str,
+    now: float,
+    deduplicated: bool,
+    release: bool,
 ) -> bool:
     if deduplicated:
         done = conn.execute(_DELIVERED, (0, True, now, delivery.id, owner)).rowcount
@@ -143,7 +153,7 @@ def _record_delivered(
     return bool(done)
 
 
-def _release(conn: Any, channel: str, owner: str, now: float) -> int:
+def _release(conn: sqlite3.Connection, channel: str, owner: str, now: float) -> int:
     back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)).rowcount
     conn.execute(_RELEASE, (channel, owner))
     return back
@@ -184,8 +194,9 @@ class AttemptsMixin:
             ).fetchone()
             if row is None or row[1] != owner:
                 return LEASE_LOST
-            if row[0] > now:
-                return row[0] - now
+            blocked_until: float = row[0]
+            if blocked_until > now:
+                return blocked_until - now
             wait = take_slot_in(conn, channel, now, rate_limit, ids[0])
             if wait > 0:
                 return wait

@@ -8,6 +8,7 @@ transaction that wrote them, so a dispatch costs one write transaction before it
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -87,8 +88,8 @@ class ClaimTerms:
 
 
 def claim_channel(
-    conn: Any,
-    row: tuple,
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
     now: float,
     due_by: float,
     terms: ClaimTerms,
@@ -152,7 +153,7 @@ def claim_channel(
     return Claim(channel, found, probe, digest=digest)
 
 
-def start_first(conn: Any, claim: Claim, now: float, terms: ClaimTerms) -> Claim:
+def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: ClaimTerms) -> Claim:
     """Take the send slot of the claim's first delivery now, as ``start_attempt`` would.
 
     Only for a claim that is sent at once: the slot is logged at the claim's time. The

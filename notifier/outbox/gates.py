@@ -4,6 +4,7 @@ its circuit, its rate limit. Shared by claiming and by the scheduler's wake-up t
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import attrs
@@ -34,7 +35,9 @@ class Wake:
     reason: str
 
 
-def slots(conn: Any, channel: str, now: float, limit: RateLimit | None) -> tuple[int | None, float]:
+def slots(
+    conn: sqlite3.Connection, channel: str, now: float, limit: RateLimit | None
+) -> tuple[int | None, float]:
     """Free send slots of ``channel`` under ``limit`` now, and seconds until one frees.
 
     ``(None, 0.0)`` when the channel has no limit. Never more than ``limit.count`` sends
@@ -51,7 +54,11 @@ def slots(conn: Any, channel: str, now: float, limit: RateLimit | None) -> tuple
 
 
 def gate(
-    conn: Any, row: tuple, now: float, limit: RateLimit | None, breaker: CircuitBreaker | None
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
+    now: float,
+    limit: RateLimit | None,
+    breaker: CircuitBreaker | None,
 ) -> Gate:
     """What stops claiming a channel now, from its ``channels`` row and send log."""
     name, blocked_until, circuit, failures, open_until, owner, lease_expires = row

@@ -22,8 +22,8 @@ def data_dir(env: Mapping[str, str] | None = None, platform: str | None = None) 
     platform = sys.platform if platform is None else platform
     home = Path(env.get("HOME") or Path.home())
     if platform.startswith("win"):
-        base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(base) / "notifier"
+        local = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(local) / "notifier"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "notifier"
     xdg = env.get("XDG_DATA_HOME")

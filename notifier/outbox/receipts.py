@@ -43,7 +43,7 @@ def receipts_for(
     """
     out = []
     for e in enqueued:
-        if e.id in attempted:
+        if e.id is not None and e.id in attempted:
             out.append(attempted[e.id])
             continue
         receipt = Receipt(

@@ -32,12 +32,12 @@ def idempotency_key(alert: Alert, channel: str) -> str:
     return delivery_key(alert, channel)
 
 
-def _channel(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _channel(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"a delivery needs a channel name, got {value!r}")
 
 
-def _alert(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _alert(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, Alert):
         raise TypeError(f"a delivery needs an Alert, got {type(value).__name__}")
 
@@ -116,7 +116,7 @@ class Delivery:
         except (TypeError, ValueError):
             values[6] = ()
         values[14] = bool(values[14])
-        return cls(*values, loaded=loaded)
+        return cls(**dict(zip(_ROW_FIELDS, values, strict=False)), loaded=loaded)
 
     def alert(self) -> Alert:
         """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""
@@ -145,6 +145,10 @@ class Delivery:
             "config": self.config,
             "delivered_by": self.delivered_by,
         }
+
+
+# A stored row's columns, in the order every delivery SELECT lists them.
+_ROW_FIELDS = tuple(field.name for field in attrs.fields(Delivery) if field.name != "loaded")
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ the general path in :mod:`notifier.outbox.store` takes over in the same transact
 from __future__ import annotations
 
 import json
-from typing import Any
+import sqlite3
 
 from notifier.models import Outcome
 from notifier.outbox.attempts import CLOSE_CIRCUIT, take_slot_in
@@ -47,7 +47,7 @@ _FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
 
 def write_and_claim_one(
-    conn: Any,
+    conn: sqlite3.Connection,
     item: NewDelivery,
     key: str,
     text: str,
@@ -106,6 +106,7 @@ def write_and_claim_one(
                   terms.owner, until, identity, origin),
     )  # fmt: skip
     id_ = cursor.lastrowid
+    assert id_ is not None  # an INSERT's cursor holds the new row's id
     probe = terms.breaker is not None and g.admit == 1 and channel_row[2] != "closed"
     if row is None:
         conn.execute(_NEW_LEASED, (channel, terms.owner, until))

@@ -12,6 +12,7 @@ claims, sends and circuit changes at once.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -128,7 +129,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         """Validate and serialise before any transaction, so a bad item changes nothing."""
         # Per alert: its JSON, and the parts of its key (isoformat() is not free).
         alerts: dict[int, tuple[str, str, str, str]] = {}
-        prepared = []
+        prepared: list[tuple[NewDelivery, str, str]] = []
         for item in items:
             if not isinstance(item, NewDelivery):
                 raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
@@ -166,12 +167,18 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         try:
             return self._write_and_claim(prepared, now, dedup_window, terms, held)
         except BaseException:
-            if held:  # still owed: the lane goes back as the withdrawn write would have
+            # Still owed: the lane goes back as the withdrawn write would have.
+            if held and lane is not None:
                 self.db.defer(give_back(lane[1], terms.owner), lane)
             raise
 
     def _write_and_claim(
-        self, prepared: list, now: float, dedup_window: float, terms: ClaimTerms, held: bool
+        self,
+        prepared: list[tuple[NewDelivery, str, str]],
+        now: float,
+        dedup_window: float,
+        terms: ClaimTerms,
+        held: bool,
     ) -> tuple[list[Enqueued], list[Claim]]:
         with self.db.write("queueing deliveries") as conn:
             if len(prepared) == 1:
@@ -196,7 +203,13 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 claims[0] = start_first(conn, claims[0], now, terms)
         return enqueued, claims
 
-    def _enqueue(self, conn: Any, prepared: list, now: float, window: float) -> list[Enqueued]:
+    def _enqueue(
+        self,
+        conn: sqlite3.Connection,
+        prepared: list[tuple[NewDelivery, str, str]],
+        now: float,
+        window: float,
+    ) -> list[Enqueued]:
         # Queued deliveries of these fingerprints: the same key is not queued twice, and
         # a fingerprint with one queued is not judged a duplicate until that is settled.
         live: dict[str, int] = {}
@@ -213,7 +226,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         # are known before the insert (and checked after it).
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
         out: list[Enqueued] = []
-        rows: list[tuple] = []
+        rows: list[tuple[Any, ...]] = []
         id_of_key: dict[str, int] = {}
         queued, deduplicated = Outcome.QUEUED, Outcome.DEDUPLICATED
         for item, key, text in prepared:

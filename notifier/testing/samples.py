@@ -38,7 +38,8 @@ def huge_alert(at_least: int) -> Alert:
     """An alert whose body alone is ``at_least`` UTF-8 bytes of Chinese, emoji, flags and
     zero-width-joiner sequences: the text that breaks naive truncation."""
     unit = "磁盘写满了 ⚠️🔥 运维值班请处理 👨‍👩‍👧‍👦🇨🇳 第{}行\n"
-    lines, size = [], 0
+    lines: list[str] = []
+    size = 0
     while size < at_least:
         lines.append(unit.format(len(lines)))
         size += byte_len(lines[-1])

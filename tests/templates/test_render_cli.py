@@ -3,6 +3,7 @@ template against sample alerts and names the file and line of each problem."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -229,3 +230,69 @@ def test_render_shows_escape_sequences_in_alert_text_instead_of_obeying_them(
         capsys, "render", "-c", str(config), "--channel", "robot", "--title", "x\x1b[2Jy"
     )
     assert code == 0 and "\x1b" not in out and "x\\x1b[2Jy" in out
+
+
+def _stdin(monkeypatch, text: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
+
+
+def test_render_takes_an_alert_as_json_on_stdin_or_every_alert_of_a_file(
+    config: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    args = ("render", "-c", str(config), "--channel", "robot", "--json")
+    code, out, _ = _run(capsys, *args, *ALERT)
+    assert code == 0
+    (from_flags,) = json.loads(out)
+
+    alert = {"title": "db down", "body": "p99 > 2 s", "labels": {"owner": "13800000001,zhangsan"}}
+    _stdin(monkeypatch, json.dumps(alert))
+    code, out, _ = _run(capsys, *args)
+    assert code == 0 and json.loads(out) == [from_flags]
+
+    lines = tmp_path / "alerts.jsonl"
+    other = {**alert, "title": "disk full", "severity": "critical"}
+    lines.write_text(f"{json.dumps(alert)}\n{json.dumps(other)}\n", encoding="utf-8")
+    code, out, _ = _run(capsys, *args, "--file", str(lines))
+    first, second = json.loads(out)
+    assert code == 0 and first == from_flags
+    assert second["parts"][0]["content"] == "[critical] disk full: p99 > 2 s"
+
+
+def test_render_reads_an_alertmanager_notification_from_stdin(
+    config: Path, capsys, monkeypatch
+) -> None:
+    notification = {
+        "version": "4",
+        "status": "resolved",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"alertname": "DiskFull", "severity": "critical"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "endsAt": "2026-01-01T00:30:00Z",
+            }
+        ],
+    }
+    _stdin(monkeypatch, json.dumps(notification))
+    args = ("render", "-c", str(config), "--channel", "robot", "--alertmanager", "-")
+    code, out, _ = _run(capsys, *args)
+    assert code == 0 and out.splitlines()[-1] == "[critical] DiskFull:"
+
+
+def test_render_names_what_is_wrong_with_an_alertmanager_notification(
+    config: Path, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "am.json"
+    path.write_text('{"version": "4", "status": "firing", "alerts": []}', encoding="utf-8")
+    args = ("render", "-c", str(config), "--channel", "robot", "--alertmanager", str(path))
+    code, out, err = _run(capsys, *args)
+    assert code == 2 and out == ""
+    assert f"{path}: not an Alertmanager notification: alerts: expected a non-empty" in err
+
+
+def test_check_names_the_sample_a_template_fails_for(tmp_path: Path, capsys) -> None:
+    template = "{{ alert.title }}\n{% if alert.resolved %}{{ alert.ended }}{% endif %}"
+    code, _, err = _checked(tmp_path, capsys, template)
+    assert code == 2
+    where = f"template {tmp_path / 't.j2'}:2: "
+    assert f"{where}'dict object' has no attribute 'ended' (sample: a resolved alert)" in err

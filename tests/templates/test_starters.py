@@ -4,10 +4,18 @@ docs/templates.md shows each one, file for file, with exactly the output it rend
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
+from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN, FakeDingTalk
+from notifier_email.testing import FakeSMTP
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, FakeFeishu
+from notifier_slack.testing import FakeSlack
+from notifier_wework.testing import FakeWeCom
 
 from notifier import Alert
 from notifier.config import parse_config
@@ -15,10 +23,12 @@ from notifier.dispatcher import Dispatcher
 from notifier.groups import AlertGroup
 from notifier.models import Link
 from notifier.plugins import PluginHost
+from notifier.testing.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTERS = ROOT / "examples" / "templates"
 DOC = ROOT / "docs" / "templates.md"
+ROBOT_KEY = "fake-robot-key-0001"
 OFFLINE = "http://127.0.0.1:9/"  # rendering sends nothing; the address is never used
 
 # starter file -> the channel it is shown with
@@ -106,3 +116,101 @@ def test_the_docs_show_each_starter_and_exactly_what_it_renders(starter: str, ho
     assert template == (STARTERS / starter).read_text(encoding="utf-8")
     assert single.rstrip("\n") == rendered(starter, SAMPLE, host).rstrip("\n")
     assert group.rstrip("\n") == rendered(starter, GROUP, host).rstrip("\n")
+
+
+@pytest.fixture
+def fakes() -> Iterator[dict[str, Any]]:
+    hook = LocalServer()
+    hook.route("POST", "/hook", lambda request: {"ok": True})
+    with (
+        FakeWeCom() as wecom,
+        FakeDingTalk() as dingtalk,
+        FakeFeishu() as feishu,
+        FakeSlack() as slack,
+        FakeSMTP() as smtp,
+        hook,
+    ):
+        yield {
+            "wecom": wecom,
+            "dingtalk": dingtalk,
+            "feishu": feishu,
+            "slack": slack,
+            "smtp": smtp,
+            "hook": hook,
+        }
+
+
+def _at_fakes(starter: str, fakes: dict[str, Any]) -> dict[str, object]:
+    """The starter's channel pointed at its kind's fake provider."""
+    wecom, smtp = fakes["wecom"], fakes["smtp"]
+    overrides: dict[str, dict[str, object]] = {
+        "wework.md.j2": {"api_root": wecom.api_root, "key": ROBOT_KEY},
+        "wework-robot.txt.j2": {"api_root": wecom.api_root, "key": ROBOT_KEY},
+        "dingtalk.md.j2": {
+            "api_root": fakes["dingtalk"].api_root,
+            "access_token": ROBOT_TOKEN,
+            "secret": ROBOT_SECRET,
+        },
+        "feishu.md.j2": {"url": fakes["feishu"].webhook_url(BOT_TOKEN), "secret": BOT_SECRET},
+        "slack.mrkdwn.j2": {"url": fakes["slack"].webhook("#alerts")},
+        "email.html.j2": {
+            "host": smtp.host,
+            "port": smtp.port,
+            "username": smtp.username,
+            "password": smtp.password,
+        },
+        "webhook.json.j2": {"url": fakes["hook"].url + "/hook"},
+        "console.txt.j2": {},
+    }
+    return {**CHANNELS[starter], **overrides[starter]}
+
+
+def _received(starter: str, fakes: dict[str, Any], capsys) -> list[Any]:
+    """What the starter's fake provider received, comparable with a preview's parts."""
+    if starter.startswith("wework"):
+        return [dict(m.body) for m in fakes["wecom"].robot_messages(ROBOT_KEY)]
+    if starter == "dingtalk.md.j2":
+        return [dict(m.body) for m in fakes["dingtalk"].messages]
+    if starter == "feishu.md.j2":  # the signature is added when sending
+        return [
+            {k: v for k, v in m.body.items() if k not in ("timestamp", "sign")}
+            for m in fakes["feishu"].messages
+        ]
+    if starter == "slack.mrkdwn.j2":
+        return [m.payload for m in fakes["slack"].messages()]
+    if starter == "email.html.j2":
+        # SMTP carries lines ending in CRLF; the text is the same
+        return [m.part("html").replace("\r\n", "\n") for m in fakes["smtp"].messages]
+    if starter == "webhook.json.j2":
+        return [r.json() for r in fakes["hook"].requests]
+    return [capsys.readouterr().out.rstrip("\n")]
+
+
+@pytest.mark.parametrize("starter", sorted(CHANNELS))
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+def test_each_starter_sends_its_fake_provider_exactly_what_render_shows(
+    starter: str, status: str, fakes, host, capsys
+) -> None:
+    channel = {
+        **_at_fakes(starter, fakes),
+        "template": {"file": starter},
+        "mention_labels": ["owner"],
+    }
+    data = {"render": {"timezone": "Asia/Shanghai"}, "channels": {"demo": channel}}
+    config = parse_config(data, host, "demo.toml", {}, STARTERS)
+    alert = (
+        SAMPLE
+        if status == "firing"
+        else attrs.evolve(
+            SAMPLE, status="resolved", ends_at=datetime(2026, 1, 1, 2, 5, 9, tzinfo=UTC)
+        )
+    )
+    with Dispatcher(config, host=host) as dispatcher:
+        parts = dispatcher.preview("demo", alert)
+        receipt = dispatcher.deliver("demo", alert)
+    assert receipt.ok, receipt
+    # An email's preview is the whole MIME message (its date and id differ), and the
+    # console prints text: compare what people read. Every other kind: the request body.
+    plain = starter in ("email.html.j2", "console.txt.j2")
+    shown = [part.content if plain else part.payload for part in parts]
+    assert _received(starter, fakes, capsys) == shown

@@ -3,6 +3,7 @@ mentions from labels, and the config keys that carry them."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,3 +233,53 @@ def test_a_configuration_without_templates_never_loads_jinja2(tmp_path: Path) ->
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def _shown_new_form(host: PluginHost, tmp_path: Path, template: object) -> str:
+    """The Jinja2 template the configuration error offers for an old-style one."""
+    hook = {"kind": "webhook", "url": "http://127.0.0.1:9/x", "template": template}
+    with pytest.raises(ConfigError) as caught:
+        _config(host, tmp_path, {"channels": {"hook": hook}})
+    (issue,) = caught.value.issues
+    assert issue.path == "channels.hook.template"
+    assert "${...} placeholders are no longer supported" in issue.expected
+    return issue.expected.split("template = { text = '", 1)[1].rsplit("' }", 1)[0]
+
+
+def test_an_old_style_time_inside_a_string_is_sent_as_before(host, tmp_path: Path) -> None:
+    new = _shown_new_form(host, tmp_path, '{"m": "since ${starts_at}", "at": "${starts_at}"}')
+    values = context(Alert(title="x", starts_at=AT))
+    sent = MessageTemplate.compile(new, "hook").render(values, "json")
+    # what the ${...} form sent: the alert's times as ISO 8601, in a string or alone
+    assert json.loads(sent) == {
+        "m": "since 2026-01-01T00:30:00+00:00",
+        "at": "2026-01-01T00:30:00+00:00",
+    }
+
+
+def test_old_placeholders_moved_into_a_template_table_are_shown_in_the_new_form(
+    host, tmp_path: Path
+) -> None:
+    new = _shown_new_form(host, tmp_path, {"text": '{"text": "${title}", "labels": ${labels}}'})
+    assert new == '{"text": {{ alert.title | tojson }}, "labels": {{ alert.labels | tojson }}}'
+    # A Jinja2 template may still contain "${" as text.
+    data = {"channels": {"out": {"kind": "console", "template": {"text": "${{ alert.title }}"}}}}
+    assert _config(host, tmp_path, data).channels["out"].template is not None
+
+
+def test_the_docs_name_everything_a_template_sees() -> None:
+    """docs/templates.md lists every name, field and filter (like datasette's hook docs)."""
+    import jinja2
+
+    from notifier.templates import FILTERS, _environment
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text("utf-8")
+    values = context(Alert(title="x", starts_at=AT))
+    names = [f"`{name}`" for name in values if name not in ("alert", "group")]
+    names += [f"`alert.{name}`" for name in values["alert"]]
+    names += [f"`group.{name}`" for name in values["group"]]
+    ours = set(_environment(False).filters) - set(jinja2.Environment().filters)
+    assert set(FILTERS) < ours
+    names += [f"| `{name}" for name in ours]  # a row of the filter table
+    missing = [name for name in names if name not in doc]
+    assert missing == []

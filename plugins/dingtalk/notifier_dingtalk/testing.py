@@ -82,7 +82,8 @@ class Message:
 
     @property
     def mentions(self) -> Mapping[str, Any]:
-        return self.body.get("at", {})
+        at: Mapping[str, Any] = self.body.get("at", {})
+        return at
 
 
 class FakeDingTalk(EnvelopeServer):
@@ -129,12 +130,13 @@ class FakeDingTalk(EnvelopeServer):
         errcode: int | None = BUSY,
         status: int = 503,
         retry_after: float | str | None = None,
+        body: bytes = b"",
         path: str | None = None,
     ) -> None:
         """Answer the next ``count`` robot calls with ``errcode`` (HTTP 200, checks skipped);
         with ``errcode=None``, with HTTP ``status`` instead (a proxy or gateway failing)."""
         if errcode is None:
-            super().fail_next(count, status=status, retry_after=retry_after, path=path)
+            super().fail_next(count, status=status, retry_after=retry_after, body=body, path=path)
         else:
             self.refuse_next(count, errcode)
 

@@ -72,3 +72,16 @@ def test_scripted_faults_answer_before_any_check(fake):
     assert [post(fake)["errcode"] for _ in range(3)] == [-1, -1, 400101]
     fake.remove_robot("plain-token")
     assert post(fake, access_token="plain-token")["errcode"] == 300001
+
+
+def test_a_scripted_status_carries_the_given_retry_after_and_body(fake):
+    fake.fail_next(1, errcode=None, status=502, retry_after=3, body=b"bad gateway")
+    body = {"msgtype": "text", "text": {"content": "磁盘满了"}}
+    answer = requests.post(
+        fake.api_root + "robot/send", params={"access_token": "plain-token"}, json=body, timeout=5
+    )
+    assert (answer.status_code, answer.headers["Retry-After"], answer.content) == (
+        502,
+        "3",
+        b"bad gateway",
+    )

@@ -24,7 +24,7 @@ from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier_email.message import build_message
 from notifier_email.pool import ConnectionPool
-from notifier_email.smtp import SmtpSettings, connect, transact
+from notifier_email.smtp import Mode, SmtpSettings, connect, transact
 
 log = logging.getLogger("notifier.email")
 
@@ -165,7 +165,7 @@ def build(spec: ChannelSpec, context: BuildContext) -> EmailChannel:
     if issues:
         raise ConfigError(issues)
     opts = spec.options
-    mode = "tls" if opts["tls"] else "starttls" if opts["starttls"] else "plain"
+    mode: Mode = "tls" if opts["tls"] else "starttls" if opts["starttls"] else "plain"
     settings = SmtpSettings(
         host=opts["host"],
         port=opts.get("port") or DEFAULT_PORTS[mode],

@@ -73,10 +73,12 @@ class Handler:
 class QuietSession(Session):
     # aiosmtpd 1.4 sets this deprecated attribute itself on every login and logs a
     # warning each time; a plain attribute keeps test output quiet.
-    login_data = None  # type: ignore[assignment]
+    login_data = None
 
 
 class QuietSMTP(SMTP):
+    connection_number = 0  # the fake's number for this connection
+
     def _create_session(self) -> Session:
         return QuietSession(self.loop)
 
@@ -90,11 +92,12 @@ class EphemeralController(Controller):
 
     def factory(self) -> SMTP:
         server = QuietSMTP(self.handler, **self.SMTP_kwargs)
-        server.connection_number = self.fake.on_connect(server)  # type: ignore[attr-defined]
+        server.connection_number = self.fake.on_connect(server)
         return server
 
     def _trigger_server(self) -> None:
         # Bound to port 0: learn the real port before the readiness probe connects.
-        assert self.server is not None
+        # aiosmtpd types its server as an AbstractServer; loop.create_server made it.
+        assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        super()._trigger_server()  # type: ignore[no-untyped-call]  # unannotated in aiosmtpd

@@ -77,7 +77,8 @@ class Message:
     def text(self) -> str:
         """A text message's text, or a card's header title and ``lark_md`` contents."""
         if self.msg_type == "text":
-            return self.body["content"]["text"]
+            text: str = self.body["content"]["text"]
+            return text
         card = self.body.get("card", {})
         parts = [card.get("header", {}).get("title", {}).get("content", "")]
         for element in card.get("elements", []):
@@ -121,12 +122,14 @@ class FakeFeishu(EnvelopeServer):
         *,
         code: int | None = TOO_MANY_REQUESTS,
         status: int = 503,
+        retry_after: float | str | None = None,
+        body: bytes = b"",
         path: str | None = None,
     ) -> None:
         """Answer the next ``count`` bot calls with ``code`` (HTTP 200, checks skipped);
         with ``code=None``, with HTTP ``status`` instead."""
         if code is None:
-            super().fail_next(count, status=status, path=path)
+            super().fail_next(count, status=status, retry_after=retry_after, body=body, path=path)
         else:
             self.refuse_next(count, code)
 
@@ -177,7 +180,7 @@ class FakeFeishu(EnvelopeServer):
 
 def _check(body: dict[str, Any]) -> str:
     msg_type = body.get("msg_type")
-    if msg_type not in _TYPES:
+    if not isinstance(msg_type, str) or msg_type not in _TYPES:
         raise Refusal(PARAMS_ERROR, f"params error, msg_type need, got {msg_type!r}")
     if msg_type == "interactive":
         card = body.get("card")

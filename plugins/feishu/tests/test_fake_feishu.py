@@ -72,3 +72,13 @@ def test_scripted_codes_and_statuses(fake):
     fake.fail_next(1, code=None, status=502)
     assert requests.post(fake.webhook_url("plain"), json=TEXT, timeout=5).status_code == 502
     assert post(fake, "plain", TEXT)["code"] == 0
+
+
+def test_a_scripted_status_carries_the_given_retry_after_and_body(fake):
+    fake.fail_next(1, code=None, status=503, retry_after=7, body=b"upstream busy")
+    answer = requests.post(fake.webhook_url("plain"), json=TEXT, timeout=5)
+    assert (answer.status_code, answer.headers["Retry-After"], answer.content) == (
+        503,
+        "7",
+        b"upstream busy",
+    )

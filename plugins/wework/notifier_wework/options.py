@@ -119,7 +119,8 @@ def resolved(spec: ChannelSpec, schema: tuple[Option, ...]) -> dict[str, Any]:
 
 class _Issues:
     def __init__(self, spec: ChannelSpec) -> None:
-        self.spec, self.found = spec, []
+        self.spec = spec
+        self.found: list[ConfigIssue] = []
 
     def add(self, option: str, expected: str) -> None:
         path = f"channels.{self.spec.name}" + (f".{option}" if option else "")
