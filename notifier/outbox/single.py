@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
 from notifier.models import Outcome
 from notifier.outbox.attempts import CLOSE_CIRCUIT, take_slot_in
@@ -24,6 +25,9 @@ from notifier.outbox.claiming import CHANNELS, LEASE_LANE, ClaimTerms
 from notifier.outbox.gates import gate
 from notifier.outbox.policy import is_duplicate
 from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+
+if TYPE_CHECKING:
+    from notifier.outbox.store import OutboxStore
 
 # Live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 _LIVE_FP = (
@@ -56,7 +60,7 @@ def write_and_claim_one(
     terms: ClaimTerms,
     *,
     held: bool = False,
-    store: Any = None,
+    store: OutboxStore | None = None,
 ) -> tuple[Enqueued, Claim | None] | None:
     """Write ``item`` (its alert encoded as ``text``) and claim it when its lane is free.
 
