@@ -233,7 +233,7 @@ class OutboxDelivery:
         return receipts_for(enqueued, attempted, self.store.get(wanted) if wanted else {})
 
     def process(self, due_by: float | None = None, channels: Iterable[str] | None = None) -> Round:
-        """Claim due deliveries and deliver them: channels in parallel, each in order.
+        """Claim due deliveries and deliver them: channels in parallel, each alert in order.
 
         The first call also recovers what stopped workers on this host left in flight.
 
@@ -259,7 +259,7 @@ class OutboxDelivery:
         return self._run(claims) if claims else Round(0, {})
 
     def _run(self, claims: list[Claim]) -> Round:
-        """Deliver lanes claimed and counted busy: channels in parallel, each in order."""
+        """Deliver lanes claimed and counted busy: channels in parallel, each alert in order."""
         channels = [c.channel for c in claims]
         receipts: dict[int, Receipt] = {}
         self._keep_leases()

@@ -1,9 +1,9 @@
 """The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
 
-Ordering: each channel is a lane delivered in id order by one worker at a time. A claim
-takes the channel's *lane lease* and the longest due prefix of its queue; the first
-delivery that is not due yet (waiting out its backoff) holds back the ones behind it,
-so a channel that was down receives its backlog in the order it was written.
+Ordering: per alert. A claim takes the channel's *lane lease* and its due deliveries; a
+delivery not due yet (waiting out its backoff) holds back only the later deliveries of
+its own alert (fingerprint), so a resolution never overtakes its firing and different
+alerts never wait for each other.
 
 Every method is one short transaction, so processes sharing the file see each other's
 claims, sends and circuit changes at once.
