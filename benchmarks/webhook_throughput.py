@@ -34,7 +34,7 @@ from benchmarks.measure import (
 from benchmarks.scenario import Outcome, Settings
 from benchmarks.sink import Sink
 from notifier.dispatcher import Dispatcher
-from notifier.models import Alert, delivery_key
+from notifier.models import Alert, DeliveryContext, delivery_key
 
 SEQUENTIAL_TARGET = 0.85
 FANOUT_TARGET = 0.8
@@ -81,7 +81,8 @@ def write_config(
 def wire_body(dispatcher: Dispatcher, channel: str, alert: Alert) -> tuple[dict[str, Any], str]:
     """The JSON body and idempotency key the webhook channel sends for ``alert``."""
     key = delivery_key(alert, channel)
-    return dispatcher.channels[channel].channel.body(alert, key), key
+    context = DeliveryContext(idempotency_key=key)
+    return dispatcher.channels[channel].channel.body(alert, context), key
 
 
 def bare_session() -> requests.Session:

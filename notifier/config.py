@@ -40,7 +40,14 @@ CONFIG_ENV = "NOTIFIER_CONFIG"
 DEFAULT_FILE = "notifier.toml"
 TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "render", "server")
 # Keys every channel accepts besides its kind's own options.
-CHANNEL_KEYS = ("kind", "rate_limit", "delivery_timeout", "template", "mention_labels")
+CHANNEL_KEYS = (
+    "kind",
+    "rate_limit",
+    "delivery_timeout",
+    "template",
+    "mention_labels",
+    "digest_threshold",
+)
 
 
 @attrs.frozen
@@ -71,6 +78,13 @@ _DISPATCHER_OPTIONS = (
 )
 _CHANNEL_TIMEOUT = attrs.evolve(
     _DISPATCHER_OPTIONS[1], help="seconds one delivery on this channel may take"
+)
+_DIGEST_THRESHOLD = Option(
+    "digest_threshold",
+    int,
+    minimum=0,
+    maximum=MAX_RATE_COUNT,
+    help="waiting deliveries past which the outbox sends one digest; 0: never",
 )
 _RATE_COUNT = Option("count", int, minimum=1, maximum=MAX_RATE_COUNT, help="deliveries")
 _RATE_PER = Option(
@@ -246,8 +260,20 @@ def _channel(
         issues.add(f"{where}.delivery_timeout", f"{problem} ({_CHANNEL_TIMEOUT.help})")
         timeout = default_timeout
     template, mention_labels = parse_template_keys(table, where, issues, base_dir)
+    digest = table.get("digest_threshold")
+    if digest is not None and (problem := _DIGEST_THRESHOLD.check(digest)):
+        issues.add(f"{where}.digest_threshold", problem)
+        digest = None
     spec = ChannelSpec(
-        name, kind_name, options, rate_limit, float(timeout), issues.file, template, mention_labels
+        name,
+        kind_name,
+        options,
+        rate_limit,
+        float(timeout),
+        issues.file,
+        template,
+        mention_labels,
+        digest_threshold=digest,
     )
     if kind.validate is not None:
         issues.found.extend(_kind_issues(kind, spec, issues.found[before:]))

@@ -157,6 +157,9 @@ class ChannelSpec:
     source: str = ""  # the config file it came from, for messages
     template: Any = None  # a notifier.templates.MessageTemplate from ``template = {...}``
     mention_labels: tuple[str, ...] = ()
+    # Waiting outbox deliveries past which one digest tells them; None: the kind's
+    # default (see notifier.outbox.digest), 0: never.
+    digest_threshold: int | None = None
 
 
 @attrs.frozen

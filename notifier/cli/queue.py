@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
             return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json, missing)
         if args.dead:
             return _dead(store, args)
-        return _counts(store, args.json)
+        from notifier.outbox.identity import identities
+
+        return _counts(store, args.json, store.waiting_elsewhere(identities(config.channels)))
     finally:
         store.close()
 
@@ -111,17 +113,22 @@ def _done(data: dict[str, Any], text: str, as_json: bool, missing: list[int]) ->
     return FAILED
 
 
-def _counts(store: Any, as_json: bool) -> int:
+def _counts(store: Any, as_json: bool, elsewhere: list[tuple[str, str, int]]) -> int:
     from notifier.cli.output import print_json, table
 
     counts = store.counts()
     if as_json:
-        print_json({"path": store.path, "channels": counts})
+        others = [{"channel": c, "config": f, "waiting": n} for c, f, n in elsewhere]
+        print_json({"path": store.path, "channels": counts, "other_configs": others})
         return OK
     states = ("pending", "inflight", "delivered", "dead")
     rows = [[ch, *(counts[ch].get(s, 0) for s in states)] for ch in sorted(counts)]
     print(f"outbox: {store.path}")
     table(["CHANNEL", *(s.upper() for s in states)], rows)
+    if elsewhere:
+        # Written by another configuration sharing the file: its process delivers them.
+        print("\nwaiting for another configuration's process:")
+        table(["CHANNEL", "WAITING", "CONFIG"], [[c, n, f] for c, f, n in elsewhere])
     return OK
 
 

@@ -3,13 +3,16 @@
 Every delivery (one alert on one channel) is written before it is attempted and moves
 through ``pending -> inflight -> delivered``, or back to ``pending`` with a later next
 attempt after a retryable failure, or to ``dead`` (a dead letter the operator can retry
-or purge). Channels are delivered in order, each by one worker at a time, paced by their
-rate limit across every process sharing the file, guarded by a circuit breaker, with
-repeats inside the dedup window dropped. See ``docs/outbox.md``.
+or purge). Each alert's deliveries go in the order written, different alerts side by
+side; a channel is delivered by one worker at a time, paced by its rate limit across
+every process sharing the file, guarded by a circuit breaker, with repeats inside the
+dedup window dropped, and only by processes that have the channel with the same
+identity. See ``docs/outbox.md`` and ``docs/architecture.md``.
 
 Modules: :mod:`~.database` (the connection), :mod:`~.schema`, :mod:`~.store` (write and
 claim), :mod:`~.attempts` (record attempts), :mod:`~.admin` (operator views),
 :mod:`~.gates`, :mod:`~.owners`, :mod:`~.policy` (backoff, breaker, dedup), :mod:`~.settings`,
+:mod:`~.identity` (which channel a delivery is for), :mod:`~.digest` (many in one message),
 :mod:`~.runner` (where lanes run), :mod:`~.lane`, :mod:`~.engine` and :mod:`~.attach`
 (the dispatcher's side).
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from notifier.outbox.records import Delivery, DeliveryState
@@ -24,7 +24,8 @@ _COUNTS = (
 _DEAD = (
     "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
     " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires FROM deliveries"
+    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
+    " delivered_by FROM deliveries"
     " WHERE state = 'dead' AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
 )
 _RETRY = (
@@ -46,6 +47,13 @@ _PURGE = (
 )
 
 
+_LIVE_BY_IDENTITY = (
+    "SELECT channel, channel_identity, config, count(*) FROM deliveries"
+    " WHERE state IN ('pending', 'inflight') GROUP BY channel, channel_identity, config"
+    " ORDER BY channel, config"
+)
+
+
 def _ids(ids: Sequence[int] | None) -> str | None:
     return None if ids is None else json.dumps([int(i) for i in ids])
 
@@ -59,6 +67,19 @@ class AdminMixin:
         with self.db.read("counting deliveries") as conn:
             for channel, state, number in conn.execute(_COUNTS):
                 found.setdefault(channel, {})[state] = number
+        return found
+
+    def waiting_elsewhere(self, identities: Mapping[str, str]) -> list[tuple[str, str, int]]:
+        """``(channel, config, waiting)`` for queued deliveries of channels that the
+        configuration with these ``{channel: identity}`` does not have, or has with
+        other settings: another configuration's process delivers them."""
+        found = []
+        with self.db.read("reading the queue") as conn:
+            for channel, identity, config, number in conn.execute(_LIVE_BY_IDENTITY):
+                mine = identities.get(channel)
+                if mine is not None and identity in (mine, ""):
+                    continue
+                found.append((channel, config or "unknown", number))
         return found
 
     def dead_letters(self, *, channel: str | None = None, limit: int = 100) -> list[Delivery]:

@@ -9,11 +9,14 @@ budget and paces every part of a split message against the shared send log.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from notifier import deadline
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.outbox.digest import default_threshold
 from notifier.outbox.engine import OutboxDelivery
+from notifier.outbox.identity import identities
 from notifier.outbox.runner import Runner
 from notifier.outbox.settings import OutboxSettings
 
@@ -75,8 +78,23 @@ def attach(
         )
         return dispatcher.deliver(channel, alert, context, retried_by_caller=True)
 
+    digests = {}
+    for name, live in channels.items():
+        threshold = live.spec.digest_threshold
+        if threshold is None:
+            threshold = default_threshold(live.spec.rate_limit)
+        if threshold:
+            digests[name] = threshold
     engine = OutboxDelivery.open(
-        settings, deliver, rate_limits=limits, clock=dispatcher.clock, runner=runner
+        settings,
+        deliver,
+        rate_limits=limits,
+        clock=dispatcher.clock,
+        runner=runner,
+        concurrency={name: live.workers for name, live in channels.items()},
+        digests=digests,
+        identities=identities({name: live.spec for name, live in channels.items()}),
+        origin=_origin(dispatcher.config.file),
     )
     return engine
 
@@ -91,3 +109,9 @@ def _pace(engine: OutboxDelivery, channel: str, limit: RateLimit, pacer: Any) ->
     if pacer is not None:  # keep this process's own limiter in step
         waited += pacer.acquire()
     return waited
+
+
+def _origin(file: str) -> str:
+    """The configuration file as stamped on deliveries: absolute, or as given when it
+    names no file (``<inline>``)."""
+    return os.path.abspath(file) if file and not file.startswith("<") else file

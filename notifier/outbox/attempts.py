@@ -32,6 +32,11 @@ _RENEW = (
     "UPDATE deliveries SET lease_expires = ?"
     " WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?"
 )
+_RENEW_LANES = "UPDATE channels SET lease_expires = ? WHERE lease_owner = ? AND lease_expires > ?"
+_RENEW_OWNED = (
+    "UPDATE deliveries SET lease_expires = ? WHERE state IN ('pending', 'inflight')"
+    " AND state = 'inflight' AND lease_owner = ? AND lease_expires > ?"
+)
 _BACK_TO_PENDING = (
     "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
     " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
@@ -68,6 +73,18 @@ _CLOSE_AND_RELEASE = (
     "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"
     " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
     " lease_expires = CASE WHEN lease_owner = ? THEN 0 ELSE lease_expires END WHERE name = ?"
+)
+_SENT = "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at) VALUES (?, ?, ?, ?)"
+_FOLDED = (
+    "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?,"
+    " delivered_by = ?, lease_owner = NULL, lease_expires = NULL"
+    " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
+)
+# Deliveries waiting out a backoff from failed attempts: due now that a probe got through.
+_BACKLOG_DUE = (
+    "UPDATE deliveries SET next_attempt_at = ? WHERE channel = ?"
+    " AND state IN ('pending', 'inflight') AND state = 'pending' AND next_attempt_at > ?"
+    " AND attempts > 0"
 )
 # Errors are kept for operators; the redacted text is plenty, and bounded.
 _MAX_ERROR = 2000
@@ -110,11 +127,7 @@ def give_back(channel: str, owner: str) -> Callable[[Any], object]:
 def _record_sent(conn: sqlite3.Connection, delivery: Delivery, owner: str, now: float) -> bool:
     done = conn.execute(_DELIVERED, (1, False, now, delivery.id, owner)).rowcount
     if done:
-        conn.execute(
-            "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at)"
-            " VALUES (?, ?, ?, ?)",
-            (delivery.fingerprint, delivery.status, delivery.channel, now),
-        )
+        conn.execute(_SENT, (delivery.fingerprint, delivery.status, delivery.channel, now))
     return bool(done)
 
 
@@ -191,6 +204,13 @@ class AttemptsMixin:
             conn.execute("UPDATE channels SET lease_expires = ? WHERE name = ?", (until, channel))
             conn.execute(_RENEW, (until, json.dumps(list(ids)), owner))
         return 0.0
+
+    def renew(self, owner: str, now: float, lease: float) -> None:
+        """Extend every lease ``owner`` holds to ``now + lease``: it is still at work."""
+        until = now + lease
+        with self.db.write("renewing leases") as conn:
+            conn.execute(_RENEW_LANES, (until, owner, now))
+            conn.execute(_RENEW_OWNED, (until, owner, now))
 
     def end_lane(self, channel: str, owner: str, now: float) -> int:
         """Give up the lane: deliveries still in flight under ``owner`` go back to pending.
@@ -296,6 +316,29 @@ class AttemptsMixin:
             if release:
                 _release(conn, delivery.channel, owner, now)
         return bool(done)
+
+    def mark_folded(self, deliveries: Sequence[Delivery], owner: str, now: float, by: str) -> int:
+        """These deliveries were told in one digest (``by`` names it); the lane ends.
+
+        :return: how many were recorded (those whose lease ``owner`` still held).
+        """
+        done = 0
+        with self.db.write("recording a digest") as conn:
+            for d in deliveries:
+                if conn.execute(_FOLDED, (now, by, d.id, owner)).rowcount:
+                    done += 1
+                    conn.execute(_SENT, (d.fingerprint, d.status, d.channel, now))
+            if deliveries:
+                channel = deliveries[0].channel
+                conn.execute(CLOSE_CIRCUIT, (channel,))
+                _release(conn, channel, owner, now)
+        return done
+
+    def release_backlog(self, channel: str, now: float) -> int:
+        """Make ``channel``'s deliveries that wait out a backoff due now: a probe found
+        the provider back, and their delays were the outage's, not theirs."""
+        with self.db.write("releasing a backlog") as conn:
+            return conn.execute(_BACKLOG_DUE, (now, channel, now)).rowcount
 
     def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:
         """When each status of ``fingerprint`` was last sent on ``channel``."""

@@ -26,13 +26,28 @@ from notifier.outbox.records import Claim, Delivery
 SELECT_IDS = (
     "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
     " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires FROM deliveries"
+    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
+    " delivered_by FROM deliveries"
     " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
 )
+# A channel's live deliveries in order; with an identity, only those written for it (or
+# before identities were kept).
 HEAD = (
-    "SELECT id, state, next_attempt_at, lease_expires FROM deliveries"
-    " WHERE channel = ? AND state IN ('pending', 'inflight') ORDER BY id LIMIT ?"
+    "SELECT id, state, next_attempt_at, fingerprint, attempts FROM deliveries"
+    " WHERE channel = :channel AND state IN ('pending', 'inflight')"
+    " AND (:identity IS NULL OR channel_identity IN (:identity, '')) ORDER BY id"
 )
+# When the channel's next delivery can go: the earliest due time of the first live
+# delivery of each alert (later ones wait for it): the channel's wake-up time.
+EARLIEST = (
+    "SELECT min(next_attempt_at) FROM deliveries AS d"
+    " WHERE channel = :channel AND state IN ('pending', 'inflight')"
+    " AND (:identity IS NULL OR channel_identity IN (:identity, ''))"
+    " AND NOT EXISTS (SELECT 1 FROM deliveries AS e WHERE e.fingerprint = d.fingerprint"
+    " AND e.channel = d.channel AND e.state IN ('pending', 'inflight') AND e.id < d.id)"
+)
+# Folding more than this many waiting deliveries into one digest gains nothing.
+DIGEST_MOST = 1000
 CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
 CHANNELS_NAMED = (
     f"{CHANNELS} FROM channels WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name"  # noqa: S608
@@ -60,6 +75,16 @@ class ClaimTerms:
     limit: int  # deliveries per channel at most
     rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict)
     breaker: CircuitBreaker | None = None
+    # {channel: identity} of the channels this process has; None: every channel.
+    identities: Mapping[str, str] | None = None
+    # {channel: waiting deliveries past which they are folded into one digest}.
+    digests: Mapping[str, int] = attrs.field(factory=dict)
+
+    def has(self, channel: str) -> bool:
+        return self.identities is None or channel in self.identities
+
+    def identity(self, channel: str) -> str | None:
+        return None if self.identities is None else self.identities.get(channel)
 
 
 def claim_channel(
@@ -70,34 +95,62 @@ def claim_channel(
     terms: ClaimTerms,
     alerts: Mapping[int, Alert] | None = None,
 ) -> Claim | None:
-    """Claim the due prefix of the channel in ``row`` (a :data:`CHANNELS` row), or None.
+    """Claim the channel in ``row`` (a :data:`CHANNELS` row): its due deliveries, or None.
 
-    Takes no more than its rate limit has free slots for, one when its circuit wants a
-    probe, and none while another worker holds the lane, the provider blocked it, or
-    its circuit is open. The first delivery not due by ``due_by`` holds back the rest.
+    Order is kept per alert, not per channel: a delivery not due yet (waiting out its
+    backoff), or still in flight, holds back the later deliveries of its own fingerprint
+    only. Takes no more than the rate limit has free slots for, one when its circuit
+    wants a probe, and none while another worker holds the lane, the provider blocked
+    it, or its circuit is open. Past the channel's digest threshold, every waiting
+    delivery is claimed for one digest message.
 
     :param alerts: in-memory alerts by delivery id, for deliveries written just now.
     """
     channel = row[0]
+    if not terms.has(channel):
+        return None
     g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker)
     if g.admit == 0:
         return None
-    take = []
+    probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
+    threshold = 0 if probe else terms.digests.get(channel, 0)
     count = terms.limit if g.admit is None else min(terms.limit, g.admit)
-    for id_, state, next_at, _ in conn.execute(HEAD, (channel, count)):
+    most = max(count, DIGEST_MOST) if threshold else count
+    take: list[int] = []
+    heads: list[tuple[int, int]] = []  # (attempts, id) of each alert's first live delivery
+    held: set[str] = set()  # fingerprints with an earlier delivery not done or not due
+    seen: set[str] = set()
+    args = {"channel": channel, "identity": terms.identity(channel)}
+    for id_, state, next_at, fp, attempts in conn.execute(HEAD, args):
+        if fp in held:
+            continue
+        if fp not in seen:
+            seen.add(fp)
+            heads.append((attempts, id_))
+        held.add(fp)  # later deliveries of this alert go with it, or wait for it
         if state == "pending" and next_at > due_by:
-            break
+            continue
+        # An in-flight one is taken again: the gate let us in, so its lane lease ran out.
         take.append(id_)
+        held.discard(fp)
+        if len(take) >= most and not probe:
+            break
+    if probe:
+        # The probe tests the provider, not the alert: the alert tried least often goes,
+        # due or not, so one alert that always fails cannot keep the circuit open.
+        take = [min(heads)[1]] if heads else []
     if not take:
         return None
+    digest = bool(threshold) and len(take) >= threshold
+    if not digest:
+        take = take[:count]
     until = now + terms.lease
     ids = _json(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
-    probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
     conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
     alerts = alerts or {}
     found = tuple(Delivery.from_row(r, alerts.get(r[0])) for r in conn.execute(SELECT_IDS, (ids,)))
-    return Claim(channel, found, probe)
+    return Claim(channel, found, probe, digest=digest)
 
 
 def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: ClaimTerms) -> Claim:

@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Hashable, Iterator
 
@@ -31,6 +32,54 @@ from notifier.outbox.paths import MEMORY, resolve
 log = logging.getLogger("notifier.outbox")
 
 SYNCHRONOUS = ("normal", "full")
+CHECK_FILE_EVERY = 2.0  # seconds between looks at whether the file is still ours
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_KEPT: list[sqlite3.Connection] = []  # connections to files deleted under us, see close()
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    if path == MEMORY:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def refuse_foreign(path: str) -> None:
+    """Raise unless ``path`` is empty, or a notifier outbox of a schema this notifier
+    knows, read from its header before SQLite opens it: opening a database in WAL mode
+    writes to it, and no command may write to a file that is not ours.
+
+    :raises OutboxError: naming what the file is instead.
+    """
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutboxError(f"cannot read outbox {path}: {exc.strerror}") from exc
+    if not header:
+        return
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise OutboxError(
+            f"outbox {path} is corrupt or not a SQLite database (no SQLite header); it is "
+            f"left untouched: move it aside and notifier starts a new one"
+        )
+    version = int.from_bytes(header[60:64], "big")
+    app_id = int.from_bytes(header[68:72], "big")
+    pages = int.from_bytes(header[28:32], "big")
+    if app_id not in (0, schema.APPLICATION_ID) or (app_id == 0 and pages > 1):
+        raise OutboxError(f"{path} is a SQLite database but not a notifier outbox")
+    if version > schema.VERSION:
+        raise OutboxError(
+            f"outbox {path} has schema version {version}, newer than this notifier "
+            f"understands ({schema.VERSION}); upgrade notifier"
+        )
+
+
 WAL_PAGES = 5000  # pages in the write-ahead log before a checkpoint
 
 
@@ -76,6 +125,11 @@ class Database:
     def __init__(self, path: str, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
+        # The file opened, by device and inode: a file deleted, moved or replaced at the
+        # path under this process is noticed (see check_file), not silently kept on.
+        self._identity = _file_identity(path)
+        self._checked = time.monotonic()
+        self.stale: str | None = None
         self._lock = threading.RLock()
         self._deferred = DeferredWrites(self.flush)
         _OPEN.add(self)
@@ -126,6 +180,7 @@ class Database:
                     f"cannot create outbox {path}: {exc.strerror}; check that its directory "
                     f"is writable and has free space, or set [outbox] path"
                 ) from exc
+            refuse_foreign(path)
         try:
             conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -162,10 +217,36 @@ class Database:
         except sqlite3.Error as exc:
             raise translate(exc, self.path, doing) from exc
 
+    def check_file(self) -> None:
+        """Raise when the file at ``path`` is no longer the one this process opened.
+
+        :raises OutboxError: it was deleted, moved or replaced; logged once as an error.
+        """
+        if self.stale is None and self._identity is not None:
+            now = _file_identity(self.path)
+            if now != self._identity:
+                what = "deleted or moved" if now is None else "replaced by another file"
+                self.stale = (
+                    f"outbox {self.path} was {what} while this process used it; this "
+                    f"process stops using it (what it held is lost to it): restart the "
+                    f"process to open the file now at the path, and keep the outbox file "
+                    f"in place while notifier runs"
+                )
+                log.error("%s", self.stale)
+        if self.stale is not None:
+            raise OutboxError(self.stale)
+
+    def _check_now(self) -> None:
+        now = time.monotonic()
+        if self.stale is not None or now - self._checked >= CHECK_FILE_EVERY:
+            self._checked = now
+            self.check_file()
+
     @contextlib.contextmanager
     def write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A write transaction: taken at once (``BEGIN IMMEDIATE``), all or nothing."""
         conn = self._conn
+        self._check_now()
         with self._lock:
             owed = self._deferred.take() if self._deferred else []
             try:  # translating inline, not through _translated: this is the hot path
@@ -206,6 +287,7 @@ class Database:
     def read(self, doing: str) -> Iterator[sqlite3.Connection]:
         """The connection for reads; each statement sees one consistent snapshot, which
         includes what :meth:`defer` holds."""
+        self._check_now()
         with self._lock:
             if self._deferred and not self._conn.in_transaction:  # not inside our own write
                 self.flush()
@@ -252,6 +334,12 @@ class Database:
         except OutboxError as exc:  # still in flight in the file: recovery sends it again
             log.warning("outbox: could not record deliveries before closing: %s", exc)
         with self._lock:
+            if self.stale is not None:
+                # Closing the last connection to a deleted file checkpoints it and
+                # deletes the -wal and -shm files *at the path*: those of whatever file
+                # is there now. The stale connection is kept open instead.
+                _KEPT.append(self._conn)
+                return
             self._conn.close()
 
 

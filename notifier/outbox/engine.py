@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import OutboxError, OutboxWriteError
@@ -38,6 +39,8 @@ from notifier.ratelimit import window
 log = logging.getLogger("notifier.outbox")
 
 MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
+LIVENESS_EVERY = 2.0  # seconds between looks for leases of stopped workers on this host
+RENEWALS = 3  # lease renewals per lease period while lanes run
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
 
@@ -56,8 +59,24 @@ class OutboxDelivery:
         runner: Runner | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        digests: Mapping[str, int] | None = None,
+        identities: Mapping[str, str] | None = None,
+        origin: str = "",
     ) -> None:
+        """
+        :param concurrency: ``{channel: workers}``: deliveries of different alerts a
+            channel sends at once (1 when not given).
+        :param digests: ``{channel: threshold}``: waiting deliveries past which they are
+            folded into one digest message (see :mod:`notifier.outbox.digest`).
+        :param identities: ``{channel: identity}`` of the channels this process has
+            (see :mod:`notifier.outbox.identity`): only their deliveries are delivered
+            here. ``None``: every channel in the file.
+        :param origin: the configuration file, stamped on what is written.
+        """
         self.store = store
+        if identities is not None:
+            store.serve(identities, origin)
         self.settings = settings or OutboxSettings()
         self.rate_limits = dict(rate_limits or {})
         self.clock = clock
@@ -76,6 +95,11 @@ class OutboxDelivery:
         self._busy: collections.Counter[str] = collections.Counter()
         self._ended = 0  # lanes run to their end, for submit() to notice one just ended
         self._lanes = threading.Condition()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._last_liveness = float("-inf")
+        self.digests = dict(digests or {})
         self._lane = LaneContext(
             store=store,
             deliver=deliver,
@@ -85,7 +109,19 @@ class OutboxDelivery:
             owner=self.owner,
             rng=rng or random.Random(),
             stopping=self.stopping,
+            concurrency=dict(concurrency or {}),
+            pool=self._pool,
         )
+
+    def _pool(self, channel: str, workers: int) -> ThreadPoolExecutor:
+        """The threads a channel's lane sends different alerts on at once."""
+        with self._pools_lock:
+            pool = self._pools.get(channel)
+            if pool is None:
+                size = max(workers, self._lane.concurrency.get(channel, 1))
+                pool = ThreadPoolExecutor(size, thread_name_prefix=f"notifier-outbox-{channel}")
+                self._pools[channel] = pool
+            return pool
 
     @classmethod
     def open(cls, settings: OutboxSettings, deliver: DeliverFn, **kwargs: object) -> OutboxDelivery:
@@ -155,7 +191,13 @@ class OutboxDelivery:
     def _terms(self) -> ClaimTerms:
         settings = self.settings
         return ClaimTerms(
-            self.owner, settings.lease, settings.batch_size, self.rate_limits, settings.breaker
+            self.owner,
+            settings.lease,
+            settings.batch_size,
+            self.rate_limits,
+            settings.breaker,
+            self.store.identities,
+            self.digests,
         )
 
     def _behind_own_lane(self, waiting: dict[int, str], ended: int) -> bool:
@@ -191,7 +233,7 @@ class OutboxDelivery:
         return receipts_for(enqueued, attempted, self.store.get(wanted) if wanted else {})
 
     def process(self, due_by: float | None = None, channels: Iterable[str] | None = None) -> Round:
-        """Claim due deliveries and deliver them: channels in parallel, each in order.
+        """Claim due deliveries and deliver them: channels in parallel, each alert in order.
 
         The first call also recovers what stopped workers on this host left in flight.
 
@@ -210,15 +252,17 @@ class OutboxDelivery:
                 rate_limits=terms.rate_limits,
                 breaker=terms.breaker,
                 due_by=due_by,
+                terms=terms,
                 channels=channels,
             )
             self._busy.update(c.channel for c in claims)
         return self._run(claims) if claims else Round(0, {})
 
     def _run(self, claims: list[Claim]) -> Round:
-        """Deliver lanes claimed and counted busy: channels in parallel, each in order."""
+        """Deliver lanes claimed and counted busy: channels in parallel, each alert in order."""
         channels = [c.channel for c in claims]
         receipts: dict[int, Receipt] = {}
+        self._keep_leases()
         failure: BaseException | None = None
         try:
             if len(claims) == 1 and self._inline:
@@ -296,6 +340,7 @@ class OutboxDelivery:
             self.recover()
             while not self.stopping():
                 try:
+                    self._look_after_peers()
                     done = self.process()
                     self.maintain()
                 except OutboxError as exc:  # locked or full: say so, keep going
@@ -320,6 +365,31 @@ class OutboxDelivery:
             self._background.start()
         return self._background
 
+    def _keep_leases(self) -> None:
+        """Renew this engine's leases while its lanes run, so they can be short: a
+        worker killed mid-delivery leaves leases that run out in seconds, not minutes."""
+        if self._heartbeat is not None:
+            return
+        with self._lanes:
+            if self._heartbeat is not None:
+                return
+            self._heartbeat = threading.Thread(
+                target=self._renew_leases, name="notifier-outbox-leases", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _renew_leases(self) -> None:
+        every = max(self.settings.lease / RENEWALS, 0.05)
+        while not self._stop.wait(every):
+            with self._lanes:
+                busy = any(n > 0 for n in self._busy.values())
+            if not busy:
+                continue
+            try:
+                self.store.renew(self.owner, self.clock.time(), self.settings.lease)
+            except OutboxError as exc:  # busy or gone: the next beat tries again
+                log.warning("outbox: renewing leases failed: %s", exc)
+
     def _idle_wait(self) -> float:
         now = self.clock.time()
         wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
@@ -336,6 +406,13 @@ class OutboxDelivery:
         if back:
             log.info("outbox: %d in-flight deliveries of stopped workers queued again", back)
         return back
+
+    def _look_after_peers(self) -> None:
+        """Every few seconds, take back what workers on this host that stopped held."""
+        now = self.clock.time()
+        if now - self._last_liveness >= LIVENESS_EVERY:
+            self._last_liveness = now
+            self.recover()
 
     def maintain(self, force: bool = False) -> None:
         """Prune old send times and dedup rows; drop delivered rows past keep_delivered."""
@@ -354,6 +431,10 @@ class OutboxDelivery:
             self._background.join()
         if self._own_runner:
             self.runner.shutdown(wait=True)
+        with self._pools_lock:
+            for pool in self._pools.values():
+                pool.shutdown(wait=True)
+            self._pools.clear()
         self.store.close()
 
     def __enter__(self) -> OutboxDelivery:

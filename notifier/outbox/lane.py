@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,8 +17,9 @@ import attrs
 
 from notifier.clock import Clock
 from notifier.kinds import RateLimit
-from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_key
 from notifier.outbox.attempts import LEASE_LOST
+from notifier.outbox.digest import build as build_digest
 from notifier.outbox.policy import is_duplicate
 from notifier.outbox.records import Claim, Delivery
 from notifier.outbox.settings import OutboxSettings
@@ -42,6 +44,10 @@ class LaneContext:
     owner: str
     rng: random.Random
     stopping: Callable[[], bool]
+    # {channel: deliveries of different alerts sent at once}: the channel's workers.
+    concurrency: Mapping[str, int] = attrs.field(factory=dict)
+    # The thread pool of a channel's lane, by channel and size.
+    pool: Callable[[str, int], Any] = attrs.field(default=None)
 
 
 def failure_facts(receipt: Receipt) -> tuple[bool, float | None, bool]:
@@ -71,31 +77,79 @@ def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) ->
 
 
 def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
-    """Deliver ``claim`` in order; a receipt for each delivery that was settled or tried."""
+    """Deliver ``claim``; a receipt for each delivery that was settled or tried.
+
+    Deliveries of one alert (fingerprint) go in the order written; different alerts go
+    side by side, up to the channel's ``workers`` at a time. A delivery that must retry
+    holds back the rest of its own alert only; a full rate window, a provider's pause,
+    a lost lease or an opening circuit stop the whole lane. What was not tried goes back
+    to pending.
+    """
+    if claim.digest:
+        return run_digest(ctx, claim)
     receipts: dict[int, Receipt] = {}
-    store, settings, owner = ctx.store, ctx.settings, ctx.owner
-    deliveries = claim.deliveries
-    released = False  # the lane's last write gave the lease back with it
+    lane = _Lane(ctx, claim, receipts)
+    groups: dict[str, list[Delivery]] = {}
+    for d in claim.deliveries:
+        groups.setdefault(d.fingerprint, []).append(d)
+    workers = min(ctx.concurrency.get(claim.channel, 1), len(groups))
     try:
+        if workers <= 1:
+            lane.run(list(claim.deliveries))  # in the order written
+        else:
+            lane.shared = True
+            pool = ctx.pool(claim.channel, workers)
+            futures = [pool.submit(lane.run, group) for group in groups.values()]
+            for future in futures:
+                future.result()
+    finally:
+        if not lane.released:
+            ctx.store.end_lane(claim.channel, ctx.owner, ctx.clock.time())
+    return receipts
+
+
+class _Lane:
+    """One claim being delivered, alert by alert; shared by the threads running it."""
+
+    def __init__(self, ctx: LaneContext, claim: Claim, receipts: dict[int, Receipt]) -> None:
+        self.ctx, self.claim, self.receipts = ctx, claim, receipts
+        self.shared = False  # groups run on several threads: the lane is given back last
+        self.stopped = False  # every group stops: rate window, pause, lease, circuit
+        self.released = False  # the lane's last write gave the lease back with it
+        self.failures = 0  # retryable failures in a row, to stop before the breaker
+        self.held: set[str] = set()  # alerts whose later deliveries wait for a retry
+        self.lock = threading.Lock()
+
+    def _last(self, d: Delivery) -> bool:
+        """Whether ``d`` is the lane's last delivery, nothing of it left in flight: its
+        record gives the lane back in the same transaction."""
+        return not self.shared and not self.held and d is self.claim.deliveries[-1]
+
+    def run(self, deliveries: list[Delivery]) -> None:
+        """Deliver in order, each alert's deliveries in the order written."""
+        ctx, claim = self.ctx, self.claim
+        store, settings, owner = ctx.store, ctx.settings, ctx.owner
         for i, d in enumerate(deliveries):
-            if ctx.stopping():
-                break
-            last = i == len(deliveries) - 1
+            if self.stopped or ctx.stopping():
+                return
+            if d.fingerprint in self.held:
+                continue
+            last = self._last(d)
             now = ctx.clock.time()
             if now - d.enqueued_at >= settings.max_age:
                 error = f"not delivered within max_age ({settings.max_age:g}s)"
                 error += f"; last error: {d.last_error}" if d.last_error else ""
                 store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
-                released = last
-                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                self.released |= last
+                self.receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
                 continue
             try:
                 alert = d.alert()
             except ValueError as exc:
                 error = f"stored alert is unreadable: {exc}"
                 store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
-                released = last
-                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                self.released |= last
+                self.receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
                 continue
             window = settings.dedup_window
             if (
@@ -104,33 +158,94 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
                 and is_duplicate(d.status, store.sent_times(d.fingerprint, d.channel), now, window)
             ):
                 store.mark_delivered(d, owner, now, deduplicated=True, release=last)
-                released = last
-                receipts[d.id] = _ours(d, outcome=Outcome.DEDUPLICATED)
+                self.released |= last
+                self.receipts[d.id] = _ours(d, outcome=Outcome.DEDUPLICATED)
                 continue
-            if not (i == 0 and claim.started):  # a started claim took this slot already
-                ids = [x.id for x in deliveries[i:]]
+            if not (d is claim.deliveries[0] and claim.started):  # its slot is taken
+                ids = [x.id for x in claim.deliveries if x.id not in self.receipts]
                 limit = ctx.rate_limits.get(d.channel)
                 wait = store.start_attempt(d.channel, owner, ids, now, settings.lease, limit)
                 if wait == LEASE_LOST:
                     log.warning(
                         "outbox: lost the lease on channel %s; another worker has it", d.channel
                     )
-                    return receipts
+                    self.stopped = True
+                    return
                 if wait > 0:
-                    break
+                    self.stopped = True
+                    return
             context = DeliveryContext(
                 idempotency_key=d.key, attempt=d.attempts + 1, mentions=d.mentions
             )
             receipt = _attempt(ctx, d, alert, context)
-            receipts[d.id] = settled = _settle(ctx, d, receipt, last)
+            settled = _settle(ctx, d, receipt, last, probe=claim.probe)
+            self.receipts[d.id] = settled
             _report(alert.title, settled, ctx.clock.time())
             if settled.outcome is Outcome.QUEUED:
-                released = True  # a retry always ends the lane, and released it
-                break
-            released = last
+                self.released |= last
+                if settled.details.get("rate_limited") or claim.probe or self._tripped():
+                    self.stopped = True
+                    return
+                with self.lock:
+                    self.held.add(d.fingerprint)  # the rest of this alert waits; others go on
+                continue
+            with self.lock:
+                self.failures = 0
+            self.released |= last
+
+    def _tripped(self) -> bool:
+        """Count a retryable failure; whether the channel's circuit would open now, so
+        the lane stops rather than try every other alert against a failing provider."""
+        breaker = self.ctx.settings.breaker
+        with self.lock:
+            self.failures += 1
+            return breaker is not None and self.failures >= breaker.threshold
+
+
+def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
+    """Send ``claim``'s deliveries as one digest message and record each as delivered
+    by it; when it cannot be sent, each is retried as its own failure would be."""
+    store, settings, owner = ctx.store, ctx.settings, ctx.owner
+    channel, deliveries = claim.channel, claim.deliveries
+    receipts: dict[int, Receipt] = {}
+    folded: list[tuple[Delivery, Alert]] = []
+    released = False
+    try:
+        now = ctx.clock.time()
+        for d in deliveries:
+            try:
+                folded.append((d, d.alert()))
+            except ValueError as exc:
+                error = f"stored alert is unreadable: {exc}"
+                store.mark_dead(d, owner, now, error, count_attempt=False)
+                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+        if not folded:
+            return receipts
+        ids = [d.id for d, _ in folded]
+        limit = ctx.rate_limits.get(channel)
+        if store.start_attempt(channel, owner, ids, now, settings.lease, limit) != 0:
+            return receipts  # the window filled or the lease was lost: try again later
+        digest = build_digest(channel, [a for _, a in folded])
+        mentions = tuple(dict.fromkeys(m for d, _ in folded for m in d.mentions))
+        key = delivery_key(digest, channel)
+        context = DeliveryContext(idempotency_key=key, attempt=1, mentions=mentions)
+        receipt = _attempt(ctx, folded[0][0], digest, context)
+        now = ctx.clock.time()
+        if receipt.ok:
+            by = f"digest {digest.fingerprint}"
+            by += f" (message {receipt.message_id})" if receipt.message_id else ""
+            store.mark_folded([d for d, _ in folded], owner, now, by)
+            released = True
+            extra = {"digest": digest.fingerprint, "folded": len(folded)}
+            for d, _ in folded:
+                receipts[d.id] = _ours(d, receipt, extra=extra)
+            log.info("outbox: %s: %d waiting deliveries told in one digest", channel, len(folded))
+            return receipts
+        for d, _ in folded:
+            receipts[d.id] = _settle(ctx, d, receipt, False)
     finally:
         if not released:
-            store.end_lane(claim.channel, owner, ctx.clock.time())
+            store.end_lane(channel, owner, ctx.clock.time())
     return receipts
 
 
@@ -165,7 +280,7 @@ def _report(title: str, receipt: Receipt, now: float) -> None:
     )
 
 
-def _judged(deliveries: tuple[Delivery, ...], i: int) -> bool:
+def _judged(deliveries: list[Delivery], i: int) -> bool:
     """Whether the dedup check that wrote delivery ``i`` still holds, so it need not be
     read again: it was written with this claim (the claim holds the channel since), and
     nothing before it in the lane has its fingerprint (a send that would change it).
@@ -183,7 +298,9 @@ def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryConte
         return Receipt(d.channel, Outcome.FAILED, error=error, details={"retryable": True})
 
 
-def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Receipt:
+def _settle(
+    ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool, *, probe: bool = False
+) -> Receipt:
     """Record ``receipt`` for ``d``: delivered, back to pending, or dead.
 
     A retry ends the lane, and so does ``last``: the lane is released in the same
@@ -195,6 +312,8 @@ def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Rece
     if receipt.ok:
         # The lane's last send: its record may ride with the next write (group commit).
         store.mark_delivered(d, owner, now, release=last, defer=last and settings.group_commit)
+        if probe:  # the provider is back: what waits out a backoff from the outage goes now
+            store.release_backlog(d.channel, now)
         return _ours(d, receipt, extra={"attempt": attempt})
     error = redact(receipt.error or "delivery failed")
     retryable, retry_after, rate_limited = failure_facts(receipt)
@@ -205,7 +324,7 @@ def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Rece
         pause = retry_after if retry_after is not None else (limit.per if limit else 1.0)
         until = now + pause
         store.mark_retry(d, owner, now, d.next_attempt_at, error, count_attempt=False,
-                         block_until=until, release=True)  # fmt: skip
+                         block_until=until, release=last)  # fmt: skip
         return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=until)
     if not retryable:
         store.mark_dead(d, owner, now, error, release=last)
@@ -219,5 +338,5 @@ def _settle(ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool) -> Rece
         error = f"gave up: the next attempt would be past max_age ({settings.max_age:g}s): {error}"
         store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
-    store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker, release=True)
+    store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker, release=last)
     return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=next_at)

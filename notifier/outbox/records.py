@@ -102,6 +102,9 @@ class Delivery:
     deduplicated: bool = False
     lease_owner: str | None = None
     lease_expires: float | None = None
+    channel_identity: str = ""  # see notifier.outbox.identity; "" when written before
+    config: str = ""  # the configuration file that wrote it, when known
+    delivered_by: str | None = None  # the digest that delivered it, when one did
     # The Alert this process just wrote, when it has it: sent as is, not decoded again.
     loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -138,6 +141,9 @@ class Delivery:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "idempotency_key": self.key,
+            "channel_identity": self.channel_identity,
+            "config": self.config,
+            "delivered_by": self.delivered_by,
         }
 
 
@@ -150,6 +156,7 @@ class Claim:
     """Deliveries of one channel claimed by one worker, to be sent in this order.
 
     :param probe: the channel's circuit is half-open and this single delivery tests it.
+    :param digest: the deliveries are sent together as one digest message.
     :param started: the first delivery's send slot was taken with the claim (it is sent
         at once), so the lane does not start it again.
     """
@@ -158,3 +165,4 @@ class Claim:
     deliveries: tuple[Delivery, ...]
     probe: bool = False
     started: bool = False
+    digest: bool = False  # folded into one digest message (see notifier.outbox.digest)

@@ -88,6 +88,16 @@ ALTER TABLE deliveries_v2 RENAME TO deliveries;
 DELETE FROM sqlite_sequence WHERE name = 'deliveries'
 """  # noqa: S608 (built from constants)
 
+# Version 3: each delivery remembers the channel it was written for (its identity, see
+# notifier.outbox.identity) and the configuration file that wrote it, so processes with
+# other configurations sharing the file leave it alone and operators see whose it is;
+# and, for a delivery folded into a digest, the digest that delivered it.
+_V3 = """
+ALTER TABLE deliveries ADD COLUMN channel_identity TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN config TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN delivered_by TEXT
+"""
+
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 VERSION = len(MIGRATIONS)

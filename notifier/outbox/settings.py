@@ -52,11 +52,9 @@ OPTIONS: tuple[Option, ...] = (
         maximum=10_000,
         help="failures in a row; 0: off",
     ),
+    Option("breaker_cooldown", float, default=5.0, minimum=0.001, maximum=DAY, help="seconds open"),
     Option(
-        "breaker_cooldown", float, default=60.0, minimum=0.001, maximum=DAY, help="seconds open"
-    ),
-    Option(
-        "lease", float, default=300.0, minimum=1, maximum=DAY, help="seconds a worker holds a claim"
+        "lease", float, default=10.0, minimum=1, maximum=DAY, help="seconds a worker holds a claim"
     ),
     Option(
         "batch_size",
@@ -121,8 +119,10 @@ class OutboxSettings:
     backoff_max: float = 600.0
     dedup_window: float = 300.0
     breaker_threshold: int = 5
-    breaker_cooldown: float = 60.0
-    lease: float = 300.0
+    # Short: a probe every few seconds finds a provider back within seconds.
+    breaker_cooldown: float = 5.0
+    # Short, and renewed while a worker delivers: a killed worker's work moves on soon.
+    lease: float = 10.0
     batch_size: int = 100
     workers: int = 4
     keep_delivered: float = 86_400.0

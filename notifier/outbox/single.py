@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
 from notifier.models import Outcome
 from notifier.outbox.attempts import CLOSE_CIRCUIT, take_slot_in
@@ -24,6 +25,9 @@ from notifier.outbox.claiming import CHANNELS, LEASE_LANE, ClaimTerms
 from notifier.outbox.gates import gate
 from notifier.outbox.policy import is_duplicate
 from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+
+if TYPE_CHECKING:
+    from notifier.outbox.store import OutboxStore
 
 # Live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 _LIVE_FP = (
@@ -37,7 +41,8 @@ _CHANNEL = (
 _INSERT = (
     "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
     " state, next_attempt_at, created_at, enqueued_at, updated_at, lease_owner,"
-    " lease_expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?)"
 )
 _NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
 _NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
@@ -55,6 +60,7 @@ def write_and_claim_one(
     terms: ClaimTerms,
     *,
     held: bool = False,
+    store: OutboxStore | None = None,
 ) -> tuple[Enqueued, Claim | None] | None:
     """Write ``item`` (its alert encoded as ``text``) and claim it when its lane is free.
 
@@ -67,6 +73,7 @@ def write_and_claim_one(
     """
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
+    identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
     if conn.execute(_LIVE_FP, (fp,)).fetchone() is not None:
         return None  # coalescing and the dedup rules for a fingerprint in flight
     status = alert.status.value
@@ -92,7 +99,7 @@ def write_and_claim_one(
     if g.admit == 0:
         cursor = conn.execute(
             _INSERT, (key, channel, fp, status, text, mentions, "pending", now, now, now, now,
-                      None, None),
+                      None, None, identity, origin),
         )  # fmt: skip
         if row is None:
             conn.execute(_NEW_CHANNEL, (channel,))
@@ -100,7 +107,7 @@ def write_and_claim_one(
     until = now + terms.lease
     cursor = conn.execute(
         _INSERT, (key, channel, fp, status, text, mentions, "inflight", now, now, now, now,
-                  terms.owner, until),
+                  terms.owner, until, identity, origin),
     )  # fmt: skip
     id_ = cursor.lastrowid
     assert id_ is not None  # an INSERT's cursor holds the new row's id
@@ -113,7 +120,7 @@ def write_and_claim_one(
     take_slot_in(conn, channel, now, limit, id_)
     delivery = Delivery(
         id_, channel, key, fp, status, text, item.mentions, DeliveryState.INFLIGHT, 0, now,
-        None, now, now, now, False, terms.owner, until, loaded=alert,
+        None, now, now, now, False, terms.owner, until, identity, origin, loaded=alert,
     )  # fmt: skip
     enqueued = Enqueued(channel, key, fp, Outcome.QUEUED, id_)
     return enqueued, Claim(channel, (delivery,), probe, started=True)

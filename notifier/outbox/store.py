@@ -1,9 +1,9 @@
 """The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
 
-Ordering: each channel is a lane delivered in id order by one worker at a time. A claim
-takes the channel's *lane lease* and the longest due prefix of its queue; the first
-delivery that is not due yet (waiting out its backoff) holds back the ones behind it,
-so a channel that was down receives its backlog in the order it was written.
+Ordering: per alert. A claim takes the channel's *lane lease* and its due deliveries; a
+delivery not due yet (waiting out its backoff) holds back only the later deliveries of
+its own alert (fingerprint), so a resolution never overtakes its firing and different
+alerts never wait for each other.
 
 Every method is one short transaction, so processes sharing the file see each other's
 claims, sends and circuit changes at once.
@@ -25,7 +25,7 @@ from notifier.outbox.attempts import AttemptsMixin, give_back, lane_key
 from notifier.outbox.claiming import (
     CHANNELS,
     CHANNELS_NAMED,
-    HEAD,
+    EARLIEST,
     SELECT_IDS,
     ClaimTerms,
     claim_channel,
@@ -40,8 +40,8 @@ from notifier.outbox.single import write_and_claim_one
 # Key lists travel as one JSON array parameter (json_each), never spliced into SQL.
 _INSERT = (
     "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
-    " state, next_attempt_at, created_at, enqueued_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+    " state, next_attempt_at, created_at, enqueued_at, updated_at, channel_identity, config)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
 )
 # Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 _LIVE_FPS = (
@@ -65,6 +65,18 @@ class OutboxStore(AttemptsMixin, AdminMixin):
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The channels this process has, {name: identity}, stamped on what it writes;
+        # None (a bare store): deliveries are written without an identity.
+        self.identities: Mapping[str, str] | None = None
+        self.origin = ""  # the configuration file, stamped on what it writes
+
+    def serve(self, identities: Mapping[str, str], origin: str = "") -> None:
+        """Write deliveries for these channels, from the configuration ``origin``."""
+        self.identities = dict(identities)
+        self.origin = origin
+
+    def identity(self, channel: str) -> str:
+        return (self.identities or {}).get(channel, "")
 
     @classmethod
     def open(
@@ -171,7 +183,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         with self.db.write("queueing deliveries") as conn:
             if len(prepared) == 1:
                 args = (*prepared[0], now, dedup_window, terms)
-                done = write_and_claim_one(conn, *args, held=held)
+                done = write_and_claim_one(conn, *args, held=held, store=self)
                 claim = done[1] if done is not None else None
                 if held and claim is None:  # not going on under it: give the lane back
                     give_back(prepared[0][0].channel, terms.owner)(conn)
@@ -232,7 +244,8 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             id_of_key[key] = id_ = first + len(rows)
             out.append(Enqueued(channel, key, fp, queued, id_))
             mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
-            rows.append((key, channel, fp, status, text, mentions, now, now, now, now))
+            rows.append((key, channel, fp, status, text, mentions, now, now, now, now,
+                         self.identity(channel), self.origin))  # fmt: skip
         if rows:
             conn.executemany(_INSERT, rows)
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -256,6 +269,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         rate_limits: Mapping[str, RateLimit] | None = None,
         breaker: CircuitBreaker | None = None,
         due_by: float | None = None,
+        terms: ClaimTerms | None = None,
         channels: Iterable[str] | None = None,
     ) -> list[Claim]:
         """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
@@ -269,7 +283,8 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             started earlier leaves alone what failed and was rescheduled during it.
         :param channels: claim only on these channels (default: every channel).
         """
-        terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker)
+        if terms is None:
+            terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker, self.identities)
         due_by = now if due_by is None else min(due_by, now)
         claims = []
         params: tuple[str, ...] = ()
@@ -291,15 +306,20 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         rate_limits: Mapping[str, RateLimit] | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> list[Wake]:
-        """For each channel with queued work: when it can next be claimed, and why."""
+        """For each channel of ours with queued work: when it can next be claimed, and
+        why not before."""
         rate_limits = rate_limits or {}
         found = []
+        mine = self.identities
         with self.db.read("reading the queue") as conn:
             for row in conn.execute(f"{CHANNELS} FROM channels ORDER BY name").fetchall():
-                head = conn.execute(HEAD, (row[0], 1)).fetchone()
-                if head is None:
+                if mine is not None and row[0] not in mine:
                     continue
-                due = head[2]  # an in-flight head was due when it was claimed
+                identity = None if mine is None else mine[row[0]]
+                args = {"channel": row[0], "identity": identity}
+                due = conn.execute(EARLIEST, args).fetchone()[0]
+                if due is None:
+                    continue
                 g = gate(conn, row, now, rate_limits.get(row[0]), breaker)
                 found.append(Wake(row[0], due, max(due, g.ready_at), g.reason))
         return found

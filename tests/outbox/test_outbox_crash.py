@@ -2,8 +2,9 @@
 
 After a restart (``notifier worker --once``) every alert has reached both receivers at
 least once, none is lost, and the duplicates (deliveries that reached a receiver just
-before the kill) are counted: at most one per channel, since each channel's lane sends
-one delivery at a time, and each repeat carries the same idempotency key.
+before the kill) are counted: at most one per delivery in flight, the channel's
+``workers`` (8 by default), and each repeat carries the same idempotency key. Different
+alerts may arrive in any order; each alert here is sent once per channel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from outbox_support import Receiver, webhook_config
 
 ALERTS = 1_000
+WORKERS = 8  # [dispatcher] workers: deliveries of a channel in flight at once
 CHILD = """
 import sys
 from notifier import Alert, Dispatcher
@@ -67,11 +69,10 @@ def test_a_killed_dispatcher_loses_nothing_and_its_duplicates_are_counted(tmp_pa
     duplicates = {}
     for name, receiver in (("ops", ops), ("audit", audit)):
         assert set(receiver.titles) == set(expected)  # every alert, none lost
-        assert list(dict.fromkeys(receiver.titles)) == expected  # in order
         counts = collections.Counter(receiver.titles)
         repeated = [t for t, n in counts.items() if n > 1]
         duplicates[name] = len(receiver.titles) - ALERTS
-        assert duplicates[name] <= 1
+        assert duplicates[name] <= WORKERS
         for title in repeated:  # a repeat is recognisable: the same idempotency key
             keys = {k for t, k in zip(receiver.titles, receiver.keys, strict=True) if t == title}
             assert len(keys) == 1

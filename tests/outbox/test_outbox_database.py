@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -160,11 +161,16 @@ def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
             conn.execute(statement)
     conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")
+    kept = alert("kept")
+    conn.execute(  # as version 1 wrote it, with an AUTOINCREMENT id
+        "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, state,"
+        " next_attempt_at, created_at, enqueued_at, updated_at)"
+        " VALUES ('k1', 'ops', ?, 'firing', ?, 'pending', 1, 1, 1, 1)",
+        (kept.fingerprint, json.dumps(kept.to_dict())),
+    )
+    conn.execute("INSERT INTO channels (name) VALUES ('ops')")
+    written_id = conn.execute("SELECT max(id) FROM deliveries").fetchone()[0]
     conn.close()
-    old = OutboxStore.__new__(OutboxStore)  # write as version 1 did, AUTOINCREMENT ids
-    old.db = Database(db_path, sqlite3.connect(db_path, isolation_level=None))
-    [written] = old.enqueue_many([NewDelivery(alert("kept"), "ops")], now=1.0)
-    old.close()
 
     store = OutboxStore.open(db_path)
     try:
@@ -176,9 +182,9 @@ def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'"
             ).fetchall()
         assert {n for (n,) in indexes} >= {"deliveries_live", "deliveries_live_fingerprint"}
-        assert store.get([written.id])[written.id].alert().title == "kept"
+        assert store.get([written_id])[written_id].alert().title == "kept"
         [later] = store.enqueue_many([NewDelivery(alert("new"), "ops")], now=2.0)
-        assert later.id == written.id + 1
+        assert later.id == written_id + 1
     finally:
         store.close()
 

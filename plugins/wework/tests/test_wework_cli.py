@@ -124,6 +124,9 @@ def test_worker_once_says_what_it_waits_for(cli, config, wework_server, wework_c
     import notifier.dispatcher
 
     monkeypatch.setattr(notifier.dispatcher, "SYSTEM_CLOCK", wework_clock)
+    # One at a time, paced: no digest folds the burst.
+    robot = 'kind = "wework-robot"'
+    config.write_text(config.read_text().replace(robot, f"{robot}\ndigest_threshold = 0"))
     with config.open("a") as text:
         text.write(f'[outbox]\npath = "{config.parent / "outbox.db"}"\n')
     alerts = config.parent / "alerts.jsonl"
