@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from notifier.cli.main import OK, UsageError
+from notifier.cli.send import add_alert_flags, read_alerts
 
 if TYPE_CHECKING:
     from notifier.dispatcher import Dispatcher
@@ -32,25 +33,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "and the provider's limit. Nothing is sent.",
     )
     p.add_argument("--channel", required=True, metavar="NAME", help="the channel to render for")
-    p.add_argument("--title", help="alert title; with it, the alert comes from these flags")
-    p.add_argument("--body", default="", help="alert text")
-    p.add_argument(
-        "--severity", default="warning", choices=("critical", "error", "warning", "info")
-    )
-    p.add_argument("--status", default="firing", choices=("firing", "resolved"))
-    p.add_argument(
-        "--label", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)"
-    )
-    p.add_argument(
-        "--annotation",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an annotation (repeatable)",
-    )
-    p.add_argument("--link", action="append", default=[], metavar="URL", help="a link (repeatable)")
-    p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
-    p.add_argument("--file", metavar="PATH", help="render every alert in a JSON-lines file")
+    add_alert_flags(p, file_help="render every alert in a JSON-lines file")
     p.add_argument(
         "--alertmanager",
         metavar="FILE",
@@ -80,20 +63,14 @@ def _alertmanager(path: str) -> AlertGroup:
 
 
 def _inputs(args: argparse.Namespace) -> list[Alert | AlertGroup]:
-    from notifier.cli.send import _from_flags, _from_stdin, _read_file
-
     if args.alertmanager:
         return [_alertmanager(args.alertmanager)]
-    if args.title is not None:
-        return [_from_flags(args)]
-    if args.file:
-        alerts, problems = _read_file(args.file)
-        if problems:
-            raise UsageError("; ".join(problems))
-        return list(alerts)
-    if not sys.stdin.isatty():
-        return [_from_stdin()]
-    raise UsageError("give --title, --file, --alertmanager, or an alert as JSON on stdin")
+    alerts, problems = read_alerts(
+        args, nothing="give --title, --file, --alertmanager, or an alert as JSON on stdin"
+    )
+    if problems:
+        raise UsageError("; ".join(problems))
+    return list(alerts)
 
 
 def _dispatcher(args: argparse.Namespace) -> Dispatcher:

@@ -29,6 +29,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "JSON lines) through the configured routes. Exit 0 when every delivery succeeded, "
         "1 when any failed, 2 for usage or configuration errors.",
     )
+    add_alert_flags(p, file_help="send every alert in a JSON-lines file")
+    p.add_argument("--json", action="store_true", help="print receipts as a JSON array")
+    p.set_defaults(handler=run, receipts_shown=True)
+
+
+def add_alert_flags(p: argparse.ArgumentParser, *, file_help: str) -> None:
+    """The flags naming the alert(s) a command works on, shared by ``send`` and ``render``."""
     p.add_argument("--title", help="alert title; with it, the alert comes from these flags")
     p.add_argument("--body", default="", help="alert text")
     p.add_argument(
@@ -47,9 +54,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--link", action="append", default=[], metavar="URL", help="a link (repeatable)")
     p.add_argument("--fingerprint", help="identify the alert (default: hash of title and labels)")
-    p.add_argument("--file", metavar="PATH", help="send every alert in a JSON-lines file")
-    p.add_argument("--json", action="store_true", help="print receipts as a JSON array")
-    p.set_defaults(handler=run, receipts_shown=True)
+    p.add_argument("--file", metavar="PATH", help=file_help)
+
+
+def read_alerts(args: argparse.Namespace, *, nothing: str) -> tuple[list[Alert], list[str]]:
+    """The alerts the flags, ``--file`` or stdin give, and one message per invalid line of
+    the file; :class:`UsageError` ``nothing`` when none of them gives any."""
+    if args.title is not None:
+        return [_from_flags(args)], []
+    if args.file:
+        return _read_file(args.file)
+    if not sys.stdin.isatty():
+        return [_from_stdin()], []
+    raise UsageError(nothing)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -155,15 +172,9 @@ def _batches(alerts: list[Alert]) -> Iterator[list[Alert]]:
 def run(args: argparse.Namespace) -> int:
     from notifier.cli.output import Progress
 
-    problems: list[str] = []
-    if args.title is not None:
-        alerts = [_from_flags(args)]
-    elif args.file:
-        alerts, problems = _read_file(args.file)
-    elif not sys.stdin.isatty():
-        alerts = [_from_stdin()]
-    else:
-        raise UsageError("give --title, --file, or an alert as JSON on stdin")
+    alerts, problems = read_alerts(
+        args, nothing="give --title, --file, or an alert as JSON on stdin"
+    )
     for problem in problems:
         print(f"notifier send: skipped {problem}", file=sys.stderr)
     if not alerts and not problems:
