@@ -14,6 +14,13 @@ In a plugin module, bind the ones the plugin needs to the hooks' names::
     hooks = ChannelHooks(sends=(NtfyChannel,))
     notifier_send = hooks.notifier_send
 
+A plugin whose kinds are module-level records may hand them over too, and bind
+``notifier_channel_kinds`` the same way::
+
+    hooks = ChannelHooks(kinds=(NTFY,), sends=(NtfyChannel,))
+    notifier_channel_kinds = hooks.notifier_channel_kinds
+    notifier_send = hooks.notifier_send
+
 and, for kinds that manage group chats::
 
     hooks = ChannelHooks(sends=(ChatChannel,), groups=(ChatChannel,))
@@ -35,6 +42,7 @@ import attrs
 
 from notifier import hookimpl
 from notifier.errors import PluginError
+from notifier.kinds import ChannelKind
 from notifier.models import Alert, DeliveryContext, GroupInfo, GroupSpec, GroupUpdate, SendResult
 
 __all__ = ["ChannelHooks", "ManagesGroups", "Sends"]
@@ -91,6 +99,7 @@ class ChannelHooks:
     :param groups: classes whose instances have ``create_group(group)``,
         ``get_group(chat_id)`` and ``update_group(chat_id, update)``, each returning a
         :class:`~notifier.models.GroupInfo`; the three group hooks answer for them.
+    :param kinds: the channel kinds :meth:`notifier_channel_kinds` contributes.
     :raises PluginError: a class lacks a method its hooks would call.
     """
 
@@ -100,6 +109,11 @@ class ChannelHooks:
     groups: tuple[type[ManagesGroups], ...] = attrs.field(
         default=(), converter=_tuple, validator=_classes(_GROUP_METHODS)
     )
+    kinds: tuple[ChannelKind, ...] = attrs.field(default=(), converter=tuple)
+
+    @hookimpl
+    def notifier_channel_kinds(self) -> list[ChannelKind]:
+        return list(self.kinds)
 
     @hookimpl
     def notifier_send(

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 
 from requests.auth import AuthBase
 
+from notifier.errors import ConfigError, ConfigIssue
 from notifier.http.client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient
 from notifier.http.retry import RetryPolicy
 from notifier.kinds import BuildContext, ChannelSpec, Option
 from notifier.limits import MAX_HTTP_ATTEMPTS, MAX_HTTP_TIMEOUT, MAX_RESPONSE_BYTES
+from notifier.redact import Secret, reveal
 
 HTTP_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -126,3 +128,23 @@ def split_webhook_url(url: str) -> tuple[str, str] | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or not token or parts.query:
         return None
     return f"{parts.scheme}://{parts.netloc}{head}/", token
+
+
+def webhook_client(
+    spec: ChannelSpec,
+    context: BuildContext,
+    validate: Callable[[ChannelSpec], list[ConfigIssue]],
+    auth: AuthBase | None = None,
+) -> tuple[HttpClient, Secret]:
+    """The client for a kind whose ``url`` option is a webhook URL ending in its token
+    (see :func:`split_webhook_url`): rooted at the URL without the token, which comes back
+    as a :class:`~notifier.redact.Secret` to pass as a path parameter at each call.
+
+    :raises ConfigError: the URL has no such shape (a spec not made by the config
+        loader), with the issues the kind's ``validate`` names.
+    """
+    parts = split_webhook_url(reveal(spec.options["url"]) or "")
+    if parts is None:
+        raise ConfigError(validate(spec))
+    root, token = parts
+    return client_from_options(spec, context, root, auth), Secret(token)

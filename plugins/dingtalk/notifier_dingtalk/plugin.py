@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import notifier
 from notifier import templates
 from notifier.channelhooks import ChannelHooks
 from notifier.errors import ConfigError, ConfigIssue
@@ -174,11 +173,6 @@ DINGTALK_ROBOT = ChannelKind(
     preview=preview,
 )
 
-
-@notifier.hookimpl
-def notifier_channel_kinds() -> list[ChannelKind]:
-    return [DINGTALK_ROBOT]
-
-
-hooks = ChannelHooks(sends=(DingTalkRobot,))
+hooks = ChannelHooks(kinds=(DINGTALK_ROBOT,), sends=(DingTalkRobot,))
+notifier_channel_kinds = hooks.notifier_channel_kinds
 notifier_send = hooks.notifier_send

@@ -14,7 +14,6 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
-import notifier
 from notifier import templates
 from notifier.channelhooks import ChannelHooks
 from notifier.clock import Clock
@@ -218,11 +217,6 @@ EMAIL = ChannelKind(
     preview=preview,
 )
 
-
-@notifier.hookimpl
-def notifier_channel_kinds() -> list[ChannelKind]:
-    return [EMAIL]
-
-
-hooks = ChannelHooks(sends=(EmailChannel,))
+hooks = ChannelHooks(kinds=(EMAIL,), sends=(EmailChannel,))
+notifier_channel_kinds = hooks.notifier_channel_kinds
 notifier_send = hooks.notifier_send

@@ -12,20 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import notifier
 from notifier import templates
 from notifier.channelhooks import ChannelHooks
-from notifier.errors import ConfigError, ConfigIssue
+from notifier.errors import ConfigIssue
 from notifier.http import (
     HTTP_OPTIONS,
     CallResult,
     Endpoint,
     ErrorCodes,
     HttpClient,
-    client_from_options,
     errcode_envelope,
     split_webhook_url,
 )
+from notifier.http.options import webhook_client
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.parts import PartLedger, send_parts
@@ -132,14 +131,10 @@ def validate(spec: ChannelSpec) -> list[ConfigIssue]:
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> FeishuBot:
-    parts = split_webhook_url(spec.options["url"].reveal())
-    if parts is None:  # a spec not made by the config loader
-        raise ConfigError(validate(spec))
-    root, token = parts
     secret = spec.options.get("secret")
     auth = BodySignature(secret, clock=context.clock) if secret else None
-    client = client_from_options(spec, context, root, auth)
-    return FeishuBot(spec, client, Secret(token), PartLedger(clock=context.clock))
+    client, token = webhook_client(spec, context, validate, auth)
+    return FeishuBot(spec, client, token, PartLedger(clock=context.clock))
 
 
 def preview(channel: FeishuBot, alert: Alert, delivery: DeliveryContext) -> list[Part]:
@@ -166,11 +161,6 @@ FEISHU_BOT = ChannelKind(
     template_escape=template_escape,
 )
 
-
-@notifier.hookimpl
-def notifier_channel_kinds() -> list[ChannelKind]:
-    return [FEISHU_BOT]
-
-
-hooks = ChannelHooks(sends=(FeishuBot,))
+hooks = ChannelHooks(kinds=(FEISHU_BOT,), sends=(FeishuBot,))
+notifier_channel_kinds = hooks.notifier_channel_kinds
 notifier_send = hooks.notifier_send

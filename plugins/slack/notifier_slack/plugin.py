@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import notifier
 from notifier import templates
 from notifier.channelhooks import ChannelHooks
-from notifier.errors import ConfigError, ConfigIssue
-from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, client_from_options, split_webhook_url
+from notifier.errors import ConfigIssue
+from notifier.http import HTTP_OPTIONS, Endpoint, HttpClient, split_webhook_url
+from notifier.http.options import webhook_client
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
 from notifier.redact import Secret, reveal
@@ -86,11 +86,8 @@ def validate(spec: ChannelSpec) -> list[ConfigIssue]:
 
 
 def build(spec: ChannelSpec, context: BuildContext) -> SlackChannel:
-    parts = split_webhook_url(reveal(spec.options["url"]) or "")
-    if parts is None:  # a spec that skipped the loader
-        raise ConfigError(validate(spec))
-    root, token = parts
-    return SlackChannel(spec.name, client_from_options(spec, context, root), Secret(token))
+    client, token = webhook_client(spec, context, validate)
+    return SlackChannel(spec.name, client, token)
 
 
 SLACK = ChannelKind(
@@ -108,11 +105,6 @@ SLACK = ChannelKind(
     template_escape=lambda spec: SLACK_MRKDWN.escape,
 )
 
-
-@notifier.hookimpl
-def notifier_channel_kinds() -> list[ChannelKind]:
-    return [SLACK]
-
-
-hooks = ChannelHooks(sends=(SlackChannel,))
+hooks = ChannelHooks(kinds=(SLACK,), sends=(SlackChannel,))
+notifier_channel_kinds = hooks.notifier_channel_kinds
 notifier_send = hooks.notifier_send

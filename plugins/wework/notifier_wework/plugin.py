@@ -7,19 +7,12 @@ groups: its hooks return ``None`` and the host raises ``UnsupportedOperation``.
 
 from __future__ import annotations
 
-from notifier import hookimpl
 from notifier.channelhooks import ChannelHooks
-from notifier.kinds import ChannelKind
 from notifier_wework.channels import DirectChannel, GatewayChannel, WeComChannel
 from notifier_wework.kinds import KINDS
 
-
-@hookimpl
-def notifier_channel_kinds() -> list[ChannelKind]:
-    return list(KINDS)
-
-
-hooks = ChannelHooks(sends=(WeComChannel,), groups=(DirectChannel, GatewayChannel))
+hooks = ChannelHooks(kinds=KINDS, sends=(WeComChannel,), groups=(DirectChannel, GatewayChannel))
+notifier_channel_kinds = hooks.notifier_channel_kinds
 notifier_send = hooks.notifier_send
 notifier_create_group = hooks.notifier_create_group
 notifier_get_group = hooks.notifier_get_group
