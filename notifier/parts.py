@@ -36,9 +36,21 @@ import cachetools
 from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import DeliveryTimeout, NotifierError
+from notifier.kinds import Option
 from notifier.models import DeliveryContext, SendResult
 
-__all__ = ["PartLedger", "PartsSent", "send_parts"]
+__all__ = ["SPLIT_OPTIONS", "PartLedger", "PartsSent", "send_parts"]
+
+# The options of a kind that may send one alert as several messages.
+SPLIT_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "overflow",
+        default="truncate",
+        choices=("truncate", "split"),
+        help="too long an alert is truncated, or split into numbered messages",
+    ),
+    Option("max_parts", int, default=3, minimum=1, help="messages one alert may split into"),
+)
 
 
 class _Attempted(Protocol):

@@ -26,7 +26,7 @@ from notifier.http import (
 from notifier.http.options import client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.parts import PartLedger, send_parts
+from notifier.parts import SPLIT_OPTIONS, PartLedger, send_parts
 from notifier_dingtalk.auth import RobotAuth
 from notifier_dingtalk.messages import Mentions, part, render_messages
 
@@ -62,13 +62,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("secret", secret=True, help="the robot's signing secret (SEC...), if signing is on"),
     Option("api_root", default=API_ROOT, help="DingTalk's API root; calls go to robot/send"),
     Option("msgtype", default="markdown", choices=("text", "markdown"), help="message type"),
-    Option(
-        "overflow",
-        default="truncate",
-        choices=("truncate", "split"),
-        help="too long an alert is truncated, or split into numbered messages",
-    ),
-    Option("max_parts", int, default=3, minimum=1, help="messages one alert may split into"),
+    *SPLIT_OPTIONS,
     Option("at_mobiles", list, default=(), help="phone numbers to @-mention in every message"),
     Option("at_user_ids", list, default=(), help="DingTalk user ids to @-mention"),
     Option("at_all", bool, default=False, help="@-mention everyone in the group"),

@@ -27,7 +27,7 @@ from notifier.http import (
 from notifier.http.options import webhook_client
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.parts import PartLedger, send_parts
+from notifier.parts import SPLIT_OPTIONS, PartLedger, send_parts
 from notifier.redact import Secret
 from notifier_feishu.messages import lark_md_escape, part, render_messages
 from notifier_feishu.signing import BodySignature
@@ -66,13 +66,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("secret", secret=True, help="the bot's signing secret, if signature verification is on"),
     Option("msgtype", default="interactive", choices=("interactive", "text"), help="message type"),
-    Option(
-        "overflow",
-        default="truncate",
-        choices=("truncate", "split"),
-        help="too long an alert is truncated, or split into numbered messages",
-    ),
-    Option("max_parts", int, default=3, minimum=1, help="messages one alert may split into"),
+    *SPLIT_OPTIONS,
     *HTTP_OPTIONS,
 )
 
