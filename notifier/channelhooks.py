@@ -90,6 +90,10 @@ def _tuple(value: type | Iterable[type]) -> tuple[type, ...]:
     return (value,) if isinstance(value, type) else tuple(value)
 
 
+def _kinds(value: Iterable[ChannelKind]) -> tuple[ChannelKind, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ChannelHooks:
     """Hook implementations answering for instances of the plugin's own channel classes.
@@ -109,7 +113,7 @@ class ChannelHooks:
     groups: tuple[type[ManagesGroups], ...] = attrs.field(
         default=(), converter=_tuple, validator=_classes(_GROUP_METHODS)
     )
-    kinds: tuple[ChannelKind, ...] = attrs.field(default=(), converter=tuple)
+    kinds: tuple[ChannelKind, ...] = attrs.field(default=(), converter=_kinds)
 
     @hookimpl
     def notifier_channel_kinds(self) -> list[ChannelKind]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
+from notifier.errors import ConfigIssue
 from notifier.http import (
     AccessTokenAuth,
     GatewayAuth,
@@ -24,7 +26,7 @@ from notifier.http import (
     credential_id,
     endpoint_token_fetcher,
 )
-from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Part, RateLimit
+from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
 from notifier.models import Alert, DeliveryContext
 from notifier.parts import PartLedger
 from notifier_wework import options
@@ -115,36 +117,54 @@ def preview(channel: WeComChannel, alert: Alert, delivery: DeliveryContext) -> l
     return [part(payload) for payload in channel.plan(alert, delivery)]
 
 
+def _kind(
+    name: str,
+    build: Callable[[ChannelSpec, BuildContext], WeComChannel],
+    kind_options: tuple[Option, ...],
+    validate: Callable[[ChannelSpec], Iterable[ConfigIssue]],
+    description: str,
+    *,
+    can_create_group: bool = False,
+    rate_limit: RateLimit | None = None,
+) -> ChannelKind:
+    """A WeCom kind: every one keeps to the delivery's deadline and previews part by part."""
+    return ChannelKind(
+        name,
+        build,
+        kind_options,
+        validate=validate,
+        can_create_group=can_create_group,
+        rate_limit=rate_limit,
+        bounded=True,
+        preview=preview,
+        description=description,
+    )
+
+
 KINDS = (
-    ChannelKind(
+    _kind(
         "wework",
         build_direct,
         options.DIRECT,
-        validate=options.validate_direct,
-        can_create_group=True,
-        bounded=True,
-        preview=preview,
-        description="WeCom with an access token: an app group chat (chat_id) or an "
+        options.validate_direct,
+        "WeCom with an access token: an app group chat (chat_id) or an "
         "application message (agent_id with to_user / to_party / to_tag)",
+        can_create_group=True,
     ),
-    ChannelKind(
+    _kind(
         "wework-gateway",
         build_gateway,
         options.GATEWAY,
-        validate=options.validate_gateway,
+        options.validate_gateway,
+        "WeCom app group chats through the enterprise API gateway",
         can_create_group=True,
-        bounded=True,
-        preview=preview,
-        description="WeCom app group chats through the enterprise API gateway",
     ),
-    ChannelKind(
+    _kind(
         "wework-robot",
         build_robot,
         options.ROBOT,
-        validate=options.validate_robot,
+        options.validate_robot,
+        "a WeCom group robot's webhook (text with mentions, markdown, news)",
         rate_limit=ROBOT_RATE,
-        bounded=True,
-        preview=preview,
-        description="a WeCom group robot's webhook (text with mentions, markdown, news)",
     ),
 )
