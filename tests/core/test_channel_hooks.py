@@ -143,3 +143,21 @@ def test_a_class_without_the_method_its_hooks_call_is_refused_when_declared():
 
 def test_a_single_class_may_be_given_without_a_tuple():
     assert ChannelHooks(sends=Pager).sends == (Pager,)  # type: ignore[arg-type]
+
+
+def test_a_plugin_module_binding_the_helpers_kinds_hook_contributes_its_kinds(tmp_path: Path):
+    def build(spec: ChannelSpec, context: BuildContext) -> Pager:
+        return Pager(spec.name)
+
+    module = types.ModuleType("notifier_pager")
+    hooks = ChannelHooks(kinds=[ChannelKind("pager", build)], sends=(Pager,))
+    module.notifier_channel_kinds = hooks.notifier_channel_kinds  # type: ignore[attr-defined]
+    module.notifier_send = hooks.notifier_send  # type: ignore[attr-defined]
+    config = tmp_path / "app.toml"
+    config.write_text('[channels.oncall]\nkind = "pager"\n', encoding="utf-8")
+    host = PluginHost.from_plugins([module])
+    assert host.problems == []
+    assert host.kinds["pager"].build is build
+    with Dispatcher.from_config(config, host=host, env={}) as dispatcher:
+        (receipt,) = dispatcher.dispatch(Alert(title="disk full"))
+    assert receipt.ok and receipt.message_id == "oncall-1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from notifier.clock import FakeClock
 from notifier.http import HTTP_OPTIONS, client_from_options
 from notifier.kinds import BuildContext, ChannelSpec
@@ -43,3 +45,20 @@ def test_missing_options_take_the_defaults():
     assert client.timeout == (3.05, 10.0)
     assert client.retry.max_attempts == 3
     assert client.verify is not False
+
+
+def test_a_webhook_client_is_rooted_without_the_token_which_stays_secret():
+    from notifier.errors import ConfigError, ConfigIssue
+    from notifier.http.options import webhook_client
+    from notifier.redact import Secret
+
+    spec = ChannelSpec("hook", "x", {"url": Secret("https://hooks.example.com/services/T1/tok")})
+    client, token = webhook_client(spec, BuildContext(), lambda spec: [])
+    assert client.api_root == "https://hooks.example.com/services/T1/"
+    assert isinstance(token, Secret) and token.reveal() == "tok"
+
+    issue = ConfigIssue("<inline>", "channels.hook.url", "a webhook URL")
+    bad = ChannelSpec("hook", "x", {"url": Secret("not a url")})
+    with pytest.raises(ConfigError) as raised:
+        webhook_client(bad, BuildContext(), lambda spec: [issue])
+    assert raised.value.issues == (issue,)
