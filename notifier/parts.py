@@ -28,7 +28,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 import cachetools
@@ -36,10 +36,13 @@ import cachetools
 from notifier import deadline
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import DeliveryTimeout, NotifierError
-from notifier.kinds import Option
-from notifier.models import DeliveryContext, SendResult
+from notifier.kinds import ChannelSpec, Option
+from notifier.models import Alert, DeliveryContext, SendResult
 
-__all__ = ["SPLIT_OPTIONS", "PartLedger", "PartsSent", "send_parts"]
+if TYPE_CHECKING:
+    from notifier.http import CallResult, HttpClient
+
+__all__ = ["SPLIT_OPTIONS", "PartLedger", "PartsSent", "SplitChannel", "send_parts"]
 
 # The options of a kind that may send one alert as several messages.
 SPLIT_OPTIONS: tuple[Option, ...] = (
@@ -190,3 +193,41 @@ def _progress(index: int, total: int, *, resumable: bool) -> str:
     if resumable and index:
         note += f"; a retry starts at part {index + 1}"
     return f" [{note}]"
+
+
+class SplitChannel:
+    """A channel that sends an alert as the provider messages :meth:`plan` returns, one
+    :meth:`post` each, through :func:`send_parts`: every part after the first takes its
+    own slot of the channel's rate limit, and a retried delivery resumes at the part that
+    failed. A kind with :data:`SPLIT_OPTIONS` and a ``msgtype`` option subclasses it,
+    setting ``kind`` and writing :meth:`plan` and :meth:`post`.
+    """
+
+    kind: str
+
+    def __init__(self, spec: ChannelSpec, client: HttpClient, ledger: PartLedger) -> None:
+        self.name = spec.name
+        self.client = client
+        self.ledger = ledger
+        self.msgtype = spec.options["msgtype"]
+        self.overflow = spec.options["overflow"]
+        self.max_parts = spec.options["max_parts"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
+        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
+        raise NotImplementedError
+
+    def post(self, message: dict[str, Any]) -> CallResult:
+        """Send one of the bodies :meth:`plan` returned."""
+        raise NotImplementedError
+
+    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
+        messages = self.plan(alert, delivery)
+        sent = send_parts(messages, self.post, ledger=self.ledger, delivery=delivery)
+        return sent.send_result()
+
+    def close(self) -> None:
+        self.client.close()

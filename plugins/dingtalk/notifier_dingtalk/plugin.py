@@ -25,8 +25,8 @@ from notifier.http import (
 )
 from notifier.http.options import client_from_options
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
-from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.parts import SPLIT_OPTIONS, PartLedger, send_parts
+from notifier.models import Alert, DeliveryContext
+from notifier.parts import SPLIT_OPTIONS, PartLedger, SplitChannel
 from notifier_dingtalk.auth import RobotAuth
 from notifier_dingtalk.messages import Mentions, part, render_messages
 
@@ -70,30 +70,21 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-class DingTalkRobot:
+class DingTalkRobot(SplitChannel):
     """One configured robot: its HTTP client and how to render for it."""
 
     kind = KIND
 
     def __init__(self, spec: ChannelSpec, client: HttpClient, ledger: PartLedger) -> None:
+        super().__init__(spec, client, ledger)
         options = spec.options
-        self.name = spec.name
-        self.client = client
-        self.ledger = ledger
-        self.msgtype = options["msgtype"]
-        self.overflow = options["overflow"]
-        self.max_parts = options["max_parts"]
         self.mentions = Mentions(
             tuple(options["at_mobiles"] or ()),
             tuple(options["at_user_ids"] or ()),
             bool(options["at_all"]),
         )
 
-    def __repr__(self) -> str:
-        return f"DingTalkRobot({self.name!r})"
-
     def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
-        """The messages a send delivers, in order (``notifier render`` shows them)."""
         return render_messages(
             alert,
             msgtype=self.msgtype,
@@ -103,18 +94,8 @@ class DingTalkRobot:
             text=templates.message(alert, delivery),
         )
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = self.plan(alert, delivery)
-
-        def post(message: dict[str, Any]) -> CallResult:
-            return self.client.call(SEND, json=message)
-
-        # Every part after the first takes its own slot of the robot's 20 a minute.
-        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
-        return sent.send_result()
-
-    def close(self) -> None:
-        self.client.close()
+    def post(self, message: dict[str, Any]) -> CallResult:
+        return self.client.call(SEND, json=message)
 
 
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:

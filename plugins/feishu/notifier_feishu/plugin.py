@@ -26,8 +26,8 @@ from notifier.http import (
 )
 from notifier.http.options import webhook_client
 from notifier.kinds import BuildContext, ChannelKind, ChannelSpec, Option, Part, RateLimit
-from notifier.models import Alert, DeliveryContext, SendResult
-from notifier.parts import SPLIT_OPTIONS, PartLedger, send_parts
+from notifier.models import Alert, DeliveryContext
+from notifier.parts import SPLIT_OPTIONS, PartLedger, SplitChannel
 from notifier.redact import Secret
 from notifier_feishu.messages import lark_md_escape, part, render_messages
 from notifier_feishu.signing import BodySignature
@@ -71,7 +71,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-class FeishuBot:
+class FeishuBot(SplitChannel):
     """One configured custom bot."""
 
     kind = KIND
@@ -79,19 +79,10 @@ class FeishuBot:
     def __init__(
         self, spec: ChannelSpec, client: HttpClient, token: Secret, ledger: PartLedger
     ) -> None:
-        self.name = spec.name
-        self.client = client
-        self.ledger = ledger
+        super().__init__(spec, client, ledger)
         self._token = token
-        self.msgtype = spec.options["msgtype"]
-        self.overflow = spec.options["overflow"]
-        self.max_parts = spec.options["max_parts"]
-
-    def __repr__(self) -> str:
-        return f"FeishuBot({self.name!r})"
 
     def plan(self, alert: Alert, delivery: DeliveryContext) -> list[dict[str, Any]]:
-        """The request bodies a send delivers, in order (``notifier render`` shows them)."""
         return render_messages(
             alert,
             msgtype=self.msgtype,
@@ -101,18 +92,8 @@ class FeishuBot:
             text=templates.message(alert, delivery),
         )
 
-    def send(self, alert: Alert, delivery: DeliveryContext) -> SendResult:
-        messages = self.plan(alert, delivery)
-
-        def post(message: dict[str, Any]) -> CallResult:
-            return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
-
-        # Every part after the first takes its own slot of the bot's pacing window.
-        sent = send_parts(messages, post, ledger=self.ledger, delivery=delivery)
-        return sent.send_result()
-
-    def close(self) -> None:
-        self.client.close()
+    def post(self, message: dict[str, Any]) -> CallResult:
+        return self.client.call(SEND, json=message, path_params={"token": self._token.reveal()})
 
 
 def validate(spec: ChannelSpec) -> list[ConfigIssue]:
