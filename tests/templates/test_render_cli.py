@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +16,6 @@ from notifier.cli.main import main
 
 ROBOT_KEY = "fake-robot-key-0001"
 CJK_LINE = "支付网关超时，华东区下单失败率上升。🚨\n"  # noqa: RUF001 - a Chinese comma
-
-
-@pytest.fixture(autouse=True)
-def root_logger() -> Iterator[None]:
-    """``main`` sets up logging for a process; give the next test the logging it had."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
