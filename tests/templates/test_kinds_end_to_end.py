@@ -5,48 +5,20 @@ and ``mention_labels`` become each kind's own mention form."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN, FakeDingTalk
-from notifier_email.testing import FakeSMTP
-from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, FakeFeishu
-from notifier_slack.testing import FakeSlack
-from notifier_wework.testing import FakeWeCom
+from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN
 
 from notifier import Alert, Dispatcher
 from notifier.models import GroupSpec, Outcome
-from notifier.testing.server import LocalServer
 
 ROBOT_KEY = "fake-robot-key-0001"
 TEMPLATE = "T| {{ alert.title }} | {{ alert.labels.service }} | {{ alert.starts_at | localtime }}"
 HOOK_TEMPLATE = '{{ {"text": "T| " ~ alert.title, "owner": alert.labels.owner} | tojson }}'
 AT = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def providers() -> Iterator[dict[str, Any]]:
-    hook = LocalServer()
-    hook.route("POST", "/in", lambda request: {"id": "1"})
-    with (
-        FakeWeCom() as wecom,
-        FakeDingTalk() as dingtalk,
-        FakeFeishu() as feishu,
-        FakeSlack() as slack,
-        FakeSMTP() as smtp,
-        hook,
-    ):
-        yield {
-            "wecom": wecom,
-            "dingtalk": dingtalk,
-            "feishu": feishu,
-            "slack": slack,
-            "smtp": smtp,
-            "hook": hook,
-        }
 
 
 def _config(tmp_path: Path, p: dict[str, Any], routes: str = "") -> tuple[Path, dict[str, str]]:

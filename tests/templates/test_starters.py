@@ -4,18 +4,14 @@ docs/templates.md shows each one, file for file, with exactly the output it rend
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN, FakeDingTalk
-from notifier_email.testing import FakeSMTP
-from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN, FakeFeishu
-from notifier_slack.testing import FakeSlack
-from notifier_wework.testing import FakeWeCom
+from notifier_dingtalk.testing import ROBOT_SECRET, ROBOT_TOKEN
+from notifier_feishu.testing import BOT_SECRET, BOT_TOKEN
 
 from notifier import Alert
 from notifier.config import parse_config
@@ -23,7 +19,6 @@ from notifier.dispatcher import Dispatcher
 from notifier.groups import AlertGroup
 from notifier.models import Link
 from notifier.plugins import PluginHost
-from notifier.testing.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTERS = ROOT / "examples" / "templates"
@@ -118,28 +113,6 @@ def test_the_docs_show_each_starter_and_exactly_what_it_renders(starter: str, ho
     assert group.rstrip("\n") == rendered(starter, GROUP, host).rstrip("\n")
 
 
-@pytest.fixture
-def fakes() -> Iterator[dict[str, Any]]:
-    hook = LocalServer()
-    hook.route("POST", "/hook", lambda request: {"ok": True})
-    with (
-        FakeWeCom() as wecom,
-        FakeDingTalk() as dingtalk,
-        FakeFeishu() as feishu,
-        FakeSlack() as slack,
-        FakeSMTP() as smtp,
-        hook,
-    ):
-        yield {
-            "wecom": wecom,
-            "dingtalk": dingtalk,
-            "feishu": feishu,
-            "slack": slack,
-            "smtp": smtp,
-            "hook": hook,
-        }
-
-
 def _at_fakes(starter: str, fakes: dict[str, Any]) -> dict[str, object]:
     """The starter's channel pointed at its kind's fake provider."""
     wecom, smtp = fakes["wecom"], fakes["smtp"]
@@ -189,10 +162,10 @@ def _received(starter: str, fakes: dict[str, Any], capsys) -> list[Any]:
 @pytest.mark.parametrize("starter", sorted(CHANNELS))
 @pytest.mark.parametrize("status", ["firing", "resolved"])
 def test_each_starter_sends_its_fake_provider_exactly_what_render_shows(
-    starter: str, status: str, fakes, host, capsys
+    starter: str, status: str, providers, host, capsys
 ) -> None:
     channel = {
-        **_at_fakes(starter, fakes),
+        **_at_fakes(starter, providers),
         "template": {"file": starter},
         "mention_labels": ["owner"],
     }
@@ -213,4 +186,4 @@ def test_each_starter_sends_its_fake_provider_exactly_what_render_shows(
     # console prints text: compare what people read. Every other kind: the request body.
     plain = starter in ("email.html.j2", "console.txt.j2")
     shown = [part.content if plain else part.payload for part in parts]
-    assert _received(starter, fakes, capsys) == shown
+    assert _received(starter, providers, capsys) == shown
