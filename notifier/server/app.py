@@ -139,7 +139,7 @@ class NotifierApp:
                 self._stop.wait(engine.settings.poll_interval)
                 continue
             if not done.claimed:
-                self._wake.wait(engine._idle_wait())
+                self._wake.wait(engine.idle_wait())
                 self._wake.clear()
 
     def close(self) -> None:
@@ -217,12 +217,10 @@ class NotifierApp:
         raise Refused(404, f"no such endpoint: {path}")
 
     def _ready(self) -> Answer:
-        try:
-            with self.engine.store.db.write("checking it is writable"):
-                pass
-        except OutboxError as exc:
-            raise Refused(503, f"outbox not writable: {exc}", (("Retry-After", "5"),)) from None
-        return _json(200, {"status": "ready", "outbox": self.engine.store.path})
+        problem = self.engine.writable()
+        if problem is not None:
+            raise Refused(503, f"outbox not writable: {problem}", (("Retry-After", "5"),))
+        return _json(200, {"status": "ready", "outbox": self.engine.path})
 
     def _authorize(self, environ: Mapping[str, Any]) -> None:
         if not self.credentials.allows(environ.get("HTTP_AUTHORIZATION")):
@@ -313,7 +311,7 @@ def create_app(
     try:
         assert dispatcher.outbox is not None
         where = "[outbox]" if loaded.outbox is not None else "the default outbox (no [outbox])"
-        log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.store.path)
+        log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.path)
         return NotifierApp(dispatcher, metrics, settings=settings, deliver=deliver)
     except BaseException:
         dispatcher.close()
