@@ -178,10 +178,11 @@ def notification_deliveries(
     deliveries = []
     for name, (alerts, mentions) in per_channel.items():
         runs = split(tuple(alerts), budgets(name))
+        merged = merge((), *mentions)  # every message of the channel mentions them all
         for index, run in enumerate(runs):
             truncated = group.truncated_alerts if index == len(runs) - 1 else 0
             message = group_message(group, run, truncated)
-            deliveries.append(NewDelivery(message, name, merge((), *mentions)))
+            deliveries.append(NewDelivery(message, name, merged))
     return deliveries
 
 
