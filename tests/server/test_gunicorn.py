@@ -126,8 +126,8 @@ def test_two_workers_deliver_each_notification_once_and_agree_on_metrics(gunicor
 
     delivered_now = ("notifier_outbox_deliveries", (("channel", "audit"), ("state", "delivered")))
     assert eventually(lambda: samples(url).get(delivered_now) == NOTIFICATIONS)
-    sent = ("notifier_deliveries_total",
-            (("channel", "audit"), ("kind", "jsonl"), ("outcome", "delivered"), ("reason", "sent")))  # fmt: skip
+    labels = (("channel", "audit"), ("kind", "jsonl"), ("outcome", "delivered"), ("reason", "sent"))
+    sent = ("notifier_deliveries_total", labels)
     received = ("notifier_alerts_received_total", (("source", "alertmanager"),))
     circuit = ("notifier_circuit_state", (("channel", "audit"), ("state", "closed")))
     # Scraped several times, so that both processes answer: every answer agrees.
