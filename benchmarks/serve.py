@@ -37,7 +37,7 @@ CLIENTS = 32
 ALERTS = 10
 RATIO_TARGET = 0.5
 P99_TARGET_MS = 50.0
-THREADS = 8
+THREADS = 16  # notifier serve's default (--threads), and the bare app's
 
 CONFIG = """
 [channels.audit]

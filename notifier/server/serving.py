@@ -17,7 +17,7 @@ __all__ = ["BODY_SLACK", "run_until", "waitress_server"]
 BODY_SLACK = 4
 
 
-def waitress_server(app: Any, host: str, port: int, *, threads: int = 8) -> Any:
+def waitress_server(app: Any, host: str, port: int, *, threads: int = 16) -> Any:
     """A waitress server for ``app`` (a :class:`~notifier.server.app.NotifierApp`) on
     ``host:port`` (port 0: any free port), not yet running."""
     return create_server(
