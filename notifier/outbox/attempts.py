@@ -62,8 +62,18 @@ _OWNERS = (
     " SELECT lease_owner FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
 )
+# Back to pending: the in-flight deliveries of one lane's claim only.
+_BACK_TO_PENDING_IDS = (
+    "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
+    " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
+    " AND lease_owner = ? AND id IN (SELECT value FROM json_each(?))"
+)
+# The owner may run several lanes of a channel (gates.gate): the lane lease is given back
+# with the last of them, when none of its deliveries on the channel is in flight.
 _RELEASE = (
-    "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE name = ? AND lease_owner = ?"
+    "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE name = ?1"
+    " AND lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE channel = ?1"
+    " AND state IN ('pending', 'inflight') AND state = 'inflight' AND lease_owner = ?2)"
 )
 # A send closes the circuit; the lane's last one also gives the lane back.
 CLOSE_CIRCUIT = (
@@ -71,8 +81,12 @@ CLOSE_CIRCUIT = (
 )
 _CLOSE_AND_RELEASE = (
     "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"
-    " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
-    " lease_expires = CASE WHEN lease_owner = ? THEN 0 ELSE lease_expires END WHERE name = ?"
+    " lease_owner = CASE WHEN lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries"
+    " WHERE channel = ?1 AND state IN ('pending', 'inflight') AND state = 'inflight'"
+    " AND lease_owner = ?2) THEN NULL ELSE lease_owner END,"
+    " lease_expires = CASE WHEN lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries"
+    " WHERE channel = ?1 AND state IN ('pending', 'inflight') AND state = 'inflight'"
+    " AND lease_owner = ?2) THEN 0 ELSE lease_expires END WHERE name = ?1"
 )
 _SENT = "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at) VALUES (?, ?, ?, ?)"
 _FOLDED = (
@@ -121,7 +135,7 @@ def lane_key(channel: str, owner: str) -> tuple[str, str, str]:
 
 def give_back(channel: str, owner: str) -> Callable[[Any], object]:
     """The write that ends a lane after a send: circuit closed, lease released."""
-    return lambda conn: conn.execute(_CLOSE_AND_RELEASE, (owner, owner, channel))
+    return lambda conn: conn.execute(_CLOSE_AND_RELEASE, (channel, owner))
 
 
 def _record_sent(conn: sqlite3.Connection, delivery: Delivery, owner: str, now: float) -> bool:
@@ -144,19 +158,30 @@ def _record_delivered(
     else:
         done = _record_sent(conn, delivery, owner, now)
     if done and not deduplicated:
-        if release:  # the lane's last delivery: nothing of ours is left in flight
-            conn.execute(_CLOSE_AND_RELEASE, (owner, owner, delivery.channel))
+        if release:  # the lane's last delivery: nothing of its claim is left in flight
+            conn.execute(_CLOSE_AND_RELEASE, (delivery.channel, owner))
             return True
         conn.execute(CLOSE_CIRCUIT, (delivery.channel,))
     if release:
-        _release(conn, delivery.channel, owner, now)
+        conn.execute(_RELEASE, (delivery.channel, owner))
     return bool(done)
 
 
-def _release(conn: sqlite3.Connection, channel: str, owner: str, now: float) -> int:
-    back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel)).rowcount
+def _release(
+    conn: sqlite3.Connection,
+    channel: str,
+    owner: str,
+    now: float,
+    ids: Sequence[int] | None = None,
+) -> int:
+    """End a lane: its deliveries still in flight (``ids``; all of ``owner``'s on the
+    channel when ``None``) go back to pending; the lease goes with the owner's last lane."""
+    if ids is None:
+        back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel))
+    else:
+        back = conn.execute(_BACK_TO_PENDING_IDS, (now, owner, json.dumps(list(ids))))
     conn.execute(_RELEASE, (channel, owner))
-    return back
+    return back.rowcount
 
 
 class AttemptsMixin:
@@ -232,13 +257,17 @@ class AttemptsMixin:
             conn.execute(_RENEW_LANES, (until, owner, now))
             conn.execute(_RENEW_OWNED, (until, owner, now))
 
-    def end_lane(self, channel: str, owner: str, now: float) -> int:
+    def end_lane(
+        self, channel: str, owner: str, now: float, ids: Sequence[int] | None = None
+    ) -> int:
         """Give up the lane: deliveries still in flight under ``owner`` go back to pending.
 
+        :param ids: only these (the lane's claim): the owner's other lanes of the channel
+            go on, and the lease is given back with the last of them.
         :return: how many went back.
         """
         with self.db.write("releasing a channel") as conn:
-            return _release(conn, channel, owner, now)
+            return _release(conn, channel, owner, now, ids)
 
     def mark_delivered(
         self,
@@ -310,8 +339,8 @@ class AttemptsMixin:
                     "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
                     (block_until, delivery.channel),
                 )
-            if release:
-                _release(conn, delivery.channel, owner, now)
+            if release:  # the lane's last delivery: nothing of its claim is left in flight
+                conn.execute(_RELEASE, (delivery.channel, owner))
         return bool(done)
 
     def mark_dead(
@@ -333,8 +362,8 @@ class AttemptsMixin:
                 _DEAD,
                 (int(count_attempt), _error(error), now, delivery.id, owner),
             ).rowcount
-            if release:
-                _release(conn, delivery.channel, owner, now)
+            if release:  # the lane's last delivery: nothing of its claim is left in flight
+                conn.execute(_RELEASE, (delivery.channel, owner))
         return bool(done)
 
     def mark_folded(self, deliveries: Sequence[Delivery], owner: str, now: float, by: str) -> int:
@@ -351,7 +380,7 @@ class AttemptsMixin:
             if deliveries:
                 channel = deliveries[0].channel
                 conn.execute(CLOSE_CIRCUIT, (channel,))
-                _release(conn, channel, owner, now)
+                _release(conn, channel, owner, now, [d.id for d in deliveries])
         return done
 
     def release_backlog(self, channel: str, now: float) -> int:

@@ -33,7 +33,8 @@ SELECT_IDS = (
 # A channel's live deliveries in order; with an identity, only those written for it (or
 # before identities were kept).
 HEAD = (
-    "SELECT id, state, next_attempt_at, fingerprint, attempts FROM deliveries"
+    "SELECT id, state, next_attempt_at, fingerprint, attempts, lease_owner, lease_expires"
+    " FROM deliveries"
     " WHERE channel = :channel AND state IN ('pending', 'inflight')"
     " AND (:identity IS NULL OR channel_identity IN (:identity, '')) ORDER BY id"
 )
@@ -99,7 +100,8 @@ def claim_channel(
 
     Order is kept per alert, not per channel: a delivery not due yet (waiting out its
     backoff), or still in flight, holds back the later deliveries of its own fingerprint
-    only. Takes no more than the rate limit has free slots for, one when its circuit
+    only; the claimer's own lane does not hold back the rest of the channel. Takes no
+    more than the rate limit has free slots for, one when its circuit
     wants a probe, and none while another worker holds the lane, the provider blocked
     it, or its circuit is open. Past the channel's digest threshold, every waiting
     delivery is claimed for one digest message.
@@ -109,7 +111,7 @@ def claim_channel(
     channel = row[0]
     if not terms.has(channel):
         return None
-    g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker)
+    g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker, terms.owner)
     if g.admit == 0:
         return None
     probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
@@ -121,8 +123,11 @@ def claim_channel(
     held: set[str] = set()  # fingerprints with an earlier delivery not done or not due
     seen: set[str] = set()
     args = {"channel": channel, "identity": terms.identity(channel)}
-    for id_, state, next_at, fp, attempts in conn.execute(HEAD, args):
+    for id_, state, next_at, fp, attempts, owner, lease_expires in conn.execute(HEAD, args):
         if fp in held:
+            continue
+        if state == "inflight" and owner == terms.owner and lease_expires > now:
+            held.add(fp)  # being sent by another of our lanes: its alert waits for it
             continue
         if fp not in seen:
             seen.add(fp)

@@ -59,10 +59,16 @@ def gate(
     now: float,
     limit: RateLimit | None,
     breaker: CircuitBreaker | None,
+    claimer: str | None = None,
 ) -> Gate:
-    """What stops claiming a channel now, from its ``channels`` row and send log."""
+    """What stops claiming a channel now, from its ``channels`` row and send log.
+
+    :param claimer: who would claim. The lane's holder may claim more of the channel
+        while its circuit is closed: a send that hangs holds back its own alert only,
+        not the channel (the claim skips deliveries the holder has in flight).
+    """
     name, blocked_until, circuit, failures, open_until, owner, lease_expires = row
-    if owner and lease_expires > now:
+    if owner and lease_expires > now and (owner != claimer or circuit != "closed"):
         return Gate(0, lease_expires, "leased")
     if blocked_until > now:
         return Gate(0, blocked_until, "blocked")

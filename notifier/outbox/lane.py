@@ -88,7 +88,8 @@ def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
                 future.result()
     finally:
         if not lane.released:
-            ctx.store.end_lane(claim.channel, ctx.owner, ctx.clock.time())
+            ids = [d.id for d in claim.deliveries]
+            ctx.store.end_lane(claim.channel, ctx.owner, ctx.clock.time(), ids)
     return receipts
 
 
@@ -230,7 +231,7 @@ def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
             receipts[d.id] = _settle(ctx, d, attempt, False)
     finally:
         if not released:
-            store.end_lane(channel, owner, ctx.clock.time())
+            store.end_lane(channel, owner, ctx.clock.time(), [d.id for d in deliveries])
     return receipts
 
 

@@ -94,7 +94,7 @@ def write_and_claim_one(
     else:
         channel_row = row[:7]
     limit = terms.rate_limits.get(channel)
-    g = gate(conn, channel_row, now, limit, terms.breaker)
+    g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
     if g.admit == 0:
         cursor = conn.execute(
