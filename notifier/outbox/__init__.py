@@ -20,13 +20,18 @@ claim), :mod:`~.attempts` (record attempts), :mod:`~.admin` (operator views),
 from __future__ import annotations
 
 from notifier.outbox.engine import OutboxDelivery
-from notifier.outbox.owners import owner_alive, worker_id
-from notifier.outbox.paths import MEMORY, default_path
 from notifier.outbox.policy import Backoff, CircuitBreaker, is_duplicate
-from notifier.outbox.receipts import DrainReport, Round
-from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
-from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.records import (
+    Claim,
+    Delivery,
+    DeliveryState,
+    DrainReport,
+    Enqueued,
+    NewDelivery,
+    Round,
+)
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, owner_alive, worker_id
+from notifier.outbox.settings import MEMORY, OutboxSettings, default_path
 from notifier.outbox.store import OutboxStore
 
 __all__ = [

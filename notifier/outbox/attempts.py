@@ -1,5 +1,11 @@
 """Recording attempts: take a send slot, then mark a delivery delivered, retried or dead.
 
+:class:`SendLogPacer` is the durable pacing backend (:class:`notifier.pacing.Pacer`):
+every process sharing the file takes its send slots from the same ``sends`` table, so a
+channel's rate limit holds across all of them. A claim takes its first send's slot in the
+claiming transaction (:meth:`AttemptsMixin.start_attempt`); the pacer hands out the
+slots of further parts of a split message, and of direct sends while the outbox is on.
+
 Each method checks that the caller still holds the delivery's lease; a worker whose
 lease expired (it was stalled, and another worker reclaimed the lane) finds ``False``
 and leaves the delivery to its new owner.
@@ -11,12 +17,13 @@ import json
 import math
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from notifier.clock import Clock
+from notifier.errors import RateLimited
 from notifier.kinds import RateLimit
-from notifier.outbox.gates import slots
+from notifier.outbox.claiming import slots, take_slot_in
 from notifier.outbox.policy import CircuitBreaker, CircuitState
-from notifier.ratelimit import window
 from notifier.redact import redact
 
 if TYPE_CHECKING:
@@ -106,26 +113,6 @@ _MAX_ERROR = 2000
 
 def _error(text: str) -> str:
     return redact(str(text))[:_MAX_ERROR]
-
-
-def take_slot_in(
-    conn: sqlite3.Connection,
-    channel: str,
-    now: float,
-    limit: RateLimit | None,
-    delivery_id: int | None,
-) -> float:
-    if limit is None:
-        return 0.0
-    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - window(limit)))
-    free, wait = slots(conn, channel, now, limit)
-    if free == 0:
-        return wait
-    conn.execute(
-        "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
-        (channel, now, delivery_id),
-    )
-    return 0.0
 
 
 def lane_key(channel: str, owner: str) -> tuple[str, str, str]:
@@ -291,7 +278,7 @@ class AttemptsMixin:
             self.db.defer(lambda conn: _record_sent(conn, delivery, owner, now))
             channel = delivery.channel
             # Kept apart, so the channel's next dispatch from this process can take it
-            # back and go on under the same lease (see notifier.outbox.single).
+            # back and go on under the same lease (see notifier.outbox.writing).
             self.db.defer(give_back(channel, owner), key=lane_key(channel, owner))
             return True
         with self.db.write("recording a delivery") as conn:
@@ -417,3 +404,45 @@ class AttemptsMixin:
                     (owner,),
                 )
         return back
+
+
+class SendLog(Protocol):
+    """The store's side of the send log, as :class:`SendLogPacer` uses it."""
+
+    def take_slot(
+        self, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None = None
+    ) -> float: ...
+
+    def slot_delay(self, channel: str, now: float, limit: RateLimit) -> float: ...
+
+    def block(self, channel: str, until: float) -> None: ...
+
+
+class SendLogPacer:
+    """A :class:`notifier.pacing.Pacer` over the outbox's shared send log."""
+
+    def __init__(self, store: SendLog, channel: str, limit: RateLimit, clock: Clock) -> None:
+        self.store = store
+        self.channel = channel
+        self.limit = limit
+        self.clock = clock
+
+    def acquire(self, max_wait: float | None = None) -> float:
+        waited = 0.0
+        while (wait := self.store.take_slot(self.channel, self.clock.time(), self.limit)) > 0:
+            if max_wait is not None and waited + wait > max_wait:
+                raise RateLimited(
+                    f"channel {self.channel!r} rate limit: next slot in {wait:.1f}s, "
+                    "after the delivery_timeout",
+                    retry_after=wait,
+                    attempts=0,
+                )
+            self.clock.sleep(wait)
+            waited += wait
+        return waited
+
+    def delay(self) -> float:
+        return self.store.slot_delay(self.channel, self.clock.time(), self.limit)
+
+    def block_for(self, seconds: float) -> None:
+        self.store.block(self.channel, self.clock.time() + max(seconds, 0.0))

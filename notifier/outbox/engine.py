@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -28,15 +29,20 @@ from notifier.deliverer import ChannelInfo, Deliverer
 from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Receipt
-from notifier.outbox.claiming import ClaimTerms
+from notifier.outbox.attempts import SendLogPacer
+from notifier.outbox.claiming import ClaimTerms, Wake
 from notifier.outbox.digest import default_threshold
-from notifier.outbox.gates import Wake
 from notifier.outbox.lane import LaneContext, run_lane
-from notifier.outbox.owners import owner_alive, worker_id
-from notifier.outbox.pacer import SendLogPacer
-from notifier.outbox.receipts import DrainReport, Round, receipts_for
-from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
+from notifier.outbox.records import (
+    Claim,
+    DeliveryState,
+    DrainReport,
+    Enqueued,
+    NewDelivery,
+    Round,
+    receipts_for,
+)
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, owner_alive, worker_id
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
 from notifier.ratelimit import window
@@ -503,3 +509,24 @@ def _digests(channels: Iterable[ChannelInfo]) -> dict[str, int]:
         if threshold:
             found[c.name] = threshold
     return found
+
+
+def attach(
+    deliverer: Deliverer,
+    settings: OutboxSettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    config_file: str = "",
+    runner: Runner | None = None,
+) -> OutboxDelivery:
+    """An outbox engine that delivers through ``deliverer``, for the configuration in
+    ``config_file``; it paces the deliverer's channels from now on."""
+    return OutboxDelivery.open(
+        settings, deliverer, clock=clock, runner=runner, origin=_origin(config_file)
+    )
+
+
+def _origin(file: str) -> str:
+    """The configuration file as stamped on deliveries: absolute, or as given when it
+    names no file (``<inline>``)."""
+    return os.path.abspath(file) if file and not file.startswith("<") else file

@@ -203,7 +203,7 @@ def test_using_a_closed_store_says_it_is_closed():
 
 def test_the_claim_query_uses_the_partial_index_on_live_rows(store):
     from notifier.outbox.claiming import HEAD as _HEAD
-    from notifier.outbox.store import _LIVE_FPS
+    from notifier.outbox.writing import LIVE_FPS as _LIVE_FPS
 
     with store.db.read("test") as conn:
         head = conn.execute(f"EXPLAIN QUERY PLAN {_HEAD}", ("ops", 5)).fetchall()
