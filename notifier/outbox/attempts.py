@@ -7,7 +7,7 @@ claiming transaction (:meth:`AttemptsMixin.start_attempt`); the pacer hands out 
 slots of further parts of a split message, and of direct sends while the outbox is on.
 
 Each method checks that the caller still holds the delivery's lease; a worker whose
-lease expired (it was stalled, and another worker reclaimed the lane) finds ``False``
+lease expired (it was stalled, and another worker reclaimed the channel) finds ``False``
 and leaves the delivery to its new owner.
 """
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from notifier.outbox.database import Database
     from notifier.outbox.records import Delivery
 
-# start_attempt's answer when the lane lease was lost: stop, touch nothing.
+# start_attempt's answer when the channel lease was lost: stop, touch nothing.
 LEASE_LOST = math.inf
 
 # Statements are whole literals (values bound, lists as JSON); live-row filters repeat the
@@ -69,20 +69,20 @@ _OWNERS = (
     " SELECT lease_owner FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
 )
-# Back to pending: the in-flight deliveries of one lane's claim only.
+# Back to pending: the in-flight deliveries of one claim only.
 _BACK_TO_PENDING_IDS = (
     "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
     " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
     " AND lease_owner = ? AND id IN (SELECT value FROM json_each(?))"
 )
-# The owner may run several lanes of a channel (gates.gate): the lane lease is given back
+# The owner may run several claims of a channel (gates.gate): the channel lease is given back
 # with the last of them, when none of its deliveries on the channel is in flight.
 _RELEASE = (
     "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE name = ?1"
     " AND lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE channel = ?1"
     " AND state IN ('pending', 'inflight') AND state = 'inflight' AND lease_owner = ?2)"
 )
-# A send closes the circuit; the lane's last one also gives the lane back.
+# A send closes the circuit; the claim's last one also gives the channel lease back.
 CLOSE_CIRCUIT = (
     "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE name = ?"
 )
@@ -115,13 +115,13 @@ def _error(text: str) -> str:
     return redact(str(text))[:_MAX_ERROR]
 
 
-def lane_key(channel: str, owner: str) -> tuple[str, str, str]:
-    """The key of the deferred write that gives ``owner``'s lane on ``channel`` back."""
+def lease_key(channel: str, owner: str) -> tuple[str, str, str]:
+    """The key of the deferred write that gives ``owner``'s claim on ``channel`` back."""
     return ("release", channel, owner)
 
 
 def give_back(channel: str, owner: str) -> Callable[[Any], object]:
-    """The write that ends a lane after a send: circuit closed, lease released."""
+    """The write that ends a claim after a send: circuit closed, lease released."""
     return lambda conn: conn.execute(_CLOSE_AND_RELEASE, (channel, owner))
 
 
@@ -145,7 +145,7 @@ def _record_delivered(
     else:
         done = _record_sent(conn, delivery, owner, now)
     if done and not deduplicated:
-        if release:  # the lane's last delivery: nothing of its claim is left in flight
+        if release:  # the claim's last delivery: nothing of the claim is left in flight
             conn.execute(_CLOSE_AND_RELEASE, (delivery.channel, owner))
             return True
         conn.execute(CLOSE_CIRCUIT, (delivery.channel,))
@@ -161,8 +161,8 @@ def _release(
     now: float,
     ids: Sequence[int] | None = None,
 ) -> int:
-    """End a lane: its deliveries still in flight (``ids``; all of ``owner``'s on the
-    channel when ``None``) go back to pending; the lease goes with the owner's last lane."""
+    """End a claim: its deliveries still in flight (``ids``; all of ``owner``'s on the
+    channel when ``None``) go back to pending; the lease goes with the owner's last claim."""
     if ids is None:
         back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel))
     else:
@@ -218,7 +218,7 @@ class AttemptsMixin:
 
         :return: 0 when the send may start now; else seconds to wait (the channel's rate
             limit is used up, or the provider blocked it), and nothing was taken;
-            :data:`LEASE_LOST` when ``owner`` no longer holds the lane.
+            :data:`LEASE_LOST` when ``owner`` no longer holds the channel.
         """
         with self.db.write("starting a delivery") as conn:
             row = conn.execute(
@@ -247,9 +247,9 @@ class AttemptsMixin:
     def end_lane(
         self, channel: str, owner: str, now: float, ids: Sequence[int] | None = None
     ) -> int:
-        """Give up the lane: deliveries still in flight under ``owner`` go back to pending.
+        """Give up the claim: deliveries still in flight under ``owner`` go back to pending.
 
-        :param ids: only these (the lane's claim): the owner's other lanes of the channel
+        :param ids: only these (one claim's): the owner's other claims of the channel
             go on, and the lease is given back with the last of them.
         :return: how many went back.
         """
@@ -268,8 +268,8 @@ class AttemptsMixin:
     ) -> bool:
         """The delivery was sent (or is a duplicate of one sent within the window).
 
-        :param release: this is the last delivery of the owner's lane: give the lane
-            up in the same transaction, as :meth:`end_lane`.
+        :param release: this is the last delivery of the owner's claim: give the channel
+            lease up in the same transaction, as :meth:`end_lane`.
         :param defer: with ``release``: write the record with the next write
             transaction (at the latest a moment later; see :mod:`notifier.outbox.deferred`);
             returns ``True``.
@@ -279,7 +279,7 @@ class AttemptsMixin:
             channel = delivery.channel
             # Kept apart, so the channel's next dispatch from this process can take it
             # back and go on under the same lease (see notifier.outbox.writing).
-            self.db.defer(give_back(channel, owner), key=lane_key(channel, owner))
+            self.db.defer(give_back(channel, owner), key=lease_key(channel, owner))
             return True
         with self.db.write("recording a delivery") as conn:
             return _record_delivered(conn, delivery, owner, now, deduplicated, release)
@@ -304,7 +304,7 @@ class AttemptsMixin:
         :param breaker: count a failure toward the channel's circuit.
         :param block_until: the provider asked for a pause: claim nothing from the
             channel before then.
-        :param release: also give up the lane, as :meth:`end_lane`.
+        :param release: also give up the claim, as :meth:`end_lane`.
         """
         with self.db.write("scheduling a retry") as conn:
             done = conn.execute(
@@ -326,7 +326,7 @@ class AttemptsMixin:
                     "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
                     (block_until, delivery.channel),
                 )
-            if release:  # the lane's last delivery: nothing of its claim is left in flight
+            if release:  # the claim's last delivery: nothing of the claim is left in flight
                 conn.execute(_RELEASE, (delivery.channel, owner))
         return bool(done)
 
@@ -342,19 +342,19 @@ class AttemptsMixin:
     ) -> bool:
         """Failed permanently: keep it as a dead letter with ``error`` (redacted).
 
-        :param release: also give up the lane, as :meth:`end_lane`.
+        :param release: also give up the claim, as :meth:`end_lane`.
         """
         with self.db.write("recording a dead letter") as conn:
             done = conn.execute(
                 _DEAD,
                 (int(count_attempt), _error(error), now, delivery.id, owner),
             ).rowcount
-            if release:  # the lane's last delivery: nothing of its claim is left in flight
+            if release:  # the claim's last delivery: nothing of the claim is left in flight
                 conn.execute(_RELEASE, (delivery.channel, owner))
         return bool(done)
 
     def mark_folded(self, deliveries: Sequence[Delivery], owner: str, now: float, by: str) -> int:
-        """These deliveries were told in one digest (``by`` names it); the lane ends.
+        """These deliveries were told in one digest (``by`` names it); the claim ends.
 
         :return: how many were recorded (those whose lease ``owner`` still held).
         """
@@ -386,7 +386,7 @@ class AttemptsMixin:
         return dict(rows)
 
     def recover_orphans(self, alive: Callable[[str], bool], now: float) -> int:
-        """Release lanes and deliveries held by workers that ``alive`` says are gone.
+        """Release channel leases and deliveries held by workers that ``alive`` says are gone.
 
         A worker killed mid-delivery leaves its lease behind; without this its
         deliveries would wait for the lease to expire.

@@ -1,4 +1,4 @@
-"""Claiming one channel's lane: its due prefix, under the claimer's lane lease.
+"""Claiming one channel: its due prefix, under the claimer's channel lease.
 
 Shared by :meth:`OutboxStore.claim_due` (every channel, its own transaction) and
 :meth:`OutboxStore.enqueue_and_claim` (the channels just written to, inside the
@@ -99,9 +99,9 @@ def claim_channel(
 
     Order is kept per alert, not per channel: a delivery not due yet (waiting out its
     backoff), or still in flight, holds back the later deliveries of its own fingerprint
-    only; the claimer's own lane does not hold back the rest of the channel. Takes no
+    only; the claimer's own claims do not hold back the rest of the channel. Takes no
     more than the rate limit has free slots for, one when its circuit
-    wants a probe, and none while another worker holds the lane, the provider blocked
+    wants a probe, and none while another worker holds the channel, the provider blocked
     it, or its circuit is open. Past the channel's digest threshold, every waiting
     delivery is claimed for one digest message.
 
@@ -126,7 +126,7 @@ def claim_channel(
         if fp in held:
             continue
         if state == "inflight" and owner == terms.owner and lease_expires > now:
-            held.add(fp)  # being sent by another of our lanes: its alert waits for it
+            held.add(fp)  # being sent by another of our claims: its alert waits for it
             continue
         if fp not in seen:
             seen.add(fp)
@@ -134,7 +134,7 @@ def claim_channel(
         held.add(fp)  # later deliveries of this alert go with it, or wait for it
         if state == "pending" and next_at > due_by:
             continue
-        # An in-flight one is taken again: the gate let us in, so its lane lease ran out.
+        # An in-flight one is taken again: the gate let us in, so its channel lease ran out.
         take.append(id_)
         held.discard(fp)
         if len(take) >= most and not probe:
@@ -161,12 +161,12 @@ def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: Claim
     """Take the send slot of the claim's first delivery now, as ``start_attempt`` would.
 
     Only for a claim that is sent at once: the slot is logged at the claim's time. The
-    lane lease was just taken, and the gate just found the channel unblocked with a free
+    channel lease was just taken, and the gate just found the channel unblocked with a free
     slot, so nothing else needs checking.
     """
     first = claim.deliveries[0]
     if take_slot_in(conn, claim.channel, now, terms.rate_limits.get(claim.channel), first.id):
-        return claim  # cannot happen under the gate; the lane will take its slot itself
+        return claim  # cannot happen under the gate; the claim will take its slot itself
     return attrs.evolve(claim, started=True)
 
 
@@ -220,7 +220,7 @@ def gate(
 ) -> Gate:
     """What stops claiming a channel now, from its ``channels`` row and send log.
 
-    :param claimer: who would claim. The lane's holder may claim more of the channel
+    :param claimer: who would claim. The claim's holder may claim more of the channel
         while its circuit is closed: a send that hangs holds back its own alert only,
         not the channel (the claim skips deliveries the holder has in flight).
     """

@@ -159,7 +159,7 @@ class Claim:
     :param probe: the channel's circuit is half-open and this single delivery tests it.
     :param digest: the deliveries are sent together as one digest message.
     :param started: the first delivery's send slot was taken with the claim (it is sent
-        at once), so the lane does not start it again.
+        at once), so the claim does not start it again.
     """
 
     channel: str

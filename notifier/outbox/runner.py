@@ -1,9 +1,9 @@
 """Where deliveries run: one small seam, so the same deliveries can run elsewhere.
 
-The outbox hands each claimed channel lane to a :class:`Runner` as
+The outbox hands each claim to a :class:`Runner` as
 ``runner.submit(fn, *args)`` and waits on the returned future. The embedded default,
-:class:`ThreadPoolRunner`, runs lanes on threads of this process. Nothing else in the
-outbox knows how a lane is run; ``docs/outbox.md`` shows how a Celery runner would plug
+:class:`ThreadPoolRunner`, runs claims on threads of this process. Nothing else in the
+outbox knows how a claim is run; ``docs/outbox.md`` shows how a Celery runner would plug
 in without changing channels or configuration.
 """
 

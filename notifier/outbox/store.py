@@ -1,6 +1,6 @@
 """The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
 
-Ordering: per alert. A claim takes the channel's *lane lease* and its due deliveries; a
+Ordering: per alert. A claim takes the channel's *channel lease* and its due deliveries; a
 delivery not due yet (waiting out its backoff) holds back only the later deliveries of
 its own alert (fingerprint), so a resolution never overtakes its firing and different
 alerts never wait for each other.
@@ -18,7 +18,7 @@ from typing import Any
 from notifier.filemodes import DIR_MODE, FILE_MODE
 from notifier.kinds import RateLimit
 from notifier.outbox.admin import AdminMixin
-from notifier.outbox.attempts import AttemptsMixin, give_back, lane_key
+from notifier.outbox.attempts import AttemptsMixin, give_back, lease_key
 from notifier.outbox.claiming import (
     CHANNELS,
     CHANNELS_NAMED,
@@ -107,27 +107,27 @@ class OutboxStore(AttemptsMixin, AdminMixin):
     def enqueue_and_claim(
         self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
     ) -> tuple[list[Enqueued], list[Claim]]:
-        """Write deliveries and, in the same transaction, claim their channels' lanes.
+        """Write deliveries and, in the same transaction, claim their channels.
 
         Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
         older deliveries first, none while another worker holds it), so order and rate
-        limits hold. When a single lane is claimed, its first send slot is taken too:
+        limits hold. When a single channel is claimed, its first send slot is taken too:
         the caller sends it at once. Claimed deliveries written now carry their
         in-memory alert.
         """
         prepared = prepare(items)
         if not prepared:
             return [], []
-        # This process's lane on the channel, idle since its last send, whose release
+        # This process's lease on the channel, idle since its last send, whose release
         # is still pending: the single path goes on under it rather than give it back.
-        lane = lane_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
-        held = lane is not None and self.db.withdraw(lane)
+        lease = lease_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
+        held = lease is not None and self.db.withdraw(lease)
         try:
             return self._write_and_claim(prepared, now, dedup_window, terms, held)
         except BaseException:
-            # Still owed: the lane goes back as the withdrawn write would have.
-            if held and lane is not None:
-                self.db.defer(give_back(lane[1], terms.owner), lane)
+            # Still owed: the lease goes back as the withdrawn write would have.
+            if held and lease is not None:
+                self.db.defer(give_back(lease[1], terms.owner), lease)
             raise
 
     def _write_and_claim(
@@ -143,7 +143,7 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 args = (*prepared[0], now, dedup_window, terms)
                 done = write_and_claim_one(conn, *args, held=held, store=self)
                 claim = done[1] if done is not None else None
-                if held and claim is None:  # not going on under it: give the lane back
+                if held and claim is None:  # not going on under it: give the channel lease back
                     give_back(prepared[0][0].channel, terms.owner)(conn)
                 if done is not None:
                     return [done[0]], [claim] if claim is not None else []

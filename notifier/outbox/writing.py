@@ -2,7 +2,7 @@
 coalesced (the same key already queued) or deduplicated (sent within the window).
 
 The common dispatch writes one delivery to a channel with nothing queued: no repeat of
-its fingerprint in flight, no older backlog, the lane free. :func:`write_and_claim_one`
+its fingerprint in flight, no older backlog, the channel free. :func:`write_and_claim_one`
 inserts it already in flight under the channel lease, which one more statement takes:
 5 statements instead of 11 between ``BEGIN`` and ``COMMIT``. In a stream of dispatches
 to one channel the lease is still this process's from the send before (``held``) and is
@@ -144,7 +144,7 @@ _CHANNEL = (
 )
 _NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
 _NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
-# A channels row but its name: unblocked, circuit closed, lane free.
+# A channels row but its name: unblocked, circuit closed, claim free.
 _FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
 
@@ -160,14 +160,14 @@ def write_and_claim_one(
     held: bool = False,
     store: OutboxStore | None = None,
 ) -> tuple[Enqueued, Claim | None] | None:
-    """Write ``item`` (its alert encoded as ``text``) and claim it when its lane is free.
+    """Write ``item`` (its alert encoded as ``text``) and claim it when its channel is free.
 
-    :param held: ``terms.owner`` still holds the channel's lane from its last send, whose
-        release it took back (:func:`~notifier.outbox.attempts.lane_key`): the lane is
-        idle and ours, and its lease is kept when it still has long to run.
+    :param held: ``terms.owner`` still holds the channel's lease from its last send, whose
+        release it took back (:func:`~notifier.outbox.attempts.lease_key`): the channel
+        is idle and ours, and its lease is kept when it still has long to run.
     :return: what was written and the claim (its send slot taken: send at once), or no
-        claim when the lane cannot be claimed now; ``None``, with nothing written, when
-        the general path must decide. Without a claim, the caller gives a held lane back.
+        claim when the channel cannot be claimed now; ``None``, with nothing written, when
+        the general path must decide. Without a claim, the caller gives a held lease back.
     """
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
