@@ -17,16 +17,13 @@ import attrs
 from notifier.kinds import RateLimit
 from notifier.models import Alert
 from notifier.outbox.policy import CircuitBreaker, CircuitState
-from notifier.outbox.records import Claim, Delivery
+from notifier.outbox.records import DELIVERY_COLUMNS, Claim, Delivery
 from notifier.ratelimit import window
 
 # Id lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
 # on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 SELECT_IDS = (
-    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
-    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
-    " delivered_by FROM deliveries"
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 (constants only)
     " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
 )
 # A channel's live deliveries in order; with an identity, only those written for it (or
@@ -153,7 +150,8 @@ def claim_channel(
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
     conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
     alerts = alerts or {}
-    found = tuple(Delivery.from_row(r, alerts.get(r[0])) for r in conn.execute(SELECT_IDS, (ids,)))
+    rows = Delivery.read(conn, SELECT_IDS, (ids,))
+    found = tuple(Delivery.from_row(r, alerts.get(r["id"])) for r in rows)
     return Claim(channel, found, probe, digest=digest)
 
 

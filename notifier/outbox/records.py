@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -110,14 +111,42 @@ class Delivery:
     loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...], loaded: Alert | None = None) -> Delivery:
-        values = list(row)
+    def from_row(cls, row: sqlite3.Row, loaded: Alert | None = None) -> Delivery:
+        """The delivery in ``row``, a :data:`DELIVERY_COLUMNS` row read by name."""
         try:
-            values[6] = tuple(str(m) for m in json.loads(values[6]))
+            mentions = tuple(str(m) for m in json.loads(row["mentions"]))
         except (TypeError, ValueError):
-            values[6] = ()
-        values[14] = bool(values[14])
-        return cls(**dict(zip(_ROW_FIELDS, values, strict=False)), loaded=loaded)
+            mentions = ()
+        return cls(
+            id=row["id"],
+            channel=row["channel"],
+            key=row["idempotency_key"],
+            fingerprint=row["fingerprint"],
+            status=row["status"],
+            alert_json=row["alert"],
+            mentions=mentions,
+            state=row["state"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            enqueued_at=row["enqueued_at"],
+            updated_at=row["updated_at"],
+            deduplicated=bool(row["deduplicated"]),
+            lease_owner=row["lease_owner"],
+            lease_expires=row["lease_expires"],
+            channel_identity=row["channel_identity"],
+            config=row["config"],
+            delivered_by=row["delivered_by"],
+            loaded=loaded,
+        )
+
+    @staticmethod
+    def read(conn: sqlite3.Connection, query: str, params: Any) -> list[sqlite3.Row]:
+        """The rows of ``query`` (which selects :data:`DELIVERY_COLUMNS`), by name."""
+        cursor = conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(query, params).fetchall()
 
     def alert(self) -> Alert:
         """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""
@@ -148,8 +177,12 @@ class Delivery:
         }
 
 
-# A stored row's columns, in the order every delivery SELECT lists them.
-_ROW_FIELDS = tuple(field.name for field in attrs.fields(Delivery) if field.name != "loaded")
+# What every query for whole deliveries selects, read by name (Delivery.from_row).
+DELIVERY_COLUMNS = (
+    "id, channel, idempotency_key, fingerprint, status, alert, mentions, state, attempts,"
+    " next_attempt_at, last_error, created_at, enqueued_at, updated_at, deduplicated,"
+    " lease_owner, lease_expires, channel_identity, config, delivered_by"
+)
 
 
 @attrs.frozen

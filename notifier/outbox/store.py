@@ -232,6 +232,6 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         """The stored deliveries with these ids (missing ones are left out)."""
         found: dict[int, Delivery] = {}
         with self.db.read("reading deliveries") as conn:
-            for row in conn.execute(SELECT_IDS, (_json(ids),)):
-                found[row[0]] = Delivery.from_row(row)
+            for row in Delivery.read(conn, SELECT_IDS, (_json(ids),)):
+                found[row["id"]] = Delivery.from_row(row)
         return found
