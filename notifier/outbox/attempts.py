@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from notifier.clock import Clock
 from notifier.errors import RateLimited
 from notifier.kinds import RateLimit
-from notifier.outbox.claiming import slots, take_slot_in
+from notifier.outbox.claiming import NEW_CHANNEL, slots, take_slot_in
 from notifier.outbox.policy import CircuitBreaker, CircuitState
 from notifier.redact import redact
 
@@ -44,10 +44,13 @@ _RENEW_OWNED = (
     "UPDATE deliveries SET lease_expires = ? WHERE state IN ('pending', 'inflight')"
     " AND state = 'inflight' AND lease_owner = ? AND lease_expires > ?"
 )
+# A claim's deliveries still in flight go back to pending: ``:ids`` (a JSON array), or
+# all of ``:owner``'s (on ``:channel``, or everywhere when it is NULL).
 _BACK_TO_PENDING = (
     "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
-    " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
-    " AND lease_owner = ?"
+    " updated_at = :now WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
+    " AND lease_owner = :owner AND (:channel IS NULL OR channel = :channel)"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
 )
 _DELIVERED = (
     "UPDATE deliveries SET state = 'delivered', attempts = attempts + ?, deduplicated = ?,"
@@ -68,12 +71,6 @@ _OWNERS = (
     "SELECT lease_owner FROM channels WHERE lease_owner IS NOT NULL UNION"
     " SELECT lease_owner FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
-)
-# Back to pending: the in-flight deliveries of one claim only.
-_BACK_TO_PENDING_IDS = (
-    "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires = NULL,"
-    " updated_at = ? WHERE state IN ('pending', 'inflight') AND state = 'inflight'"
-    " AND lease_owner = ? AND id IN (SELECT value FROM json_each(?))"
 )
 # The owner may run several claims of a channel (gates.gate): the channel lease is given back
 # with the last of them, when none of its deliveries on the channel is in flight.
@@ -96,6 +93,10 @@ _CLOSE_AND_RELEASE = (
     " AND lease_owner = ?2) THEN 0 ELSE lease_expires END WHERE name = ?1"
 )
 _SENT = "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at) VALUES (?, ?, ?, ?)"
+# When each status of a fingerprint was last sent on a channel: the dedup window.
+SENT_TIMES = "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?"
+# The provider asked for a pause: claim nothing of the channel before then.
+_BLOCK = "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?"
 _FOLDED = (
     "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?,"
     " delivered_by = ?, lease_owner = NULL, lease_expires = NULL"
@@ -163,10 +164,9 @@ def _release(
 ) -> int:
     """End a claim: its deliveries still in flight (``ids``; all of ``owner``'s on the
     channel when ``None``) go back to pending; the lease goes with the owner's last claim."""
-    if ids is None:
-        back = conn.execute(_BACK_TO_PENDING + " AND channel = ?", (now, owner, channel))
-    else:
-        back = conn.execute(_BACK_TO_PENDING_IDS, (now, owner, json.dumps(list(ids))))
+    listed = None if ids is None else json.dumps(list(ids))
+    args = {"now": now, "owner": owner, "channel": channel, "ids": listed}
+    back = conn.execute(_BACK_TO_PENDING, args)
     conn.execute(_RELEASE, (channel, owner))
     return back.rowcount
 
@@ -199,11 +199,8 @@ class AttemptsMixin:
         """The provider refused for its rate limit: claim nothing of ``channel`` before
         ``until``."""
         with self.db.write("pausing a channel") as conn:
-            conn.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (channel,))
-            conn.execute(
-                "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
-                (until, channel),
-            )
+            conn.execute(NEW_CHANNEL, (channel,))
+            conn.execute(_BLOCK, (until, channel))
 
     def start_attempt(
         self,
@@ -322,10 +319,7 @@ class AttemptsMixin:
                     (state.circuit.value, state.failures, state.open_until, delivery.channel),
                 )
             if done and block_until is not None:
-                conn.execute(
-                    "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
-                    (block_until, delivery.channel),
-                )
+                conn.execute(_BLOCK, (block_until, delivery.channel))
             if release:  # the claim's last delivery: nothing of the claim is left in flight
                 conn.execute(_RELEASE, (delivery.channel, owner))
         return bool(done)
@@ -379,10 +373,7 @@ class AttemptsMixin:
     def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:
         """When each status of ``fingerprint`` was last sent on ``channel``."""
         with self.db.read("reading the dedup window") as conn:
-            rows = conn.execute(
-                "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?",
-                (fingerprint, channel),
-            ).fetchall()
+            rows = conn.execute(SENT_TIMES, (fingerprint, channel)).fetchall()
         return dict(rows)
 
     def recover_orphans(self, alive: Callable[[str], bool], now: float) -> int:
@@ -397,7 +388,8 @@ class AttemptsMixin:
             owners = {row[0] for row in conn.execute(_OWNERS)}
             back = 0
             for owner in sorted(o for o in owners if o and not alive(o)):
-                back += conn.execute(_BACK_TO_PENDING, (now, owner)).rowcount
+                args = {"now": now, "owner": owner, "channel": None, "ids": None}
+                back += conn.execute(_BACK_TO_PENDING, args).rowcount
                 conn.execute(
                     "UPDATE channels SET lease_owner = NULL, lease_expires = 0"
                     " WHERE lease_owner = ?",

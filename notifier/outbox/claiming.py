@@ -53,7 +53,9 @@ _CLAIM = (
     "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
     " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
-LEASE_LANE = (
+# A channel's row, made when its first delivery is written.
+NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
+TAKE_LEASE = (
     "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
     " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?"
 )
@@ -148,7 +150,7 @@ def claim_channel(
     until = now + terms.lease
     ids = _json(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
-    conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
+    conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
     alerts = alerts or {}
     rows = Delivery.read(conn, SELECT_IDS, (ids,))
     found = tuple(Delivery.from_row(r, alerts.get(r["id"])) for r in rows)

@@ -21,8 +21,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome, key_of
-from notifier.outbox.attempts import CLOSE_CIRCUIT
-from notifier.outbox.claiming import CHANNELS, LEASE_LANE, ClaimTerms, gate, take_slot_in
+from notifier.outbox.attempts import CLOSE_CIRCUIT, SENT_TIMES
+from notifier.outbox.claiming import (
+    CHANNELS,
+    NEW_CHANNEL,
+    TAKE_LEASE,
+    ClaimTerms,
+    gate,
+    take_slot_in,
+)
 from notifier.outbox.policy import is_duplicate
 from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
 
@@ -129,7 +136,7 @@ def enqueue(
         if last - first + 1 != len(rows):
             raise RuntimeError("outbox ids were not handed out consecutively")
         names = sorted({row[1] for row in rows})
-        conn.executemany("INSERT OR IGNORE INTO channels (name) VALUES (?)", [(n,) for n in names])
+        conn.executemany(NEW_CHANNEL, [(n,) for n in names])
     return out
 
 
@@ -137,13 +144,11 @@ def enqueue(
 _LIVE_FP = (
     "SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight') AND fingerprint = ? LIMIT 1"
 )
-_SENT = "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?"
 _CHANNEL = (
     f"{CHANNELS}, EXISTS (SELECT 1 FROM deliveries"  # noqa: S608 (constants only)
     " WHERE channel = ? AND state IN ('pending', 'inflight')) FROM channels WHERE name = ?"
 )
 _NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
-_NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
 # A channels row but its name: unblocked, circuit closed, claim free.
 _FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
@@ -176,7 +181,7 @@ def write_and_claim_one(
         return None  # coalescing and the dedup rules for a fingerprint in flight
     status = alert.status.value
     if dedup_window > 0:
-        sent = dict(conn.execute(_SENT, (fp, channel)).fetchall())
+        sent = dict(conn.execute(SENT_TIMES, (fp, channel)).fetchall())
         if sent and is_duplicate(status, sent, now, dedup_window):
             return Enqueued(channel, key, fp, Outcome.DEDUPLICATED), None
     row = conn.execute(_CHANNEL, (channel, channel)).fetchone()
@@ -200,7 +205,7 @@ def write_and_claim_one(
                       None, None, identity, origin),
         )  # fmt: skip
         if row is None:
-            conn.execute(_NEW_CHANNEL, (channel,))
+            conn.execute(NEW_CHANNEL, (channel,))
         return Enqueued(channel, key, fp, Outcome.QUEUED, cursor.lastrowid), None
     until = now + terms.lease
     cursor = conn.execute(
@@ -213,7 +218,7 @@ def write_and_claim_one(
     if row is None:
         conn.execute(_NEW_LEASED, (channel, terms.owner, until))
     elif not (held and row[6] - now > terms.lease / 2):  # a held lease with long to run stays
-        conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
+        conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
     # The gate found a free slot a moment ago in this same transaction: this takes it.
     take_slot_in(conn, channel, now, limit, id_)
     delivery = Delivery(
