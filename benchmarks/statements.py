@@ -119,13 +119,13 @@ def run(settings: Settings, workdir: Path) -> Outcome:
             "statements per dispatch, a stream to one channel",
             grouped["statements"],
             "statements",
-            8,
+            6,
         ),
         (
             "statements writing a lone dispatch to an idle channel",
             lone["statements"],
             "statements",
-            5,
+            3,
         ),
     )
     figures = [

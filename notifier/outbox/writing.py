@@ -3,10 +3,10 @@ coalesced (the same key already queued) or deduplicated (sent within the window)
 
 The common dispatch writes one delivery to a channel with nothing queued: no repeat of
 its fingerprint in flight, no older backlog, the channel free. :func:`write_and_claim_one`
-inserts it already in flight under the channel lease, which one more statement takes:
-5 statements instead of 11 between ``BEGIN`` and ``COMMIT``. In a stream of dispatches
-to one channel the lease is still this process's from the send before (``held``) and is
-kept, not taken again: 4. Whenever its first reads find anything else (a live delivery
+reads all it needs in one statement (:data:`LOOK`) and inserts the delivery already in
+flight under the channel lease, which one more statement takes: 3 statements between
+``BEGIN`` and ``COMMIT``. In a stream of dispatches to one channel the lease is still
+this process's from the send before (``held``) and is kept, not taken again: 2. Whenever its first reads find anything else (a live delivery
 of the fingerprint or on the channel), it returns ``None`` having written nothing, and
 :func:`enqueue` with a claim (:mod:`notifier.outbox.claiming`) takes over in the same
 transaction.
@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome, key_of
-from notifier.outbox.attempts import CLOSE_CIRCUIT, SENT_TIMES
+from notifier.outbox.attempts import CLOSE_CIRCUIT
 from notifier.outbox.claiming import (
-    CHANNELS,
     NEW_CHANNEL,
     TAKE_LEASE,
     ClaimTerms,
@@ -140,13 +139,19 @@ def enqueue(
     return out
 
 
-# Live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
-_LIVE_FP = (
-    "SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight') AND fingerprint = ? LIMIT 1"
-)
-_CHANNEL = (
-    f"{CHANNELS}, EXISTS (SELECT 1 FROM deliveries"  # noqa: S608 (constants only)
-    " WHERE channel = ? AND state IN ('pending', 'inflight')) FROM channels WHERE name = ?"
+# All the fast path reads, in one statement: whether the fingerprint has a live delivery,
+# when its statuses were last sent on the channel (with a dedup window), the channel's
+# row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
+# the partial indexes' WHERE text (schema.LIVE) exactly.
+LOOK = (
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"
+    " AND fingerprint = :fp),"
+    " CASE WHEN :dedup THEN (SELECT json_group_object(status, sent_at) FROM dedup"
+    " WHERE fingerprint = :fp AND channel = :channel) END,"
+    " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
+    " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
+    " AND state IN ('pending', 'inflight'))"
+    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel"
 )
 _NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
 # A channels row but its name: unblocked, circuit closed, claim free.
@@ -177,16 +182,17 @@ def write_and_claim_one(
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
     identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
-    if conn.execute(_LIVE_FP, (fp,)).fetchone() is not None:
+    look = {"fp": fp, "channel": channel, "dedup": dedup_window > 0}
+    live, sent, *row, busy = conn.execute(LOOK, look).fetchone()
+    if live:
         return None  # coalescing and the dedup rules for a fingerprint in flight
     status = alert.status.value
-    if dedup_window > 0:
-        sent = dict(conn.execute(SENT_TIMES, (fp, channel)).fetchall())
-        if sent and is_duplicate(status, sent, now, dedup_window):
-            return Enqueued(channel, key, fp, Outcome.DEDUPLICATED), None
-    row = conn.execute(_CHANNEL, (channel, channel)).fetchone()
-    if row is not None and row[7]:
+    sent_at = json.loads(sent) if sent is not None and sent != "{}" else None
+    if sent_at and is_duplicate(status, sent_at, now, dedup_window):
+        return Enqueued(channel, key, fp, Outcome.DEDUPLICATED), None
+    if busy:
         return None  # older work on the channel goes first
+    row = row if row[0] is not None else None
     if row is None:
         held, channel_row = False, (channel, *_FRESH_CHANNEL)
     elif held:
@@ -195,7 +201,7 @@ def write_and_claim_one(
             conn.execute(CLOSE_CIRCUIT, (channel,))
         channel_row = (channel, row[1], *_FRESH_CHANNEL[1:])
     else:
-        channel_row = row[:7]
+        channel_row = tuple(row)
     limit = terms.rate_limits.get(channel)
     g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
