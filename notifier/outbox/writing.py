@@ -6,10 +6,10 @@ its fingerprint in flight, no older backlog, the channel free. :func:`write_and_
 reads all it needs in one statement (:data:`LOOK`) and inserts the delivery already in
 flight under the channel lease, which one more statement takes: 3 statements between
 ``BEGIN`` and ``COMMIT``. In a stream of dispatches to one channel the lease is still
-this process's from the send before (``held``) and is kept, not taken again: 2. Whenever its first reads find anything else (a live delivery
-of the fingerprint or on the channel), it returns ``None`` having written nothing, and
-:func:`enqueue` with a claim (:mod:`notifier.outbox.claiming`) takes over in the same
-transaction.
+this process's from the send before (``held``) and is kept, not taken again: 2.
+Whenever that read finds anything else (a live delivery of the fingerprint or on the
+channel), it returns ``None`` having written nothing, and :func:`enqueue` with a claim
+(:mod:`notifier.outbox.claiming`) takes over in the same transaction.
 """
 
 from __future__ import annotations
