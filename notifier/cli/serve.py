@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         which = "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
         print(
             f"notifier serve: listening on http://{bound[0]}:{bound[1]}, outbox "
-            f"{app.engine.store.path} ({which})",
+            f"{app.engine.path} ({which})",
             file=sys.stderr,
             flush=True,
         )

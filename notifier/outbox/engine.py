@@ -54,6 +54,7 @@ LIVENESS_EVERY = 2.0  # seconds between looks for leases of stopped workers on t
 RENEWALS = 3  # lease renewals per lease period while claims run
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
+_CIRCUITS = "SELECT name, circuit FROM channels ORDER BY name"
 
 DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
 
@@ -451,6 +452,56 @@ class OutboxDelivery:
         poll = self.settings.poll_interval
         soonest = min((w.ready_at for w in wakes), default=now + poll)
         return min(max(soonest - now, 0.01), poll)
+
+    # -- what a server or a monitor asks of the outbox ---------------------------------
+    # A process that accepts deliveries and delivers them itself (``notifier serve``)
+    # needs these answers; they keep it away from the store's file and tables.
+
+    @property
+    def path(self) -> str:
+        """The outbox file (``:memory:`` for one in memory)."""
+        return self.store.path
+
+    def writable(self) -> str | None:
+        """Why a delivery could not be written now, or ``None`` when it could.
+
+        Takes the write lock in an empty transaction, as every write must first, so a
+        file another process holds beyond ``busy_timeout``, a full disk or a file moved
+        away are each answered with their one-line reason.
+        """
+        try:
+            with self.store.db.write("checking it is writable"):
+                pass
+        except OutboxError as exc:
+            return str(exc)
+        return None
+
+    def idle_wait(self) -> float:
+        """Seconds a delivery loop that found nothing to claim may wait before it looks
+        again: until the soonest queued delivery falls due (a backoff ends, a rate
+        window or a provider's pause opens), at most ``poll_interval``. A loop that is
+        told of new deliveries (as ``notifier serve`` is) wakes earlier for them.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self._idle_wait()
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` of every delivery the file keeps, whichever
+        process wrote or delivered it.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self.store.counts()
+
+    def circuit_states(self) -> dict[str, str]:
+        """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
+        as the file holds it, so every process sharing it reads the same.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        with self.store.db.read("reading circuit states") as conn:
+            return dict(conn.execute(_CIRCUITS).fetchall())
 
     # -- housekeeping ------------------------------------------------------------------
 
