@@ -46,7 +46,7 @@ def _ids(values: list[int] | None, every: bool, flag: str) -> list[int] | None:
 def run(args: argparse.Namespace) -> int:
     from notifier.config import load_config
     from notifier.outbox import OutboxStore
-    from notifier.outbox.attach import settings_from_config
+    from notifier.outbox.settings import settings_from_config
     from notifier.plugins import PluginHost
 
     if args.all and args.retry is None and args.purge is None:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json, missing)
         if args.dead:
             return _dead(store, args)
-        from notifier.outbox.identity import identities
+        from notifier.identity import identities
 
         return _counts(store, args.json, store.waiting_elsewhere(identities(config.channels)))
     finally:

@@ -61,7 +61,7 @@ CREATE TABLE sends (
 );
 CREATE INDEX sends_channel_at ON sends (channel, at);
 
--- Per channel: the provider's block, the circuit breaker, and the lane lease that keeps
+-- Per channel: the provider's block, the circuit breaker, and the channel lease that keeps
 -- one worker at a time delivering a channel (in order).
 CREATE TABLE channels (
     name TEXT PRIMARY KEY,
@@ -89,7 +89,7 @@ DELETE FROM sqlite_sequence WHERE name = 'deliveries'
 """  # noqa: S608 (built from constants)
 
 # Version 3: each delivery remembers the channel it was written for (its identity, see
-# notifier.outbox.identity) and the configuration file that wrote it, so processes with
+# notifier.identity) and the configuration file that wrote it, so processes with
 # other configurations sharing the file leave it alone and operators see whose it is;
 # and, for a delivery folded into a digest, the digest that delivered it.
 _V3 = """
