@@ -1,0 +1,228 @@
+"""The worker side: what one task does with its delivery.
+
+In order: wait for its turn in the alert's order (and take the alert's claim), drop it
+as a duplicate (the outbox's dedup and resolve-once rules), wait out an open circuit,
+take a slot of the channel's shared rate limit, attempt it once, and record the outcome:
+delivered, a retry after the outbox's backoff (a new task with a ``countdown``), or a
+dead letter. Whatever must wait goes back to the queue as a new task with a countdown
+instead of holding a worker.
+
+The attempt itself is :func:`attempt`, the one place that calls into the dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from notifier import deadline
+from notifier.celery.jobs import CeleryDelivery, Job, publish
+from notifier.celery.pacing import RedisWindow
+from notifier.errors import RateLimited
+from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.outbox.identity import channel_identity
+from notifier.outbox.policy import is_duplicate
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from notifier.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+# The longest a task waits in a worker for a rate-limit slot before it goes back to the
+# queue with a countdown instead.
+RATE_WAIT = 2.0
+# Extra seconds on an alert's claim beyond the channel's delivery_timeout.
+CLAIM_MARGIN = 5.0
+# How soon a delivery written for other channel settings is offered again.
+ELSEWHERE = 5.0
+
+
+def attempt(dispatcher: Dispatcher, job: Job, alert: Alert, pace: RedisWindow | None) -> Receipt:
+    """One attempt of ``job``; its receipt's ``details`` say ``retryable``,
+    ``rate_limited`` and ``retry_after`` when it failed."""
+    live = dispatcher.channels[job.channel]
+    context = DeliveryContext(
+        idempotency_key=job.key,
+        attempt=job.attempt,
+        mentions=job.mentions,
+        timeout=live.spec.timeout,
+        pace=None if pace is None else (lambda: pace.acquire(max_wait=deadline.remaining())),
+    )
+    return dispatcher.deliver(job.channel, alert, context, retried_by_caller=True)
+
+
+class Runtime:
+    """Delivers tasks through one dispatcher configured with ``[celery]``."""
+
+    def __init__(self, dispatcher: Dispatcher, app: Celery) -> None:
+        delivery = dispatcher.celery
+        assert delivery is not None
+        self.dispatcher = dispatcher
+        self.delivery: CeleryDelivery = delivery
+        self.settings = delivery.settings
+        self.state = delivery.state
+        self.clock = dispatcher.clock
+        self.app = app
+        self.rng = random.Random()
+        self.identities = {n: channel_identity(c.spec) for n, c in dispatcher.channels.items()}
+        self.windows = {
+            name: RedisWindow(
+                self.state.client,
+                self.state.key("window", name),
+                live.spec.rate_limit,
+                self.clock,
+                url=self.state.url,
+            )
+            for name, live in dispatcher.channels.items()
+            if live.spec.rate_limit is not None
+        }
+
+    def run(self, payload: dict[str, Any], token: str) -> str:
+        """Handle one task; what became of it (for logs and tests)."""
+        job = Job.from_payload(payload)
+        now = self.clock.time()
+        if job.due > now + 0.05:  # a countdown longer than the broker holds a task
+            return self._later(job, job.due - now, "not due")
+        live = self.dispatcher.channels.get(job.channel)
+        lease = (live.spec.timeout if live else 30.0) + RATE_WAIT + CLAIM_MARGIN
+        step, wait = self.state.begin(job.channel, job.fingerprint, job.seq, token, lease)
+        if step == "done":
+            return "repeat"  # finished before: a redelivered task
+        if step == "wait":
+            return self._later(job, wait, "waiting for its turn")
+        try:
+            return self._claimed(job, token, now)
+        except BaseException:
+            self.state.release(job.channel, job.fingerprint, token)
+            raise
+
+    def _claimed(self, job: Job, token: str, now: float) -> str:
+        settings = self.settings
+        live = self.dispatcher.channels.get(job.channel)
+        if live is None:
+            error = f"channel {job.channel!r} is not in the configuration any more"
+            return self._dead(job, token, error, now)
+        if self.identities.get(job.channel) != job.identity:
+            if now - job.written_at >= settings.max_age:
+                error = (
+                    f"no worker has channel {job.channel!r} with the settings it was "
+                    f"written for, within max_age ({settings.max_age:g}s)"
+                )
+                return self._dead(job, token, error, now)
+            log.warning(
+                "%s: written for other channel settings; left for a worker that has them",
+                job.channel,
+            )
+            self.state.release(job.channel, job.fingerprint, token)
+            return self._later(job, ELSEWHERE, "other settings")
+        window = settings.dedup_window
+        if is_duplicate(job.status, self.state.sent(job.channel, job.fingerprint), now, window):
+            self._finish(job, token, "deduplicated", now)
+            return "deduplicated"
+        closed_in = self.state.admit(
+            job.channel, now, settings.breaker_threshold, live.spec.timeout + CLAIM_MARGIN
+        )
+        if closed_in > 0:
+            self.state.release(job.channel, job.fingerprint, token)
+            return self._later(job, closed_in, "circuit open")
+        pacer = self.windows.get(job.channel)
+        if pacer is not None:
+            try:
+                pacer.acquire(max_wait=RATE_WAIT)
+            except RateLimited as exc:
+                self.state.release(job.channel, job.fingerprint, token)
+                return self._later(job, exc.retry_after or RATE_WAIT, "rate limit")
+        alert = Alert.from_dict(job.alert)
+        receipt = attempt(self.dispatcher, job, alert, pacer)
+        return self._outcome(job, token, receipt, pacer)
+
+    def _outcome(self, job: Job, token: str, receipt: Receipt, pacer: RedisWindow | None) -> str:
+        settings = self.settings
+        now = self.clock.time()
+        if receipt.outcome is Outcome.DELIVERED:
+            self._finish(job, token, "delivered", now)
+            if settings.breaker_threshold:
+                self.state.closed(job.channel)
+            log.info("%s: delivered %r (attempt %d)", job.channel, _title(job), job.attempt)
+            return "delivered"
+        details = receipt.details
+        retry_after = details.get("retry_after")
+        if details.get("rate_limited"):
+            # The provider's refusal pauses the channel for every worker; it is neither an
+            # attempt nor a failure for the breaker.
+            wait = float(retry_after) if retry_after is not None else None
+            if pacer is not None:
+                pacer.block_for(wait if wait is not None else pacer.limit.per)
+            self.state.release(job.channel, job.fingerprint, token)
+            return self._later(job, wait or 1.0, "rate limited by the provider")
+        error = receipt.error or "failed"
+        if details.get("retryable", False):
+            if settings.breaker_threshold:
+                self.state.tripped(
+                    job.channel, now, settings.breaker_threshold, settings.breaker_cooldown
+                )
+            if job.attempt >= settings.max_attempts:
+                return self._dead(job, token, f"{error} (after {job.attempt} attempts)", now)
+            if now - job.written_at >= settings.max_age:
+                return self._dead(job, token, f"{error} (older than max_age)", now)
+            delay = settings.backoff.delay(job.attempt, self.rng, retry_after)
+            self.state.to_retry(job.channel, job.fingerprint, token, retrying=job.retrying)
+            again = attrs.evolve(job, attempt=job.attempt + 1, retrying=True, due=now + delay)
+            self._publish(again, delay)
+            log.warning(
+                "%s: queued %r, next attempt in %.1fs: %s", job.channel, _title(job), delay, error
+            )
+            return "retry"
+        return self._dead(job, token, error, now)
+
+    def _finish(self, job: Job, token: str, outcome: str, now: float) -> None:
+        self.state.finish(
+            job.channel,
+            job.fingerprint,
+            job.seq,
+            token,
+            outcome,
+            status=job.status,
+            now=now,
+            retrying=job.retrying,
+        )
+
+    def _dead(self, job: Job, token: str, error: str, now: float) -> str:
+        record = {"payload": job.to_payload(), "error": error, "died_at": now}
+        dead_id = self.state.finish(
+            job.channel,
+            job.fingerprint,
+            job.seq,
+            token,
+            "dead",
+            now=now,
+            record=record,
+            retrying=job.retrying,
+        )
+        log.warning(
+            "%s: failed %r, kept as dead letter %d: %s", job.channel, _title(job), dead_id, error
+        )
+        return "dead"
+
+    def _later(self, job: Job, seconds: float, why: str) -> str:
+        """Send ``job`` back to the queue to run in ``seconds``, not counted as an attempt."""
+        wait = max(seconds, 0.05)
+        again = attrs.evolve(job, due=self.clock.time() + wait)
+        self._publish(again, wait)
+        log.debug("%s: %s, again in %.2fs", job.channel, why, wait)
+        return "later"
+
+    def _publish(self, job: Job, countdown: float) -> None:
+        # A task the broker holds longer than the visibility timeout would be handed to a
+        # second worker: longer waits are made of several shorter ones (``due``).
+        hold = min(countdown, self.settings.visibility_timeout / 2)
+        publish(self.app, self.settings, job, hold)
+
+
+def _title(job: Job) -> str:
+    return str(job.alert.get("title", ""))

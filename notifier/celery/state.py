@@ -1,0 +1,307 @@
+"""What every worker on every machine shares, kept in Redis.
+
+Each change is one Lua script (:mod:`notifier.celery.scripts`), so two workers never see
+half of another's change. Keys start with ``notifier:<queue>:``; the ones about one alert
+on one channel carry a hash of the two instead of their text, so no name can collide with
+another's keys.
+
+* per-alert order: a sorted set of the alert's unfinished deliveries on the channel, by
+  sequence number; only the first may run, and only under a claim (a key with a lease);
+* dedup and resolve-once: when the alert was last sent firing and resolved on the
+  channel, read by :func:`notifier.outbox.policy.is_duplicate`;
+* circuit breakers, rate-limit windows (:mod:`notifier.celery.pacing`), tokens
+  (:mod:`notifier.celery.tokens`), counts per channel, and dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import redis
+import redis.exceptions
+
+from notifier.celery import scripts
+from notifier.celery.settings import redacted_url
+from notifier.errors import QueueUnavailable
+
+#: How long dedup records outlive their last send: resolve-once must hold for as long as
+#: an alert may stay firing.
+KEEP_SENT = 30 * 86_400
+
+
+def connect(url: str, timeout: float) -> redis.Redis:
+    """A client of the Redis at ``url`` that gives up on a dead server after ``timeout``
+    seconds instead of hanging, and reconnects by itself once it answers again."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=max(timeout, 5.0),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """Redis's connection errors as :class:`QueueUnavailable`, naming the server."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise QueueUnavailable(
+            f"the shared state at {redacted_url(url)} cannot be reached: {exc}"
+        ) from exc
+
+
+def alert_key(channel: str, fingerprint: str) -> str:
+    raw = f"{channel}\x1f{fingerprint}".encode()
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+@attrs.frozen
+class DeadLetter:
+    """A delivery that failed for good, as ``notifier queue --dead`` lists it."""
+
+    id: int
+    channel: str
+    attempts: int
+    died_at: float
+    error: str
+    payload: dict[str, Any] = attrs.field(repr=False)
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get("alert", {}).get("title", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "attempts": self.attempts,
+            "died_at": self.died_at,
+            "last_error": self.error,
+            "title": self.title,
+        }
+
+
+class SharedState:
+    """The shared state of one deployment (one ``[celery] queue``) in one Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str, *, url: str = "") -> None:
+        # Any: the client decodes answers to str, which its type hints cannot say.
+        self.client: Any = client
+        self.prefix = f"notifier:{prefix}"
+        self.url = url
+        self._scripts = {
+            name: client.register_script(getattr(scripts, name))
+            for name in (
+                "ENQUEUE",
+                "UNQUEUE",
+                "BEGIN",
+                "RELEASE",
+                "FINISH",
+                "TO_RETRY",
+                "ADMIT",
+                "TRIPPED",
+                "RETRY_DEAD",
+            )
+        }
+
+    @classmethod
+    def open(cls, url: str, prefix: str, timeout: float = 5.0) -> SharedState:
+        return cls(connect(url, timeout), prefix, url=url)
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        with reaching(self.url):
+            return self._scripts[name](keys=keys, args=args)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _alert(self, what: str, channel: str, fingerprint: str) -> str:
+        return self.key(what, alert_key(channel, fingerprint))
+
+    def ping(self) -> None:
+        with reaching(self.url):
+            self.client.ping()
+
+    # -- a delivery's life ------------------------------------------------------------
+
+    def enqueue(self, channel: str, fingerprint: str, keep: float) -> int:
+        """Give a new delivery its place in its alert's order; its sequence number."""
+        keys = [
+            self.key("seq"),
+            self._alert("order", channel, fingerprint),
+            self.key("counts", channel),
+            self.key("channels"),
+        ]
+        return int(self._run("ENQUEUE", keys, [int(keep) + 1, channel]))
+
+    def unqueue(self, channel: str, fingerprint: str, seq: int) -> None:
+        """Forget a delivery the broker did not take (so later ones need not wait)."""
+        keys = [self._alert("order", channel, fingerprint), self.key("counts", channel)]
+        self._run("UNQUEUE", keys, [seq])
+
+    def begin(
+        self, channel: str, fingerprint: str, seq: int, token: str, lease: float
+    ) -> tuple[str, float]:
+        """``("go", 0)`` with the delivery claimed for ``lease`` seconds; ``("wait",
+        seconds)`` while an earlier delivery of the alert (or another worker) has it;
+        ``("done", 0)`` for one already finished."""
+        keys = [
+            self._alert("order", channel, fingerprint),
+            self._alert("claim", channel, fingerprint),
+        ]
+        step, wait = self._run("BEGIN", keys, [seq, token, int(lease * 1000)])
+        return str(step), float(wait)
+
+    def release(self, channel: str, fingerprint: str, token: str) -> None:
+        self._run("RELEASE", [self._alert("claim", channel, fingerprint)], [token])
+
+    def sent(self, channel: str, fingerprint: str) -> dict[str, float]:
+        """When the alert was last sent on the channel, by status (for dedup)."""
+        with reaching(self.url):
+            raw = self.client.hgetall(self._alert("sent", channel, fingerprint))
+        return {status: float(at) for status, at in raw.items()}
+
+    def finish(
+        self,
+        channel: str,
+        fingerprint: str,
+        seq: int,
+        token: str,
+        outcome: str,
+        *,
+        status: str = "",
+        now: float = 0.0,
+        record: Mapping[str, Any] | None = None,
+        retrying: bool = False,
+    ) -> int:
+        """Record the end of a delivery: ``delivered``, ``deduplicated`` or ``dead``
+        (then ``record`` is kept as the dead letter; its id is returned)."""
+        keys = [
+            self._alert("order", channel, fingerprint),
+            self._alert("claim", channel, fingerprint),
+            self._alert("sent", channel, fingerprint),
+            self.key("counts", channel),
+            self.key("dead"),
+            self.key("dead", "index"),
+            self.key("dead", "seq"),
+        ]
+        args = [
+            seq,
+            token,
+            outcome,
+            status,
+            repr(now),
+            json.dumps(record or {}),
+            KEEP_SENT,
+            "1" if retrying else "0",
+        ]
+        return int(self._run("FINISH", keys, args))
+
+    def to_retry(self, channel: str, fingerprint: str, token: str, *, retrying: bool) -> None:
+        keys = [self._alert("claim", channel, fingerprint), self.key("counts", channel)]
+        self._run("TO_RETRY", keys, [token, "1" if retrying else "0"])
+
+    # -- circuit breakers -------------------------------------------------------------
+
+    def admit(self, channel: str, now: float, threshold: int, probe: float) -> float:
+        """0 when a delivery of ``channel`` may be tried now, else seconds to wait."""
+        keys = [self.key("breaker", channel)]
+        return float(self._run("ADMIT", keys, [repr(now), threshold, repr(probe)]))
+
+    def tripped(self, channel: str, now: float, threshold: int, cooldown: float) -> None:
+        keys = [self.key("breaker", channel)]
+        self._run("TRIPPED", keys, [repr(now), threshold, repr(cooldown)])
+
+    def closed(self, channel: str) -> None:
+        with reaching(self.url):
+            self.client.delete(self.key("breaker", channel))
+
+    def circuit(self, channel: str) -> dict[str, str]:
+        with reaching(self.url):
+            return dict(self.client.hgetall(self.key("breaker", channel)))
+
+    # -- what is queued, and dead letters ---------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {"queued": n, "retry": n, "dead": n}}``."""
+        with reaching(self.url):
+            channels = sorted(self.client.smembers(self.key("channels")))
+            pipe = self.client.pipeline(transaction=False)
+            for channel in channels:
+                pipe.hgetall(self.key("counts", channel))
+            found = pipe.execute()
+        return {
+            channel: {s: max(int(raw.get(s, 0)), 0) for s in ("queued", "retry", "dead")}
+            for channel, raw in zip(channels, found, strict=True)
+        }
+
+    def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        with reaching(self.url):
+            ids = self.client.zrange(self.key("dead", "index"), 0, -1)
+            raw = self.client.hmget(self.key("dead"), ids) if ids else []
+        letters = [_letter(int(i), r) for i, r in zip(ids, raw, strict=True) if r]
+        if channel is not None:
+            letters = [d for d in letters if d.channel == channel]
+        return letters[:limit]
+
+    def dead_ids(self) -> list[int]:
+        with reaching(self.url):
+            return [int(i) for i in self.client.zrange(self.key("dead", "index"), 0, -1)]
+
+    def take_dead(self, dead_id: int, keep: float) -> tuple[int, DeadLetter] | None:
+        """Move a dead letter back into the queue: its new sequence number and record,
+        or ``None`` when there is no such dead letter."""
+        with reaching(self.url):
+            raw = self.client.hget(self.key("dead"), str(dead_id))
+        if not raw:
+            return None
+        letter = _letter(dead_id, raw)
+        fingerprint = str(letter.payload.get("alert", {}).get("fingerprint", ""))
+        keys = [
+            self.key("dead"),
+            self.key("dead", "index"),
+            self.key("counts", letter.channel),
+            self.key("seq"),
+            self._alert("order", letter.channel, fingerprint),
+        ]
+        seq = int(self._run("RETRY_DEAD", keys, [dead_id, int(keep) + 1]))
+        return (seq, letter) if seq else None
+
+    def purge_dead(self, ids: Iterable[int]) -> int:
+        gone = 0
+        with reaching(self.url):
+            for dead_id in ids:
+                raw = self.client.hget(self.key("dead"), str(dead_id))
+                if not raw:
+                    continue
+                channel = _letter(dead_id, raw).channel
+                pipe = self.client.pipeline(transaction=True)
+                pipe.hdel(self.key("dead"), str(dead_id))
+                pipe.zrem(self.key("dead", "index"), str(dead_id))
+                pipe.hincrby(self.key("counts", channel), "dead", -1)
+                pipe.execute()
+                gone += 1
+        return gone
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _letter(dead_id: int, raw: str) -> DeadLetter:
+    record = json.loads(raw)
+    payload = record.get("payload", {})
+    return DeadLetter(
+        id=dead_id,
+        channel=str(payload.get("channel", "")),
+        attempts=int(payload.get("attempt", 0)),
+        died_at=float(record.get("died_at", 0.0)),
+        error=str(record.get("error", "")),
+        payload=payload,
+    )
