@@ -19,18 +19,36 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 if TYPE_CHECKING:
     import pluggy
 
+    from notifier.attempt import Attempt
+    from notifier.deliverer import ChannelInfo, Deliverer
     from notifier.dispatcher import Dispatcher
     from notifier.errors import NotifierError
     from notifier.models import Alert, Receipt
+    from notifier.pacing import Pacer
 
 _LAZY = {
     "Alert": "notifier.models",
+    "Attempt": "notifier.attempt",
+    "ChannelInfo": "notifier.deliverer",
+    "Deliverer": "notifier.deliverer",
     "Receipt": "notifier.models",
     "Dispatcher": "notifier.dispatcher",
     "NotifierError": "notifier.errors",
+    "Pacer": "notifier.pacing",
 }
 
-__all__ = ["Alert", "Dispatcher", "NotifierError", "Receipt", "__version__", "hookimpl"]
+__all__ = [
+    "Alert",
+    "Attempt",
+    "ChannelInfo",
+    "Deliverer",
+    "Dispatcher",
+    "NotifierError",
+    "Pacer",
+    "Receipt",
+    "__version__",
+    "hookimpl",
+]
 
 
 hookimpl: pluggy.HookimplMarker

@@ -20,6 +20,7 @@ import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import Config, load_config
+from notifier.deliverer import ChannelDeliverer
 from notifier.errors import (
     ConfigError,
     ConfigIssue,
@@ -28,7 +29,7 @@ from notifier.errors import (
 )
 from notifier.groups import AlertGroup
 from notifier.kinds import BuildContext, Part
-from notifier.lanes import Lanes, LaneTask, LiveChannel, pace_within_deadline
+from notifier.lanes import Lanes, LiveChannel
 from notifier.mentions import label_mentions, merge
 from notifier.models import (
     Alert,
@@ -39,6 +40,7 @@ from notifier.models import (
     Receipt,
     delivery_key,
 )
+from notifier.pacing import Pacer
 from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 from notifier.redact import install_log_redaction, scrub_exception
@@ -59,6 +61,9 @@ class Dispatcher:
 
     Use as a context manager, or call :meth:`close`, to release worker threads, HTTP
     sessions and connections.
+
+    Its :attr:`deliverer` (a :class:`~notifier.deliverer.Deliverer`) makes single
+    attempts on the built channels, for the outbox and other schedulers.
     """
 
     def __init__(
@@ -68,8 +73,14 @@ class Dispatcher:
         host: PluginHost | None = None,
         clock: Clock = SYSTEM_CLOCK,
         outbox: OutboxSettings | bool | None = None,
+        pacers: Mapping[str, Pacer] | None = None,
         celery: CelerySettings | bool | None = None,
     ) -> None:
+        """
+        :param pacers: ``{channel: pacer}`` replacing the in-memory
+            :class:`~notifier.ratelimit.SlidingWindow` of these channels when delivering
+            directly (with the outbox, its shared send log paces every channel).
+        """
         self.config = config
         self.host = host or PluginHost.load()
         install_log_redaction()  # also on the loggers of the plugins just loaded
@@ -87,6 +98,7 @@ class Dispatcher:
             tokens = RedisTokenStore(shared.client, shared.prefix, clock=clock, url=shared.url)
         context = BuildContext(clock=clock, pool_size=workers, observe=observe, tokens=tokens)
         self.channels: dict[str, LiveChannel] = {}
+        chosen_pacers: dict[str, Pacer] = {}
         issues: list[ConfigIssue] = []
         for name, spec in config.channels.items():
             try:
@@ -98,14 +110,23 @@ class Dispatcher:
                 scrub_exception(exc)
                 issues.append(ConfigIssue(spec.source, f"channels.{name}", f"buildable: {exc}"))
                 continue
-            pacer = SlidingWindow(spec.rate_limit, clock) if spec.rate_limit else None
+            if pacers is not None and name in pacers:
+                chosen_pacers[name] = pacers[name]
+            elif spec.rate_limit:
+                chosen_pacers[name] = SlidingWindow(spec.rate_limit, clock)
             lane = ThreadPoolExecutor(workers, thread_name_prefix=f"notifier-{name}")
             kind = self.host.kinds[spec.kind]
-            self.channels[name] = LiveChannel(spec, kind, built, pacer, lane, workers)
+            self.channels[name] = LiveChannel(spec, kind, built, lane, workers)
         self._closed = False
         # Without templates or label mentions a delivery's context needs nothing more.
         self._templating = any(r.template or r.mention_labels for r in config.routes) or any(
             spec.template or spec.mention_labels for spec in config.channels.values()
+        )
+        self.deliverer = ChannelDeliverer(
+            self._lanes,
+            self.channels,
+            chosen_pacers,
+            bind=self._bind if self._templating else None,
         )
         self.outbox: OutboxDelivery | None = None
         if issues:
@@ -143,7 +164,10 @@ class Dispatcher:
 
         try:
             settings = settings_from_config(self.config, override)
-            self.outbox = attach(self, settings) if settings else None
+            if settings:
+                self.outbox = attach(
+                    self.deliverer, settings, clock=self.clock, config_file=self.config.file
+                )
         except BaseException:
             self.close()
             raise
@@ -158,6 +182,7 @@ class Dispatcher:
         host: PluginHost | None = None,
         outbox: OutboxSettings | bool | None = None,
         plugins: Iterable[object] = (),
+        pacers: Mapping[str, Pacer] | None = None,
         celery: CelerySettings | bool | None = None,
     ) -> Self:
         """Load plugins and the config file (``path`` or ``$NOTIFIER_CONFIG``), build
@@ -172,7 +197,8 @@ class Dispatcher:
             raise TypeError("give plugins= or host=, not both (PluginHost.load(extra=...))")
         host = host or PluginHost.load(env=env, extra=plugins)
         config = load_config(path, host, env)
-        return cls(config, host=host, clock=clock or SYSTEM_CLOCK, outbox=outbox, celery=celery)
+        clock = clock or SYSTEM_CLOCK
+        return cls(config, host=host, clock=clock, outbox=outbox, pacers=pacers, celery=celery)
 
     # -- dispatching ----------------------------------------------------------------
 
@@ -208,9 +234,11 @@ class Dispatcher:
         return self._direct(chosen)
 
     def _direct(self, chosen: list[tuple[Alert, Target]]) -> list[Receipt]:
-        return self._lanes.run(
-            [LaneTask(self.channels[t.channel], a, self._context(a, t)) for a, t in chosen]
+        task = self.deliverer.task
+        attempts = self._lanes.run(
+            [task(t.channel, a, self._context(a, t), retried_by_caller=False) for a, t in chosen]
         )
+        return [attempt.receipt(retried=False) for attempt in attempts]
 
     def _dispatch_undurable(
         self, chosen: list[tuple[Alert, Target]], exc: OutboxWriteError
@@ -236,7 +264,8 @@ class Dispatcher:
         """One paced, isolated attempt within the channel's ``delivery_timeout``; never
         raises. Runs on the channel's lane, so a hung plugin costs a lane thread, not the
         caller, unless the channel's kind declares its sends bounded by the deadline
-        (then it runs here). The durable outbox calls this for each due delivery.
+        (then it runs here). Schedulers use :attr:`deliverer` instead, whose attempts
+        are values rather than receipts.
 
         :param retried_by_caller: the caller records the outcome and retries a retryable
             failure (as the outbox does): the attempt is logged at DEBUG only, and a
@@ -244,14 +273,18 @@ class Dispatcher:
         """
         if delivery is None:
             delivery = self._context(alert, self._target(channel, alert))
-        elif self._templating and delivery.template is None:
-            # From the outbox, which stores the alert, not the route's template.
-            delivery = self._templated(alert, self._target(channel, alert), delivery)
-        task = LaneTask(
-            self.channels[channel], alert, delivery, retried_by_caller=retried_by_caller
-        )
-        (receipt,) = self._lanes.run([task])
-        return receipt
+        else:
+            delivery = self._bind(channel, alert, delivery)
+        task = self.deliverer.task(channel, alert, delivery, retried_by_caller=retried_by_caller)
+        (attempt,) = self._lanes.run([task])
+        return attempt.receipt(retried=retried_by_caller)
+
+    def _bind(self, channel: str, alert: Alert, delivery: DeliveryContext) -> DeliveryContext:
+        """``delivery`` with the route's template and label mentions, when it came
+        without them (from a scheduler, which stores the alert, not the route)."""
+        if self._templating and delivery.template is None:
+            return self._templated(alert, self._target(channel, alert), delivery)
+        return delivery
 
     def _context(
         self, alert: Alert, target: Target, group: AlertGroup | None = None
@@ -261,7 +294,7 @@ class Dispatcher:
             idempotency_key=delivery_key(alert, target.channel),
             mentions=target.mentions,
             timeout=live.spec.timeout,
-            pace=pace_within_deadline(live.pacer) if live.pacer else None,
+            pace=self.deliverer.pace(target.channel),
         )
         if not self._templating:
             return context

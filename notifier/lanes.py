@@ -20,18 +20,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
 
 from notifier import deadline
+from notifier.attempt import Attempt
 from notifier.errors import DeliveryTimeout, NotifierError, RateLimited
 from notifier.kinds import ChannelKind, ChannelSpec
-from notifier.models import Alert, DeliveryContext, Outcome, Receipt
+from notifier.models import Alert, DeliveryContext
+from notifier.pacing import Pacer
 from notifier.plugins import PluginHost
-from notifier.ratelimit import SlidingWindow
 from notifier.redact import redact, scrub_exception
 
 log = logging.getLogger(__name__)
@@ -40,22 +40,18 @@ log = logging.getLogger(__name__)
 #: these out instead of saying everything twice.
 deliveries = logging.getLogger("notifier.deliveries")
 
-#: What a failure that nothing will retry says about retries.
-NO_RETRIES = "configure [outbox] for retries (docs/outbox.md)"
-
 # How often the gatherer looks for deliveries past their deadline while none finishes.
 _POLL = 0.05
 
 
 @attrs.define
 class LiveChannel:
-    """A configured channel, built and ready: its spec, kind, plugin object, pacing and
-    the lane its deliveries run on."""
+    """A configured channel, built and ready: its spec, kind, plugin object and the lane
+    its deliveries run on."""
 
     spec: ChannelSpec
     kind: ChannelKind
     channel: Any
-    pacer: SlidingWindow | None
     lane: ThreadPoolExecutor
     workers: int
     # Deliveries past their deadline whose threads have not come back yet.
@@ -83,9 +79,13 @@ class LaneTask:
     live: LiveChannel
     alert: Alert
     delivery: DeliveryContext
+    # The channel's pacer in force; its first send takes a slot of it unless ``paced``.
+    pacer: Pacer | None = None
+    # The caller took the first send's slot already (the outbox, with its claim).
+    paced: bool = False
     started: float | None = None
-    future: Future[Receipt] | None = None
-    receipt: Receipt | None = None
+    future: Future[Attempt] | None = None
+    attempt: Attempt | None = None
     abandoned: bool = False
     # The caller (the outbox) records the outcome, retries a retryable failure, and says
     # so itself: logging "failed" here would contradict its ``queued``.
@@ -93,25 +93,26 @@ class LaneTask:
 
 
 class Lanes:
-    """Runs deliveries on their channels' lanes and turns every outcome into a receipt."""
+    """Runs deliveries on their channels' lanes and turns every outcome into an
+    :class:`~notifier.attempt.Attempt`."""
 
     def __init__(self, host: PluginHost) -> None:
         self.host = host
 
-    def run(self, tasks: list[LaneTask]) -> list[Receipt]:
-        """Deliver all of ``tasks`` concurrently; their receipts, in the same order."""
+    def run(self, tasks: list[LaneTask]) -> list[Attempt]:
+        """Deliver all of ``tasks`` concurrently; their attempts, in the same order."""
         if len(tasks) == 1 and tasks[0].live.kind.bounded:
             # Its sends end by the deadline on their own: the two thread hand-offs to the
             # lane and back would cost more than the rest of the dispatcher together.
             task = tasks[0]
             self._finish(task, self._inline(task))
-            return [task.receipt]  # type: ignore[list-item]
+            return [task.attempt]  # type: ignore[list-item]
         for task in tasks:
             task.future = task.live.lane.submit(self._run, task)
         self._gather(tasks)
-        return [task.receipt for task in tasks]  # type: ignore[misc]
+        return [task.attempt for task in tasks]  # type: ignore[misc]
 
-    def _inline(self, task: LaneTask) -> Receipt:
+    def _inline(self, task: LaneTask) -> Attempt:
         """Run ``task`` on the calling thread, within the channel's ``workers``."""
         live = task.live
         if live.saturated:  # every worker stuck past its deadline: do not queue behind them
@@ -128,7 +129,7 @@ class Lanes:
         finally:
             live.slots.release()
 
-    def _run(self, task: LaneTask) -> Receipt:
+    def _run(self, task: LaneTask) -> Attempt:
         live = task.live
         live.slots.acquire()  # lane threads are ``workers`` many: waits only for callers'
         try:
@@ -139,10 +140,10 @@ class Lanes:
                 if task.abandoned:
                     live.hung -= 1
 
-    def _attempt(self, task: LaneTask) -> Receipt:
+    def _attempt(self, task: LaneTask) -> Attempt:
         live = task.live
-        if live.pacer is not None:
-            live.pacer.acquire()
+        if task.pacer is not None and not task.paced:
+            task.pacer.acquire()
         task.started = time.monotonic()
         try:
             with deadline.within(live.spec.timeout):
@@ -159,62 +160,56 @@ class Lanes:
                 live.spec.timeout,
                 live.spec.kind,
             )
-        return Receipt(
-            channel=live.spec.name,
-            outcome=Outcome.DELIVERED,
+        return Attempt(
+            live.spec.name,
+            True,
+            kind=live.spec.kind,
+            fingerprint=task.alert.fingerprint,
             attempts=result.attempts,
             latency_ms=took * 1000,
             message_id=result.message_id,
-            fingerprint=task.alert.fingerprint,
-            kind=live.spec.kind,
-            details=_details(result.details, parts=result.parts),
+            parts=result.parts,
+            details=result.details,
         )
 
-    def _failed(self, task: LaneTask, exc: BaseException) -> Receipt:
+    def _failed(self, task: LaneTask, exc: BaseException) -> Attempt:
         live = task.live
         scrub_exception(exc)
-        details: dict[str, Any] = {}
+        code: int | str | None = None
+        request_id: str | None = None
         retry_after: float | None = None
         if isinstance(exc, NotifierError):
             text, attempts, retryable = str(exc), exc.attempts, exc.retryable
-            if exc.code is not None:
-                details["code"] = exc.code
-            if exc.request_id is not None:
-                details["request_id"] = exc.request_id
-            retry_after = exc.retry_after
+            code, request_id, retry_after = exc.code, exc.request_id, exc.retry_after
         else:
             # A plugin bug or an untranslated library error: keep it, try again later.
             text, attempts, retryable = f"{type(exc).__name__}: {exc}", 1, True
             log.debug("channel %s raised", live.spec.name, exc_info=exc)
-        if isinstance(exc, RateLimited) and live.pacer is not None:
-            live.pacer.block_for(retry_after or live.pacer.limit.per)
-        details["retryable"] = retryable
-        if isinstance(exc, RateLimited):
-            details["rate_limited"] = True  # the outbox pauses the channel, not the delivery
-        if retry_after is not None:
-            details["retry_after"] = retry_after
-        if retryable and not task.retried_by_caller:
-            # Nothing will try it again: say how to get retries rather than let the
-            # provider's "busy" read as if someone would.
-            text += f"; not retried: {NO_RETRIES}"
+        rate_limited = isinstance(exc, RateLimited)
+        if rate_limited and task.pacer is not None:
+            task.pacer.block_for(retry_after or task.pacer.limit.per)
         started = task.started or time.monotonic()
-        return Receipt(
-            channel=live.spec.name,
-            outcome=Outcome.FAILED,
+        return Attempt(
+            live.spec.name,
+            False,
+            kind=live.spec.kind,
+            fingerprint=task.alert.fingerprint,
             attempts=attempts,
             latency_ms=(time.monotonic() - started) * 1000,
             error=redact(text),
-            fingerprint=task.alert.fingerprint,
-            kind=live.spec.kind,
-            details=details,
+            retryable=retryable,
+            rate_limited=rate_limited,  # the outbox pauses the channel, not the delivery
+            retry_after=retry_after,
+            code=code,
+            request_id=request_id,
         )
 
     def _gather(self, tasks: list[LaneTask]) -> None:
-        pending: dict[Future[Receipt], LaneTask] = {t.future: t for t in tasks if t.future}
+        pending: dict[Future[Attempt], LaneTask] = {t.future: t for t in tasks if t.future}
         # Completions arrive on a queue; deadlines and saturated lanes are checked by a
         # scan at most every _POLL seconds. Scanning (and waiting on) every pending
         # future after each completion made a large batch quadratic.
-        finished: queue.SimpleQueue[Future[Receipt]] = queue.SimpleQueue()
+        finished: queue.SimpleQueue[Future[Attempt]] = queue.SimpleQueue()
         for future in pending:
             future.add_done_callback(finished.put)
         scan_at = 0.0
@@ -238,7 +233,7 @@ class Lanes:
                 except queue.Empty:
                     break
 
-    def _scan(self, pending: dict[Future[Receipt], LaneTask]) -> float:
+    def _scan(self, pending: dict[Future[Attempt], LaneTask]) -> float:
         """Give timeout receipts to deliveries past their deadline (or stuck behind a
         saturated lane); return how long until the next scan is due."""
         now = time.monotonic()
@@ -264,12 +259,13 @@ class Lanes:
             self._finish(task, self._timed_out(task))
         return poll
 
-    def _finish(self, task: LaneTask, receipt: Receipt) -> None:
-        task.receipt = receipt
-        self._report(task, receipt)
+    def _finish(self, task: LaneTask, attempt: Attempt) -> None:
+        task.attempt = attempt
+        self._report(task, attempt)
 
-    def _report(self, task: LaneTask, receipt: Receipt) -> None:
+    def _report(self, task: LaneTask, attempt: Attempt) -> None:
         alert = task.alert
+        receipt = attempt.receipt(retried=task.retried_by_caller)
         if task.retried_by_caller:
             log.debug(
                 "%s: attempt %s %r: %s",
@@ -293,7 +289,7 @@ class Lanes:
             )
         self.host.delivery_finished(alert, receipt)
 
-    def _timed_out(self, task: LaneTask, *, hung: bool = False) -> Receipt:
+    def _timed_out(self, task: LaneTask, *, hung: bool = False) -> Attempt:
         name, timeout = task.live.spec.name, task.live.spec.timeout
         if hung:
             message = (
@@ -303,20 +299,3 @@ class Lanes:
         else:
             message = f"channel {name!r} did not finish within {timeout:g}s (delivery_timeout)"
         return self._failed(task, DeliveryTimeout(message))
-
-
-def pace_within_deadline(pacer: SlidingWindow) -> Callable[[], float]:
-    """A :attr:`DeliveryContext.pace` for ``pacer`` that will not wait past the
-    delivery's deadline: a further part that would is retried later instead."""
-
-    def pace() -> float:
-        return pacer.acquire(max_wait=deadline.remaining())
-
-    return pace
-
-
-def _details(details: Mapping[str, Any], *, parts: int) -> dict[str, Any]:
-    out = dict(details)
-    if parts > 1:
-        out["parts"] = parts
-    return out

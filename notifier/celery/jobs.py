@@ -18,8 +18,8 @@ from notifier.celery.settings import CelerySettings, redacted_url
 from notifier.celery.state import SharedState
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, QueueUnavailable
+from notifier.identity import channel_identity
 from notifier.models import Alert, Outcome, Receipt, delivery_key
-from notifier.outbox.identity import channel_identity
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -7,7 +7,9 @@ delivered, a retry after the outbox's backoff (a new task with a ``countdown``),
 dead letter. Whatever must wait goes back to the queue as a new task with a countdown
 instead of holding a worker.
 
-The attempt itself is :func:`attempt`, the one place that calls into the dispatcher.
+The attempt itself goes through the dispatcher's :class:`~notifier.deliverer.Deliverer`,
+paced by the shared windows (:meth:`~notifier.deliverer.Deliverer.pace_with`), so every
+part of a split message takes a slot all workers count.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from notifier import deadline
+from notifier.attempt import Attempt
 from notifier.celery.jobs import CeleryDelivery, Job, publish
 from notifier.celery.pacing import RedisWindow
 from notifier.errors import RateLimited
-from notifier.models import Alert, DeliveryContext, Outcome, Receipt
-from notifier.outbox.identity import channel_identity
+from notifier.identity import channel_identity
+from notifier.models import Alert, DeliveryContext
 from notifier.outbox.policy import is_duplicate
 
 if TYPE_CHECKING:
@@ -42,18 +44,10 @@ CLAIM_MARGIN = 5.0
 ELSEWHERE = 5.0
 
 
-def attempt(dispatcher: Dispatcher, job: Job, alert: Alert, pace: RedisWindow | None) -> Receipt:
-    """One attempt of ``job``; its receipt's ``details`` say ``retryable``,
-    ``rate_limited`` and ``retry_after`` when it failed."""
-    live = dispatcher.channels[job.channel]
-    context = DeliveryContext(
-        idempotency_key=job.key,
-        attempt=job.attempt,
-        mentions=job.mentions,
-        timeout=live.spec.timeout,
-        pace=None if pace is None else (lambda: pace.acquire(max_wait=deadline.remaining())),
-    )
-    return dispatcher.deliver(job.channel, alert, context, retried_by_caller=True)
+def attempt(dispatcher: Dispatcher, job: Job, alert: Alert) -> Attempt:
+    """One attempt of ``job``, whose first send's slot the caller took already."""
+    context = DeliveryContext(idempotency_key=job.key, attempt=job.attempt, mentions=job.mentions)
+    return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True)
 
 
 class Runtime:
@@ -81,6 +75,7 @@ class Runtime:
             for name, live in dispatcher.channels.items()
             if live.spec.rate_limit is not None
         }
+        dispatcher.deliverer.pace_with(self.windows)
 
     def run(self, payload: dict[str, Any], token: str) -> str:
         """Handle one task; what became of it (for logs and tests)."""
@@ -138,30 +133,25 @@ class Runtime:
                 self.state.release(job.channel, job.fingerprint, token)
                 return self._later(job, exc.retry_after or RATE_WAIT, "rate limit")
         alert = Alert.from_dict(job.alert)
-        receipt = attempt(self.dispatcher, job, alert, pacer)
-        return self._outcome(job, token, receipt, pacer)
+        return self._outcome(job, token, attempt(self.dispatcher, job, alert))
 
-    def _outcome(self, job: Job, token: str, receipt: Receipt, pacer: RedisWindow | None) -> str:
+    def _outcome(self, job: Job, token: str, tried: Attempt) -> str:
         settings = self.settings
         now = self.clock.time()
-        if receipt.outcome is Outcome.DELIVERED:
+        if tried.ok:
             self._finish(job, token, "delivered", now)
             if settings.breaker_threshold:
                 self.state.closed(job.channel)
             log.info("%s: delivered %r (attempt %d)", job.channel, _title(job), job.attempt)
             return "delivered"
-        details = receipt.details
-        retry_after = details.get("retry_after")
-        if details.get("rate_limited"):
-            # The provider's refusal pauses the channel for every worker; it is neither an
-            # attempt nor a failure for the breaker.
-            wait = float(retry_after) if retry_after is not None else None
-            if pacer is not None:
-                pacer.block_for(wait if wait is not None else pacer.limit.per)
+        retry_after = tried.retry_after
+        if tried.rate_limited:
+            # The provider's refusal paused the channel's shared window for every worker
+            # (the lane blocks its pacer); it is neither an attempt nor a breaker failure.
             self.state.release(job.channel, job.fingerprint, token)
-            return self._later(job, wait or 1.0, "rate limited by the provider")
-        error = receipt.error or "failed"
-        if details.get("retryable", False):
+            return self._later(job, retry_after or 1.0, "rate limited by the provider")
+        error = tried.error or "failed"
+        if tried.retryable:
             if settings.breaker_threshold:
                 self.state.tripped(
                     job.channel, now, settings.breaker_threshold, settings.breaker_cooldown

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json, missing)
         if args.dead:
             return _dead(store, args)
-        from notifier.outbox.identity import identities
+        from notifier.identity import identities
 
         return _counts(store, args.json, store.waiting_elsewhere(identities(config.channels)))
     finally:

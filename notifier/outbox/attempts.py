@@ -173,6 +173,26 @@ class AttemptsMixin:
         with self.db.write("taking a send slot") as conn:
             return take_slot_in(conn, channel, now, limit, delivery_id)
 
+    def slot_delay(self, channel: str, now: float, limit: RateLimit) -> float:
+        """Seconds until ``channel`` may send under ``limit`` (0: now); takes nothing."""
+        with self.db.read("reading the send log") as conn:
+            row = conn.execute(
+                "SELECT blocked_until FROM channels WHERE name = ?", (channel,)
+            ).fetchone()
+            blocked = row[0] - now if row is not None else 0.0
+            free, wait = slots(conn, channel, now, limit)
+        return max(blocked, wait if free == 0 else 0.0, 0.0)
+
+    def block(self, channel: str, until: float) -> None:
+        """The provider refused for its rate limit: claim nothing of ``channel`` before
+        ``until``."""
+        with self.db.write("pausing a channel") as conn:
+            conn.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (channel,))
+            conn.execute(
+                "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?",
+                (until, channel),
+            )
+
     def start_attempt(
         self,
         channel: str,

@@ -1,8 +1,9 @@
 """Durable delivery: write every delivery first, then deliver due work, in order.
 
-:class:`OutboxDelivery` joins the store, the policies and a runner around one function,
-``deliver(channel_name, alert, DeliveryContext) -> Receipt`` (the dispatcher's single
-paced, isolated, timed attempt, which never raises).
+:class:`OutboxDelivery` joins the store, the policies and a runner around a
+:class:`~notifier.deliverer.Deliverer` (one isolated, timed attempt on a configured
+channel, which never raises), or a plain function ``deliver(channel_name, alert,
+DeliveryContext) -> Receipt``.
 
 * :meth:`OutboxDelivery.submit` writes deliveries, delivers what it can now, and returns
   a receipt for each: delivered, deduplicated, failed, or queued for later;
@@ -21,14 +22,18 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+from notifier.attempt import Attempt
 from notifier.clock import SYSTEM_CLOCK, Clock
+from notifier.deliverer import ChannelInfo, Deliverer
 from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
-from notifier.models import Receipt
+from notifier.models import Alert, DeliveryContext, Receipt
 from notifier.outbox.claiming import ClaimTerms
+from notifier.outbox.digest import default_threshold
 from notifier.outbox.gates import Wake
-from notifier.outbox.lane import DeliverFn, LaneContext, run_lane
+from notifier.outbox.lane import LaneContext, run_lane
 from notifier.outbox.owners import owner_alive, worker_id
+from notifier.outbox.pacer import SendLogPacer
 from notifier.outbox.receipts import DrainReport, Round, receipts_for
 from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery
 from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
@@ -44,14 +49,36 @@ RENEWALS = 3  # lease renewals per lease period while lanes run
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
 
+DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
+
+
+class FunctionDeliverer:
+    """A :class:`Deliverer` over a plain ``deliver`` function that returns receipts
+    (tests, and callers from before the deliverer): it knows no channel's facts."""
+
+    def __init__(self, deliver: DeliverFn) -> None:
+        self.deliver = deliver
+
+    @property
+    def channels(self) -> Mapping[str, ChannelInfo]:
+        return {}
+
+    def attempt(
+        self, channel: str, alert: Alert, context: DeliveryContext, *, paced: bool = False
+    ) -> Attempt:
+        return Attempt.from_receipt(self.deliver(channel, alert, context))
+
+    def pace_with(self, pacers: Mapping[str, object]) -> None:
+        pass
+
 
 class OutboxDelivery:
-    """Delivers through ``deliver`` with everything written to ``store`` first."""
+    """Delivers through ``deliverer`` with everything written to ``store`` first."""
 
     def __init__(
         self,
         store: OutboxStore,
-        deliver: DeliverFn,
+        deliverer: Deliverer | DeliverFn,
         *,
         settings: OutboxSettings | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
@@ -65,15 +92,31 @@ class OutboxDelivery:
         origin: str = "",
     ) -> None:
         """
+        :param deliverer: the configured channels; their facts (rate limits, workers,
+            digest thresholds, identities) are the defaults of the parameters below,
+            and from now on it paces them with the file's shared send log. A plain
+            function returning receipts knows no facts.
         :param concurrency: ``{channel: workers}``: deliveries of different alerts a
             channel sends at once (1 when not given).
         :param digests: ``{channel: threshold}``: waiting deliveries past which they are
             folded into one digest message (see :mod:`notifier.outbox.digest`).
         :param identities: ``{channel: identity}`` of the channels this process has
-            (see :mod:`notifier.outbox.identity`): only their deliveries are delivered
+            (see :mod:`notifier.identity`): only their deliveries are delivered
             here. ``None``: every channel in the file.
         :param origin: the configuration file, stamped on what is written.
         """
+        if not isinstance(deliverer, Deliverer):
+            deliverer = FunctionDeliverer(deliverer)
+        channels = deliverer.channels
+        if rate_limits is None:
+            rate_limits = {n: c.rate_limit for n, c in channels.items() if c.rate_limit}
+        if concurrency is None:
+            concurrency = {n: c.workers for n, c in channels.items()}
+        if digests is None:
+            digests = _digests(channels.values())
+        if identities is None and channels:
+            identities = {n: c.identity for n, c in channels.items()}
+        self.deliverer = deliverer
         self.store = store
         if identities is not None:
             store.serve(identities, origin)
@@ -100,9 +143,13 @@ class OutboxDelivery:
         self._heartbeat: threading.Thread | None = None
         self._last_liveness = float("-inf")
         self.digests = dict(digests or {})
+        # Each send takes one slot, from the send log every process on the file shares.
+        deliverer.pace_with(
+            {n: SendLogPacer(store, n, limit, clock) for n, limit in self.rate_limits.items()}
+        )
         self._lane = LaneContext(
             store=store,
-            deliver=deliver,
+            deliverer=deliverer,
             settings=self.settings,
             rate_limits=self.rate_limits,
             clock=clock,
@@ -124,7 +171,9 @@ class OutboxDelivery:
             return pool
 
     @classmethod
-    def open(cls, settings: OutboxSettings, deliver: DeliverFn, **kwargs: object) -> OutboxDelivery:
+    def open(
+        cls, settings: OutboxSettings, deliverer: Deliverer | DeliverFn, **kwargs: object
+    ) -> OutboxDelivery:
         """Open the store ``settings`` names and build the engine on it."""
         store = OutboxStore.open(
             settings.path,
@@ -133,7 +182,7 @@ class OutboxDelivery:
             file_mode=settings.file_mode,
             dir_mode=settings.dir_mode,
         )
-        return cls(store, deliver, settings=settings, **kwargs)  # type: ignore[arg-type]
+        return cls(store, deliverer, settings=settings, **kwargs)  # type: ignore[arg-type]
 
     def stopping(self) -> bool:
         return any(event.is_set() for event in self._stop_events)
@@ -442,3 +491,15 @@ class OutboxDelivery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _digests(channels: Iterable[ChannelInfo]) -> dict[str, int]:
+    """``{channel: threshold}`` of the channels that fold a backlog into a digest."""
+    found = {}
+    for c in channels:
+        threshold = c.digest_threshold
+        if threshold is None:
+            threshold = default_threshold(c.rate_limit)
+        if threshold:
+            found[c.name] = threshold
+    return found

@@ -15,7 +15,9 @@ from typing import Any
 
 import attrs
 
+from notifier.attempt import Attempt
 from notifier.clock import Clock
+from notifier.deliverer import Deliverer
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_key
 from notifier.outbox.attempts import LEASE_LOST
@@ -29,15 +31,13 @@ from notifier.redact import redact
 log = logging.getLogger("notifier.outbox")
 deliveries = logging.getLogger("notifier.deliveries")  # see notifier.lanes
 
-DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
-
 
 @attrs.frozen
 class LaneContext:
     """Everything a lane needs; built once per engine."""
 
     store: OutboxStore
-    deliver: DeliverFn
+    deliverer: Deliverer
     settings: OutboxSettings
     rate_limits: Mapping[str, RateLimit]
     clock: Clock
@@ -48,22 +48,6 @@ class LaneContext:
     concurrency: Mapping[str, int] = attrs.field(factory=dict)
     # The thread pool of a channel's lane, by channel and size.
     pool: Callable[[str, int], Any] = attrs.field(default=None)
-
-
-def failure_facts(receipt: Receipt) -> tuple[bool, float | None, bool]:
-    """``(retryable, retry_after, rate_limited)`` of a failed receipt.
-
-    The dispatcher puts these in ``details``; a receipt without them is treated as a
-    permanent failure, the safe reading for an error nobody classified.
-    """
-    details = receipt.details or {}
-    retry_after = details.get("retry_after")
-    try:
-        retry_after = None if retry_after is None else max(float(retry_after), 0.0)
-    except (TypeError, ValueError):
-        retry_after = None
-    rate_limited = bool(details.get("rate_limited"))
-    return bool(details.get("retryable")) or rate_limited, retry_after, rate_limited
 
 
 def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) -> Receipt:
@@ -177,8 +161,8 @@ class _Lane:
             context = DeliveryContext(
                 idempotency_key=d.key, attempt=d.attempts + 1, mentions=d.mentions
             )
-            receipt = _attempt(ctx, d, alert, context)
-            settled = _settle(ctx, d, receipt, last, probe=claim.probe)
+            attempt = _attempt(ctx, d, alert, context)
+            settled = _settle(ctx, d, attempt, last, probe=claim.probe)
             self.receipts[d.id] = settled
             _report(alert.title, settled, ctx.clock.time())
             if settled.outcome is Outcome.QUEUED:
@@ -229,9 +213,10 @@ def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
         mentions = tuple(dict.fromkeys(m for d, _ in folded for m in d.mentions))
         key = delivery_key(digest, channel)
         context = DeliveryContext(idempotency_key=key, attempt=1, mentions=mentions)
-        receipt = _attempt(ctx, folded[0][0], digest, context)
+        attempt = _attempt(ctx, folded[0][0], digest, context)
         now = ctx.clock.time()
-        if receipt.ok:
+        if attempt.ok:
+            receipt = attempt.receipt()
             by = f"digest {digest.fingerprint}"
             by += f" (message {receipt.message_id})" if receipt.message_id else ""
             store.mark_folded([d for d, _ in folded], owner, now, by)
@@ -242,7 +227,7 @@ def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
             log.info("outbox: %s: %d waiting deliveries told in one digest", channel, len(folded))
             return receipts
         for d, _ in folded:
-            receipts[d.id] = _settle(ctx, d, receipt, False)
+            receipts[d.id] = _settle(ctx, d, attempt, False)
     finally:
         if not released:
             store.end_lane(channel, owner, ctx.clock.time())
@@ -289,35 +274,37 @@ def _judged(deliveries: list[Delivery], i: int) -> bool:
     return d.loaded is not None and all(x.fingerprint != d.fingerprint for x in deliveries[:i])
 
 
-def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Receipt:
+def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Attempt:
+    """One attempt; its send slot was taken with the claim (``start_attempt``)."""
     try:
-        return ctx.deliver(d.channel, alert, context)
-    except Exception as exc:  # deliver promises not to raise; if it does, retry later
+        return ctx.deliverer.attempt(d.channel, alert, context, paced=True)
+    except Exception as exc:  # attempt promises not to raise; if it does, retry later
         log.exception("outbox: delivering to %s raised", d.channel)
         error = redact(f"{type(exc).__name__}: {exc}")
-        return Receipt(d.channel, Outcome.FAILED, error=error, details={"retryable": True})
+        return Attempt(d.channel, False, fingerprint=d.fingerprint, error=error, retryable=True)
 
 
 def _settle(
-    ctx: LaneContext, d: Delivery, receipt: Receipt, last: bool, *, probe: bool = False
+    ctx: LaneContext, d: Delivery, attempt: Attempt, last: bool, *, probe: bool = False
 ) -> Receipt:
-    """Record ``receipt`` for ``d``: delivered, back to pending, or dead.
+    """Record ``attempt`` for ``d``: delivered, back to pending, or dead; its receipt.
 
     A retry ends the lane, and so does ``last``: the lane is released in the same
     transaction then.
     """
     store, settings, owner = ctx.store, ctx.settings, ctx.owner
     now = ctx.clock.time()
-    attempt = d.attempts + 1
-    if receipt.ok:
+    receipt = attempt.receipt()
+    tries = d.attempts + 1
+    if attempt.ok:
         # The lane's last send: its record may ride with the next write (group commit).
         store.mark_delivered(d, owner, now, release=last, defer=last and settings.group_commit)
         if probe:  # the provider is back: what waits out a backoff from the outage goes now
             store.release_backlog(d.channel, now)
-        return _ours(d, receipt, extra={"attempt": attempt})
+        return _ours(d, receipt, extra={"attempt": tries})
     error = redact(receipt.error or "delivery failed")
-    retryable, retry_after, rate_limited = failure_facts(receipt)
-    if rate_limited:
+    retry_after = attempt.retry_after
+    if attempt.rate_limited:
         # Pacing, not failure: the delivery keeps its place and its attempt count; the
         # whole channel pauses past the provider's window.
         limit = ctx.rate_limits.get(d.channel)
@@ -326,14 +313,14 @@ def _settle(
         store.mark_retry(d, owner, now, d.next_attempt_at, error, count_attempt=False,
                          block_until=until, release=last)  # fmt: skip
         return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=until)
-    if not retryable:
+    if not attempt.retryable:
         store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
-    if attempt >= settings.max_attempts:
-        error = f"gave up after {attempt} attempts: {error}"
+    if tries >= settings.max_attempts:
+        error = f"gave up after {tries} attempts: {error}"
         store.mark_dead(d, owner, now, error, release=last)
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
-    next_at = now + settings.backoff.delay(attempt, ctx.rng, retry_after)
+    next_at = now + settings.backoff.delay(tries, ctx.rng, retry_after)
     if next_at - d.enqueued_at > settings.max_age:
         error = f"gave up: the next attempt would be past max_age ({settings.max_age:g}s): {error}"
         store.mark_dead(d, owner, now, error, release=last)

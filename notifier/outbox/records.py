@@ -102,7 +102,7 @@ class Delivery:
     deduplicated: bool = False
     lease_owner: str | None = None
     lease_expires: float | None = None
-    channel_identity: str = ""  # see notifier.outbox.identity; "" when written before
+    channel_identity: str = ""  # see notifier.identity; "" when written before
     config: str = ""  # the configuration file that wrote it, when known
     delivered_by: str | None = None  # the digest that delivered it, when one did
     # The Alert this process just wrote, when it has it: sent as is, not decoded again.

@@ -89,7 +89,7 @@ DELETE FROM sqlite_sequence WHERE name = 'deliveries'
 """  # noqa: S608 (built from constants)
 
 # Version 3: each delivery remembers the channel it was written for (its identity, see
-# notifier.outbox.identity) and the configuration file that wrote it, so processes with
+# notifier.identity) and the configuration file that wrote it, so processes with
 # other configurations sharing the file leave it alone and operators see whose it is;
 # and, for a delivery folded into a digest, the digest that delivered it.
 _V3 = """

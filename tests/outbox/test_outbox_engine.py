@@ -10,6 +10,7 @@ from outbox_support import alert
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, Receipt
 from notifier.outbox import NewDelivery, OutboxStore
+from notifier.outbox.engine import FunctionDeliverer
 
 
 def items(titles, *channels, **fields):
@@ -169,7 +170,7 @@ def test_a_deliver_function_that_raises_counts_as_a_retryable_failure(make_engin
             raise RuntimeError("plugin bug")
         return Receipt(channel, Outcome.DELIVERED)
 
-    engine._lane = attrs.evolve(engine._lane, deliver=broken)
+    engine._lane = attrs.evolve(engine._lane, deliverer=FunctionDeliverer(broken))
     [receipt] = engine.submit(items(["a"], "ops"))
     assert receipt.outcome is Outcome.QUEUED
     assert "RuntimeError: plugin bug" in receipt.error
@@ -243,7 +244,7 @@ def test_concurrent_submits_to_one_channel_all_deliver_now_in_order(make_engine,
         return Receipt(channel, Outcome.DELIVERED)
 
     engine = make_engine()
-    engine._lane = attrs.evolve(engine._lane, deliver=slow)
+    engine._lane = attrs.evolve(engine._lane, deliverer=FunctionDeliverer(slow))
     results = {}
     first = threading.Thread(target=lambda: results.update(a=engine.submit(items(["a"], "ops"))))
     first.start()
