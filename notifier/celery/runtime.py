@@ -23,6 +23,7 @@ import attrs
 from notifier.attempt import Attempt
 from notifier.celery.jobs import CeleryDelivery, Job, publish
 from notifier.celery.pacing import RedisWindow
+from notifier.celery.state import Begun
 from notifier.errors import RateLimited
 from notifier.identity import channel_identity
 from notifier.models import Alert, DeliveryContext
@@ -85,18 +86,18 @@ class Runtime:
             return self._later(job, job.due - now, "not due")
         live = self.dispatcher.channels.get(job.channel)
         lease = (live.spec.timeout if live else 30.0) + RATE_WAIT + CLAIM_MARGIN
-        step, wait = self.state.begin(job.channel, job.fingerprint, job.seq, token, lease)
-        if step == "done":
+        begun = self.state.begin(job.channel, job.fingerprint, job.seq, token, lease)
+        if begun.step == "done":
             return "repeat"  # finished before: a redelivered task
-        if step == "wait":
-            return self._later(job, wait, "waiting for its turn")
+        if begun.step == "wait":
+            return self._later(job, begun.wait, "waiting for its turn")
         try:
-            return self._claimed(job, token, now)
+            return self._claimed(job, token, now, begun)
         except BaseException:
             self.state.release(job.channel, job.fingerprint, token)
             raise
 
-    def _claimed(self, job: Job, token: str, now: float) -> str:
+    def _claimed(self, job: Job, token: str, now: float, begun: Begun) -> str:
         settings = self.settings
         live = self.dispatcher.channels.get(job.channel)
         if live is None:
@@ -116,15 +117,15 @@ class Runtime:
             self.state.release(job.channel, job.fingerprint, token)
             return self._later(job, ELSEWHERE, "other settings")
         window = settings.dedup_window
-        if is_duplicate(job.status, self.state.sent(job.channel, job.fingerprint), now, window):
+        if is_duplicate(job.status, begun.sent, now, window):
             self._finish(job, token, "deduplicated", now)
             return "deduplicated"
-        closed_in = self.state.admit(
-            job.channel, now, settings.breaker_threshold, live.spec.timeout + CLAIM_MARGIN
-        )
-        if closed_in > 0:
-            self.state.release(job.channel, job.fingerprint, token)
-            return self._later(job, closed_in, "circuit open")
+        if begun.tripped and settings.breaker_threshold:
+            probe = live.spec.timeout + CLAIM_MARGIN
+            closed_in = self.state.admit(job.channel, now, settings.breaker_threshold, probe)
+            if closed_in > 0:
+                self.state.release(job.channel, job.fingerprint, token)
+                return self._later(job, closed_in, "circuit open")
         pacer = self.windows.get(job.channel)
         if pacer is not None:
             try:
@@ -133,14 +134,14 @@ class Runtime:
                 self.state.release(job.channel, job.fingerprint, token)
                 return self._later(job, exc.retry_after or RATE_WAIT, "rate limit")
         alert = Alert.from_dict(job.alert)
-        return self._outcome(job, token, attempt(self.dispatcher, job, alert))
+        return self._outcome(job, token, attempt(self.dispatcher, job, alert), begun)
 
-    def _outcome(self, job: Job, token: str, tried: Attempt) -> str:
+    def _outcome(self, job: Job, token: str, tried: Attempt, begun: Begun) -> str:
         settings = self.settings
         now = self.clock.time()
         if tried.ok:
             self._finish(job, token, "delivered", now)
-            if settings.breaker_threshold:
+            if begun.tripped:
                 self.state.closed(job.channel)
             log.info("%s: delivered %r (attempt %d)", job.channel, _title(job), job.attempt)
             return "delivered"

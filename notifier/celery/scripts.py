@@ -58,8 +58,10 @@ return 1
 
 #: May this delivery run now? "done" (finished before: a repeat), "wait" with seconds
 #: (an earlier delivery of the same alert, or another worker holding it, goes first), or
-#: "go" with the claim taken for ARGV[3] milliseconds.
-#: KEYS: order, claim. ARGV: seq, token, lease ms.
+#: "go" with the claim taken for ARGV[3] milliseconds, and with it what the next steps
+#: read, saving them a round trip each: when the alert was last sent firing and resolved
+#: (for dedup) and the channel's circuit (closed, or not).
+#: KEYS: order, claim, sent, breaker. ARGV: seq, token, lease ms.
 BEGIN = """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'done', '0'} end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
@@ -69,7 +71,9 @@ if holder and holder ~= ARGV[2] then
   return {'wait', tostring(math.max(redis.call('PTTL', KEYS[2]), 100) / 1000)}
 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return {'go', '0'}
+local sent = redis.call('HMGET', KEYS[3], 'firing', 'resolved')
+local breaker = redis.call('HMGET', KEYS[4], 'circuit', 'failures')
+return {'go', '0', sent[1] or '', sent[2] or '', breaker[1] or 'closed', breaker[2] or '0'}
 """
 
 #: The claim given back without finishing (a wait, a retry). KEYS: claim. ARGV: token.

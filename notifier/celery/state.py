@@ -63,6 +63,20 @@ def alert_key(channel: str, fingerprint: str) -> str:
 
 
 @attrs.frozen
+class Begun:
+    """Whether a delivery may run: ``go`` (claimed), ``wait`` (``wait`` seconds: an
+    earlier delivery of the alert, or another worker, has it) or ``done`` (finished
+    before: a repeat). With ``go``, when the alert was last ``sent`` on the channel by
+    status, and whether the channel's breaker has anything to say (``tripped``: open, or
+    failures counted since the last success)."""
+
+    step: str
+    wait: float = 0.0
+    sent: dict[str, float] = attrs.field(factory=dict)
+    tripped: bool = False
+
+
+@attrs.frozen
 class DeadLetter:
     """A delivery that failed for good, as ``notifier queue --dead`` lists it."""
 
@@ -146,27 +160,23 @@ class SharedState:
         keys = [self._alert("order", channel, fingerprint), self.key("counts", channel)]
         self._run("UNQUEUE", keys, [seq])
 
-    def begin(
-        self, channel: str, fingerprint: str, seq: int, token: str, lease: float
-    ) -> tuple[str, float]:
-        """``("go", 0)`` with the delivery claimed for ``lease`` seconds; ``("wait",
-        seconds)`` while an earlier delivery of the alert (or another worker) has it;
-        ``("done", 0)`` for one already finished."""
+    def begin(self, channel: str, fingerprint: str, seq: int, token: str, lease: float) -> Begun:
+        """Claim a delivery for ``lease`` seconds if it may run now (see :class:`Begun`)."""
         keys = [
             self._alert("order", channel, fingerprint),
             self._alert("claim", channel, fingerprint),
+            self._alert("sent", channel, fingerprint),
+            self.key("breaker", channel),
         ]
-        step, wait = self._run("BEGIN", keys, [seq, token, int(lease * 1000)])
-        return str(step), float(wait)
+        answer = self._run("BEGIN", keys, [seq, token, int(lease * 1000)])
+        if answer[0] != "go":
+            return Begun(str(answer[0]), float(answer[1]))
+        firing, resolved, circuit, failures = answer[2:6]
+        sent = {s: float(at) for s, at in (("firing", firing), ("resolved", resolved)) if at}
+        return Begun("go", 0.0, sent, circuit != "closed" or int(failures) > 0)
 
     def release(self, channel: str, fingerprint: str, token: str) -> None:
         self._run("RELEASE", [self._alert("claim", channel, fingerprint)], [token])
-
-    def sent(self, channel: str, fingerprint: str) -> dict[str, float]:
-        """When the alert was last sent on the channel, by status (for dedup)."""
-        with reaching(self.url):
-            raw = self.client.hgetall(self._alert("sent", channel, fingerprint))
-        return {status: float(at) for status, at in raw.items()}
 
     def finish(
         self,

@@ -28,11 +28,12 @@ from notifier.alertmanager import parse_notification
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import load_config
 from notifier.dispatcher import Dispatcher
-from notifier.errors import OutboxError
+from notifier.errors import NotifierError, OutboxError
 from notifier.groups import AlertGroup
 from notifier.models import Link
 from notifier.outbox.records import NewDelivery
 from notifier.plugins import PluginHost
+from notifier.routing import Target
 from notifier.server.auth import Credentials
 from notifier.server.ingest import Budgets, alert_deliveries, notification_deliveries, parse_alerts
 from notifier.server.metrics import CONTENT_TYPE, Metrics
@@ -102,10 +103,12 @@ class NotifierApp:
         settings: ServerSettings | None = None,
         deliver: bool = True,
     ) -> None:
-        if dispatcher.outbox is None:
+        if dispatcher.outbox is None and dispatcher.celery is None:
             raise ValueError("notifier serve delivers through an outbox; the dispatcher has none")
         self.dispatcher = dispatcher
-        self.engine = dispatcher.outbox
+        # With [celery] the workers deliver: requests become tasks, nothing runs here.
+        self.celery = dispatcher.celery
+        self.engine: Any = dispatcher.outbox
         self.settings = settings or dispatcher.config.server
         self.metrics = metrics
         metrics.engine = self.engine
@@ -115,7 +118,7 @@ class NotifierApp:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if deliver:
+        if deliver and self.celery is None:
             self._thread = threading.Thread(
                 target=self._deliver_forever, name="notifier-serve-delivery", daemon=True
             )
@@ -217,6 +220,12 @@ class NotifierApp:
         raise Refused(404, f"no such endpoint: {path}")
 
     def _ready(self) -> Answer:
+        if self.celery is not None:
+            try:
+                self.celery.state.ping()
+            except NotifierError as exc:
+                raise Refused(503, str(exc), (("Retry-After", "5"),)) from None
+            return _json(200, {"status": "ready", "queue": self.celery.settings.queue})
         try:
             with self.engine.store.db.write("checking it is writable"):
                 pass
@@ -258,19 +267,33 @@ class NotifierApp:
             raise Refused(400, "body is not JSON this server reads: nested too deeply") from None
 
     def _accept(self, deliveries: list[NewDelivery], alerts: int, source: str, rid: str) -> Answer:
-        try:
-            done = self.engine.enqueue(deliveries) if deliveries else []
-        except OutboxError as exc:
-            raise Refused(
-                503, f"cannot store the deliveries: {exc}", (("Retry-After", "5"),)
-            ) from None
-        self._wake.set()
+        if self.celery is not None:
+            ids: list[Any] = self._queue(deliveries)
+        else:
+            try:
+                done = self.engine.enqueue(deliveries) if deliveries else []
+            except OutboxError as exc:
+                raise Refused(
+                    503, f"cannot store the deliveries: {exc}", (("Retry-After", "5"),)
+                ) from None
+            self._wake.set()
+            ids = [e.id for e in done if e.id is not None]
         self.metrics.alerts_received.labels(source).inc(alerts)
-        ids = [e.id for e in done if e.id is not None]
         log.info(
             "[%s] accepted %d alert(s) from %s as %d delivery(ies)", rid, alerts, source, len(ids)
         )
         return _json(200, {"accepted": alerts, "ids": ids})
+
+    def _queue(self, deliveries: list[NewDelivery]) -> list[Any]:
+        """One Celery task per delivery; their ids. A 503 when the broker or Redis is
+        away: the sender retries, and what was queued before is then a duplicate."""
+        assert self.celery is not None
+        try:
+            return [self.celery.enqueue(d.alert, Target(d.channel, d.mentions)) for d in deliveries]
+        except NotifierError as exc:
+            raise Refused(
+                503, f"cannot queue the deliveries: {exc}", (("Retry-After", "5"),)
+            ) from None
 
 
 def _method(method: str, allowed: str) -> None:
@@ -309,8 +332,12 @@ def create_app(
     host = PluginHost.load(env=env, extra=[metrics, *plugins])
     loaded = load_config(config, host, env)
     settings = loaded.server if listen is None else loaded.server.listening_on(listen)
-    dispatcher = Dispatcher(loaded, host=host, clock=clock or SYSTEM_CLOCK, outbox=True)
+    outbox = loaded.celery is None  # with [celery], the workers deliver
+    dispatcher = Dispatcher(loaded, host=host, clock=clock or SYSTEM_CLOCK, outbox=outbox)
     try:
+        if dispatcher.celery is not None:
+            log.info("notifier serve: queueing for Celery workers (%s)", loaded.celery)
+            return NotifierApp(dispatcher, metrics, settings=settings, deliver=False)
         assert dispatcher.outbox is not None
         where = "[outbox]" if loaded.outbox is not None else "the default outbox (no [outbox])"
         log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.store.path)

@@ -100,21 +100,22 @@ def test_only_the_first_unfinished_delivery_of_an_alert_may_run_and_only_once(re
     first = state.enqueue("ch", "fp", 60)
     second = state.enqueue("ch", "fp", 60)
     other_alert = state.enqueue("ch", "fp2", 60)
-    assert state.begin("ch", "fp", second, "task-2", 10)[0] == "wait"
-    assert state.begin("ch", "fp2", other_alert, "task-3", 10)[0] == "go"
-    assert state.begin("ch", "fp", first, "task-1", 10)[0] == "go"
-    assert state.begin("ch", "fp", first, "task-1-copy", 10)[0] == "wait", "claimed"
+    assert state.begin("ch", "fp", second, "task-2", 10).step == "wait"
+    assert state.begin("ch", "fp2", other_alert, "task-3", 10).step == "go"
+    assert state.begin("ch", "fp", first, "task-1", 10).step == "go"
+    assert state.begin("ch", "fp", first, "task-1-copy", 10).step == "wait", "claimed"
     state.finish("ch", "fp", first, "task-1", "delivered", status="firing", now=5.0)
-    assert state.begin("ch", "fp", first, "task-1-copy", 10)[0] == "done"
-    assert state.begin("ch", "fp", second, "task-2", 10)[0] == "go"
-    assert state.sent("ch", "fp") == {"firing": 5.0}
+    assert state.begin("ch", "fp", first, "task-1-copy", 10).step == "done"
+    begun = state.begin("ch", "fp", second, "task-2", 10)
+    assert (begun.step, begun.sent, begun.tripped) == ("go", {"firing": 5.0}, False)
     assert state.counts()["ch"] == {"queued": 2, "retry": 0, "dead": 0}
 
 
 def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url):
     state = SharedState(client(redis_url), "t")
     seq = state.enqueue("ch", "fp", 60)
-    state.begin("ch", "fp", seq, "task", 10)
+    state.tripped("ch", 1.0, 5, 10.0)
+    assert state.begin("ch", "fp", seq, "task", 10).tripped
     state.to_retry("ch", "fp", "task", retrying=False)
     assert state.counts()["ch"] == {"queued": 0, "retry": 1, "dead": 0}
     payload = {"channel": "ch", "attempt": 3, "alert": {"title": "Disk", "fingerprint": "fp"}}
@@ -132,7 +133,7 @@ def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url)
     assert taken is not None and taken[0] > seq
     assert state.take_dead(dead_id, 60) is None
     assert state.counts()["ch"] == {"queued": 1, "retry": 0, "dead": 0}
-    assert state.begin("ch", "fp", taken[0], "again", 10)[0] == "go"
+    assert state.begin("ch", "fp", taken[0], "again", 10).step == "go"
 
 
 def test_one_token_fetch_serves_every_process_and_thread(redis_url):

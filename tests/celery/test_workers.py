@@ -179,3 +179,48 @@ def test_dead_letters_are_listed_and_queued_again_with_notifier_queue(
     assert notifier("queue", "--config", config, "--retry", "--all").returncode == 0
     wait_for(lambda: sink.count() >= 6, 30, "the dead letters delivered")
     assert dead() == 0
+
+
+def _call(app, method: str, path: str, body: bytes = b"") -> tuple[str, dict]:
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    environ: dict = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": io.BytesIO(body),
+    }
+    setup_testing_defaults(environ)
+    answered: list[str] = []
+    chunks = app(environ, lambda status, headers, *_: answered.append(status))
+    return answered[0], json.loads(b"".join(chunks) or b"{}")
+
+
+def test_notifier_serve_queues_tasks_for_the_workers_and_is_unready_without_redis(
+    redis_url, sink, workers_for, tmp_path
+):
+    from notifier.server import create_app
+
+    config = celery_config(tmp_path / "n.toml", redis_url, {"a": f"{sink.url}/a"})
+    workers_for(config).start(1)
+    app = create_app(config)
+    try:
+        body = json.dumps([{"title": "From serve 1"}, {"title": "From serve 2"}]).encode()
+        status, answer = _call(app, "POST", "/api/v1/alerts", body)
+        assert status.startswith("200"), answer
+        assert answer["accepted"] == 2 and len(answer["ids"]) == 2
+        assert _call(app, "GET", "/readyz")[0].startswith("200")
+        sink.wait_count(2, timeout=30)
+    finally:
+        app.close()
+
+    down = celery_config(tmp_path / "down.toml", "redis://127.0.0.1:1/0", {"a": f"{sink.url}/a"})
+    app = create_app(down)
+    try:
+        assert _call(app, "GET", "/readyz")[0].startswith("503")
+        status, answer = _call(app, "POST", "/api/v1/alerts", b'{"title": "lost?"}')
+        assert status.startswith("503") and "cannot be reached" in json.dumps(answer)
+    finally:
+        app.close()
