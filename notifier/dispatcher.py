@@ -156,7 +156,7 @@ class Dispatcher:
             return None
         from notifier.celery.state import SharedState
 
-        return settings, SharedState.open(settings.state, settings.queue, settings.connect_timeout)
+        return settings, SharedState.for_settings(settings)
 
     def _open_outbox(self, override: OutboxSettings | bool | None) -> None:
         """Write every delivery to the durable outbox first (``[outbox]``, docs/outbox.md)."""

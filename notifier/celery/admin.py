@@ -54,7 +54,7 @@ def run_worker(
 
 
 def open_state(settings: CelerySettings) -> SharedState:
-    return SharedState.open(settings.state, settings.queue, settings.connect_timeout)
+    return SharedState.for_settings(settings)
 
 
 def retry_dead(

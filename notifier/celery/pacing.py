@@ -2,9 +2,14 @@
 
 :class:`RedisWindow` is :class:`notifier.ratelimit.SlidingWindow` kept in Redis: the start
 time of each send in a sorted set, the oldest leaving the window before the next may
-start, with the same margin over W. One Lua script drops the old starts, checks and takes
-a slot, so two workers can never take the last slot both. Times are the Redis server's
-own (``TIME``), so machines whose clocks disagree still count one window.
+start, with a margin over W. One Lua script drops the old starts, checks and takes a
+slot, so two workers can never take the last slot both. Times are the Redis server's own
+(``TIME``), so machines whose clocks disagree still count one window.
+
+The margin is the in-process limiter's (5 % of W, at most a second), but never less than
+:data:`MIN_MARGIN`: requests from many threads in several processes, on loaded machines,
+reach the provider with more spread than one process's do, and a burst that left at the
+window's start must not still be arriving when the next window's burst does.
 
 It has the dispatcher's pacer interface: :meth:`acquire`, :meth:`delay`,
 :meth:`block_for`.
@@ -23,6 +28,9 @@ from notifier.errors import RateLimited
 from notifier.kinds import RateLimit
 from notifier.ratelimit import window
 
+#: The least margin kept over a shared window, in seconds.
+MIN_MARGIN = 0.25
+
 
 class RedisWindow:
     """Paces every process sharing ``key`` in one Redis to ``limit``."""
@@ -37,7 +45,7 @@ class RedisWindow:
         url: str = "",
     ) -> None:
         self.limit = limit
-        self._window = window(limit)
+        self._window = max(window(limit), limit.per + MIN_MARGIN)
         self._keys = [key, f"{key}:blocked"]
         self._script = client.register_script(scripts.WINDOW)
         self._clock = clock

@@ -94,7 +94,7 @@ class Runtime:
         try:
             return self._claimed(job, token, now, begun)
         except BaseException:
-            self.state.release(job.channel, job.fingerprint, token)
+            self.state.release(job.channel, job.fingerprint, token, job.seq)
             raise
 
     def _claimed(self, job: Job, token: str, now: float, begun: Begun) -> str:
@@ -114,8 +114,7 @@ class Runtime:
                 "%s: written for other channel settings; left for a worker that has them",
                 job.channel,
             )
-            self.state.release(job.channel, job.fingerprint, token)
-            return self._later(job, ELSEWHERE, "other settings")
+            return self._release(job, token, ELSEWHERE, "other settings")
         window = settings.dedup_window
         if is_duplicate(job.status, begun.sent, now, window):
             self._finish(job, token, "deduplicated", now)
@@ -124,15 +123,13 @@ class Runtime:
             probe = live.spec.timeout + CLAIM_MARGIN
             closed_in = self.state.admit(job.channel, now, settings.breaker_threshold, probe)
             if closed_in > 0:
-                self.state.release(job.channel, job.fingerprint, token)
-                return self._later(job, closed_in, "circuit open")
+                return self._release(job, token, closed_in, "circuit open")
         pacer = self.windows.get(job.channel)
         if pacer is not None:
             try:
                 pacer.acquire(max_wait=RATE_WAIT)
             except RateLimited as exc:
-                self.state.release(job.channel, job.fingerprint, token)
-                return self._later(job, exc.retry_after or RATE_WAIT, "rate limit")
+                return self._release(job, token, exc.retry_after or RATE_WAIT, "rate limit")
         alert = Alert.from_dict(job.alert)
         return self._outcome(job, token, attempt(self.dispatcher, job, alert), begun)
 
@@ -149,8 +146,7 @@ class Runtime:
         if tried.rate_limited:
             # The provider's refusal paused the channel's shared window for every worker
             # (the lane blocks its pacer); it is neither an attempt nor a breaker failure.
-            self.state.release(job.channel, job.fingerprint, token)
-            return self._later(job, retry_after or 1.0, "rate limited by the provider")
+            return self._release(job, token, retry_after or 1.0, "rate limited by the provider")
         error = tried.error or "failed"
         if tried.retryable:
             if settings.breaker_threshold:
@@ -162,7 +158,9 @@ class Runtime:
             if now - job.written_at >= settings.max_age:
                 return self._dead(job, token, f"{error} (older than max_age)", now)
             delay = settings.backoff.delay(job.attempt, self.rng, retry_after)
-            self.state.to_retry(job.channel, job.fingerprint, token, retrying=job.retrying)
+            self.state.to_retry(
+                job.channel, job.fingerprint, token, job.seq, delay, retrying=job.retrying
+            )
             again = attrs.evolve(job, attempt=job.attempt + 1, retrying=True, due=now + delay)
             self._publish(again, delay)
             log.warning(
@@ -199,6 +197,11 @@ class Runtime:
             "%s: failed %r, kept as dead letter %d: %s", job.channel, _title(job), dead_id, error
         )
         return "dead"
+
+    def _release(self, job: Job, token: str, seconds: float, why: str) -> str:
+        """Give back the claim and run ``job`` again in ``seconds``."""
+        self.state.release(job.channel, job.fingerprint, token, job.seq, seconds)
+        return self._later(job, seconds, why)
 
     def _later(self, job: Job, seconds: float, why: str) -> str:
         """Send ``job`` back to the queue to run in ``seconds``, not counted as an attempt."""

@@ -36,23 +36,27 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
 return '0'
 """
 
-#: A new delivery of one alert on one channel: its place in the alert's order.
-#: KEYS: sequence counter, the alert's order (sorted set), counts, channel names.
-#: ARGV: keep seconds, channel.
+#: A new delivery of one alert on one channel: its place in the alert's order, and until
+#: when it counts as alive without a sign of its task (see BEGIN).
+#: KEYS: sequence counter, the alert's order (sorted set), counts, channel names, marks.
+#: ARGV: keep seconds, channel, alive until.
 ENQUEUE = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, seq)
 redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[5], seq, ARGV[3])
+redis.call('EXPIRE', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'queued', 1)
 redis.call('SADD', KEYS[4], ARGV[2])
 return seq
 """
 
-#: Undo ENQUEUE for a task the broker did not take. KEYS: order, counts. ARGV: seq.
+#: Undo ENQUEUE for a task the broker did not take. KEYS: order, counts, marks. ARGV: seq.
 UNQUEUE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'queued', -1)
 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
@@ -61,11 +65,29 @@ return 1
 #: "go" with the claim taken for ARGV[3] milliseconds, and with it what the next steps
 #: read, saving them a round trip each: when the alert was last sent firing and resolved
 #: (for dedup) and the channel's circuit (closed, or not).
-#: KEYS: order, claim, sent, breaker. ARGV: seq, token, lease ms.
+#: Each delivery's mark says until when it counts as alive (renewed whenever its task
+#: runs), or that it is done. An earlier delivery not seen alive by then (its producer
+#: died between ENQUEUE and publishing the task) stops holding the later ones back; if
+#: its task turns up after all, it is delivered then, out of order rather than never.
+#: KEYS: order, claim, sent, breaker, marks, counts.
+#: ARGV: seq, token, lease ms, now, alive until.
 BEGIN = """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'done', '0'} end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-if first ~= ARGV[1] then return {'wait', '0.5'} end
+local mark = redis.call('HGET', KEYS[5], ARGV[1])
+local listed = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if mark == 'done' or (not mark and not listed) then return {'done', '0'} end
+if listed then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+  local now = tonumber(ARGV[4])
+  while true do
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+    if first == ARGV[1] then break end
+    local alive = redis.call('HGET', KEYS[5], first)
+    if alive and tonumber(alive) and tonumber(alive) >= now then return {'wait', '0.5'} end
+    redis.call('ZREM', KEYS[1], first)
+    redis.call('HSET', KEYS[5], first, 'skipped')
+    redis.call('HINCRBY', KEYS[6], 'queued', -1)
+  end
+end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[2] then
   return {'wait', tostring(math.max(redis.call('PTTL', KEYS[2]), 100) / 1000)}
@@ -76,21 +98,29 @@ local breaker = redis.call('HMGET', KEYS[4], 'circuit', 'failures')
 return {'go', '0', sent[1] or '', sent[2] or '', breaker[1] or 'closed', breaker[2] or '0'}
 """
 
-#: The claim given back without finishing (a wait, a retry). KEYS: claim. ARGV: token.
+#: The claim given back without finishing (a wait): the delivery is alive until ARGV[3].
+#: KEYS: claim, marks. ARGV: token, seq, alive until.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local mark = redis.call('HGET', KEYS[2], ARGV[2])
+if mark and mark ~= 'done' and mark ~= 'skipped' then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
 return 1
 """
 
 #: Finished: delivered (ARGV[3] "delivered", recording when ARGV[4] was sent), a duplicate
 #: ("deduplicated") or a dead letter ("dead", ARGV[6] its record). Leaves the alert's order,
 #: gives back the claim, moves the counts. A repeat of a finished delivery changes nothing.
-#: KEYS: order, claim, sent, counts, dead letters, dead index, dead counter.
+#: KEYS: order, claim, sent, counts, dead letters, dead index, dead counter, marks.
 #: ARGV: seq, token, outcome, status, now, record, keep-sent seconds, retrying.
 FINISH = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[8], ARGV[1]) == 'done' then return 0 end
+redis.call('HSET', KEYS[8], ARGV[1], 'done')
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-redis.call('HINCRBY', KEYS[4], ARGV[8] == '1' and 'retry' or 'queued', -1)
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[4], ARGV[8] == '1' and 'retry' or 'queued', -1)
+end
 if ARGV[3] == 'delivered' then
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
   redis.call('EXPIRE', KEYS[3], ARGV[7])
@@ -104,15 +134,18 @@ end
 return 1
 """
 
-#: A retryable failure: counted as waiting for a retry, the claim given back; the
-#: delivery keeps its place in the alert's order. KEYS: claim, counts. ARGV: token,
-#: retrying (the delivery already counted as in retry).
+#: A retryable failure: counted as waiting for a retry, the claim given back, alive until
+#: its retry is due and some; the delivery keeps its place in the alert's order.
+#: KEYS: claim, counts, marks. ARGV: token, retrying (already counted as in retry), seq,
+#: alive until.
 TO_RETRY = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 if ARGV[2] ~= '1' then
   redis.call('HINCRBY', KEYS[2], 'queued', -1)
   redis.call('HINCRBY', KEYS[2], 'retry', 1)
 end
+local mark = redis.call('HGET', KEYS[3], ARGV[3])
+if mark ~= 'done' and mark ~= 'skipped' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
 return 1
 """
 
@@ -172,8 +205,9 @@ return 0
 """
 
 #: A dead letter back into the queue: taken out of the dead letters and given a new place
-#: in its alert's order. KEYS: dead letters, dead index, counts, sequence counter, order.
-#: ARGV: id, keep seconds. Answers the new sequence number, or 0 for no such dead letter.
+#: in its alert's order. KEYS: dead letters, dead index, counts, sequence counter, order,
+#: marks. ARGV: id, keep seconds, alive until. Answers the new sequence number, or 0 for
+#: no such dead letter.
 RETRY_DEAD = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -183,5 +217,7 @@ redis.call('HINCRBY', KEYS[3], 'queued', 1)
 local seq = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[5], seq, seq)
 redis.call('EXPIRE', KEYS[5], ARGV[2])
+redis.call('HSET', KEYS[6], seq, ARGV[3])
+redis.call('EXPIRE', KEYS[6], ARGV[2])
 return seq
 """

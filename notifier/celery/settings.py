@@ -9,6 +9,7 @@ with the same meaning and defaults, so the guarantees read the same on both.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,13 @@ class CelerySettings:
         """Settings from a parsed ``[celery]`` table; every problem goes to ``issues``
         (with its key path), and then the answer is ``None``."""
         before = len(issues.found)
+        missing = [name for name in ("celery", "redis") if importlib.util.find_spec(name) is None]
+        if missing:
+            issues.add(
+                "celery",
+                f"the core's celery extra installed ({' and '.join(missing)} missing; "
+                "docs/installing.md#the-celery-extra)",
+            )
         values = option_values(table, OPTIONS, "celery", issues, env, base_dir or Path("."))
         broker = values.get("broker")
         if isinstance(broker, str) and _scheme(broker) not in BROKER_SCHEMES:
@@ -139,6 +147,13 @@ class CelerySettings:
                 register(password)  # masked wherever a library logs the URL
         own = {k: v for k, v in values.items() if k not in ("broker", "state") and v is not None}
         return cls(broker=str(broker), state=str(state), **own)
+
+    @property
+    def grace(self) -> float:
+        """Seconds a queued delivery counts as alive without a sign of its task: past
+        the longest a broker may hold it (twice the visibility timeout) and a backlog's
+        few minutes."""
+        return 2 * self.visibility_timeout + 300.0
 
     @property
     def redis_broker(self) -> bool:

@@ -26,12 +26,15 @@ import redis
 import redis.exceptions
 
 from notifier.celery import scripts
-from notifier.celery.settings import redacted_url
+from notifier.celery.settings import CelerySettings, redacted_url
+from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import QueueUnavailable
 
 #: How long dedup records outlive their last send: resolve-once must hold for as long as
 #: an alert may stay firing.
 KEEP_SENT = 30 * 86_400
+#: How long a queued delivery counts as alive without a sign of its task, by default.
+GRACE = 900.0
 
 
 def connect(url: str, timeout: float) -> redis.Redis:
@@ -105,11 +108,24 @@ class DeadLetter:
 class SharedState:
     """The shared state of one deployment (one ``[celery] queue``) in one Redis."""
 
-    def __init__(self, client: redis.Redis, prefix: str, *, url: str = "") -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        url: str = "",
+        grace: float = GRACE,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """:param grace: seconds a queued delivery counts as alive without a sign of its
+        task; an earlier delivery of an alert not seen for that long no longer holds the
+        later ones back."""
         # Any: the client decodes answers to str, which its type hints cannot say.
         self.client: Any = client
         self.prefix = f"notifier:{prefix}"
         self.url = url
+        self.grace = grace
+        self.clock = clock
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
             for name in (
@@ -126,8 +142,19 @@ class SharedState:
         }
 
     @classmethod
-    def open(cls, url: str, prefix: str, timeout: float = 5.0) -> SharedState:
-        return cls(connect(url, timeout), prefix, url=url)
+    def open(
+        cls, url: str, prefix: str, timeout: float = 5.0, *, grace: float = GRACE
+    ) -> SharedState:
+        return cls(connect(url, timeout), prefix, url=url, grace=grace)
+
+    @classmethod
+    def for_settings(cls, settings: CelerySettings) -> SharedState:
+        return cls.open(
+            settings.state, settings.queue, settings.connect_timeout, grace=settings.grace
+        )
+
+    def _alive(self, after: float = 0.0) -> str:
+        return repr(self.clock.time() + after + self.grace)
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         with reaching(self.url):
@@ -152,12 +179,17 @@ class SharedState:
             self._alert("order", channel, fingerprint),
             self.key("counts", channel),
             self.key("channels"),
+            self._alert("marks", channel, fingerprint),
         ]
-        return int(self._run("ENQUEUE", keys, [int(keep) + 1, channel]))
+        return int(self._run("ENQUEUE", keys, [int(keep) + 1, channel, self._alive()]))
 
     def unqueue(self, channel: str, fingerprint: str, seq: int) -> None:
         """Forget a delivery the broker did not take (so later ones need not wait)."""
-        keys = [self._alert("order", channel, fingerprint), self.key("counts", channel)]
+        keys = [
+            self._alert("order", channel, fingerprint),
+            self.key("counts", channel),
+            self._alert("marks", channel, fingerprint),
+        ]
         self._run("UNQUEUE", keys, [seq])
 
     def begin(self, channel: str, fingerprint: str, seq: int, token: str, lease: float) -> Begun:
@@ -167,16 +199,26 @@ class SharedState:
             self._alert("claim", channel, fingerprint),
             self._alert("sent", channel, fingerprint),
             self.key("breaker", channel),
+            self._alert("marks", channel, fingerprint),
+            self.key("counts", channel),
         ]
-        answer = self._run("BEGIN", keys, [seq, token, int(lease * 1000)])
+        now = repr(self.clock.time())
+        answer = self._run("BEGIN", keys, [seq, token, int(lease * 1000), now, self._alive()])
         if answer[0] != "go":
             return Begun(str(answer[0]), float(answer[1]))
         firing, resolved, circuit, failures = answer[2:6]
         sent = {s: float(at) for s, at in (("firing", firing), ("resolved", resolved)) if at}
         return Begun("go", 0.0, sent, circuit != "closed" or int(failures) > 0)
 
-    def release(self, channel: str, fingerprint: str, token: str) -> None:
-        self._run("RELEASE", [self._alert("claim", channel, fingerprint)], [token])
+    def release(
+        self, channel: str, fingerprint: str, token: str, seq: int, wait: float = 0.0
+    ) -> None:
+        """Give back the claim; the delivery's task runs again in ``wait`` seconds."""
+        keys = [
+            self._alert("claim", channel, fingerprint),
+            self._alert("marks", channel, fingerprint),
+        ]
+        self._run("RELEASE", keys, [token, seq, self._alive(wait)])
 
     def finish(
         self,
@@ -201,6 +243,7 @@ class SharedState:
             self.key("dead"),
             self.key("dead", "index"),
             self.key("dead", "seq"),
+            self._alert("marks", channel, fingerprint),
         ]
         args = [
             seq,
@@ -214,9 +257,17 @@ class SharedState:
         ]
         return int(self._run("FINISH", keys, args))
 
-    def to_retry(self, channel: str, fingerprint: str, token: str, *, retrying: bool) -> None:
-        keys = [self._alert("claim", channel, fingerprint), self.key("counts", channel)]
-        self._run("TO_RETRY", keys, [token, "1" if retrying else "0"])
+    def to_retry(
+        self, channel: str, fingerprint: str, token: str, seq: int, delay: float, *, retrying: bool
+    ) -> None:
+        """Count the delivery as waiting ``delay`` seconds for a retry."""
+        keys = [
+            self._alert("claim", channel, fingerprint),
+            self.key("counts", channel),
+            self._alert("marks", channel, fingerprint),
+        ]
+        args = [token, "1" if retrying else "0", seq, self._alive(delay)]
+        self._run("TO_RETRY", keys, args)
 
     # -- circuit breakers -------------------------------------------------------------
 
@@ -280,8 +331,9 @@ class SharedState:
             self.key("counts", letter.channel),
             self.key("seq"),
             self._alert("order", letter.channel, fingerprint),
+            self._alert("marks", letter.channel, fingerprint),
         ]
-        seq = int(self._run("RETRY_DEAD", keys, [dead_id, int(keep) + 1]))
+        seq = int(self._run("RETRY_DEAD", keys, [dead_id, int(keep) + 1, self._alive()]))
         return (seq, letter) if seq else None
 
     def purge_dead(self, ids: Iterable[int]) -> int:

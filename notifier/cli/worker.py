@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return _celery(config.celery, config.file, args)
     if args.concurrency is not None:
         raise UsageError("--concurrency goes with [celery]; the outbox's is [outbox] workers")
-    with Dispatcher(config, host=host) as dispatcher:
+    with Dispatcher.from_config(getattr(args, "config", None), host=host) as dispatcher:
         engine = dispatcher.outbox
         if engine is None:
             raise UsageError(

@@ -64,3 +64,14 @@ def test_celery_and_the_outbox_together_are_refused(host):
 def test_settings_never_show_the_brokers_password(host):
     settings = parse(host, {"broker": "redis://:s3cret@127.0.0.1:6379/0"}).celery
     assert "s3cret" not in repr(settings)
+
+
+def test_without_the_celery_extra_the_table_says_what_to_install(host, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "redis" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"celery extra installed \(redis missing"):
+        parse(host, {"broker": "redis://127.0.0.1/0"})

@@ -15,6 +15,7 @@ import redis
 from notifier.celery.pacing import RedisWindow
 from notifier.celery.state import SharedState
 from notifier.celery.tokens import RedisTokenStore
+from notifier.clock import FakeClock
 from notifier.errors import AuthError, QueueUnavailable, RateLimited
 from notifier.http.auth import TokenCache
 from notifier.kinds import RateLimit
@@ -111,12 +112,43 @@ def test_only_the_first_unfinished_delivery_of_an_alert_may_run_and_only_once(re
     assert state.counts()["ch"] == {"queued": 2, "retry": 0, "dead": 0}
 
 
+def test_a_delivery_whose_task_never_came_stops_holding_its_alert_back_after_the_grace(
+    redis_url,
+):
+    clock = FakeClock()
+    state = SharedState(client(redis_url), "t", grace=60.0, clock=clock)
+    lost = state.enqueue("ch", "fp", 600)  # its producer died before publishing the task
+    later = state.enqueue("ch", "fp", 600)
+    clock.advance(30)
+    assert state.begin("ch", "fp", later, "task-2", 10).step == "wait"
+    clock.advance(31)  # the lost one was last seen 61 s ago; the later one 31 s ago
+    assert state.begin("ch", "fp", later, "task-2", 10).step == "go"
+    assert state.counts()["ch"]["queued"] == 1
+    state.finish("ch", "fp", later, "task-2", "delivered", status="resolved", now=1.0)
+    # Its task turns up after all: delivered late rather than never.
+    assert state.begin("ch", "fp", lost, "task-1", 10).step == "go"
+    state.finish("ch", "fp", lost, "task-1", "delivered", status="firing", now=2.0)
+    assert state.begin("ch", "fp", lost, "task-1-copy", 10).step == "done"
+    assert state.counts()["ch"] == {"queued": 0, "retry": 0, "dead": 0}
+
+
+def test_a_delivery_waiting_out_its_backoff_keeps_holding_its_alert_back(redis_url):
+    clock = FakeClock()
+    state = SharedState(client(redis_url), "t", grace=60.0, clock=clock)
+    first = state.enqueue("ch", "fp", 6000)
+    second = state.enqueue("ch", "fp", 6000)
+    assert state.begin("ch", "fp", first, "task-1", 10).step == "go"
+    state.to_retry("ch", "fp", "task-1", first, 600.0, retrying=False)
+    clock.advance(500)
+    assert state.begin("ch", "fp", second, "task-2", 10).step == "wait"
+
+
 def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url):
     state = SharedState(client(redis_url), "t")
     seq = state.enqueue("ch", "fp", 60)
     state.tripped("ch", 1.0, 5, 10.0)
     assert state.begin("ch", "fp", seq, "task", 10).tripped
-    state.to_retry("ch", "fp", "task", retrying=False)
+    state.to_retry("ch", "fp", "task", seq, 1.0, retrying=False)
     assert state.counts()["ch"] == {"queued": 0, "retry": 1, "dead": 0}
     payload = {"channel": "ch", "attempt": 3, "alert": {"title": "Disk", "fingerprint": "fp"}}
     record = {"payload": payload, "error": "HTTP 400", "died_at": 9.0}

@@ -86,7 +86,7 @@ def test_a_channel_limited_to_10_a_second_never_gets_more_across_two_workers(
     sink.wait_count(35, timeout=30)
     times = sorted(t for t, *_ in sink.arrivals)
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert busiest <= 10
+    assert busiest <= 10, [round(t - times[0], 3) for t in times]
     assert times[-1] - times[0] >= 3.0  # 35 at 10 a second
 
 
