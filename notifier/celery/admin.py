@@ -81,6 +81,7 @@ def retry_dead(
             again = attrs.evolve(
                 job, seq=seq, attempt=1, retrying=False, due=0.0, written_at=clock.time()
             )
+            state.keep(again.channel, again.fingerprint, seq, again.to_payload())
             publish(app, settings, again)
             moved += 1
     finally:

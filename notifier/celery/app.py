@@ -25,6 +25,10 @@ from notifier.errors import ConfigError, ConfigIssue, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
+# Seconds the restore lock of a worker that died holding it keeps the others from
+# restoring lost tasks.
+RESTORE_LOCK = 10
+
 # How long a worker that lost Redis waits before giving its task back, so that it does
 # not spin through the queue while Redis is away.
 UNAVAILABLE_PAUSE = 1.0
@@ -56,6 +60,10 @@ def make_app(settings: CelerySettings, *, config: str | None = None) -> Celery:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": restore,
             "unacked_restore_throttle": 1,
+            # The lock one worker holds while it gives lost tasks back. A worker killed
+            # (or a Redis stopped) while holding it would otherwise leave it for kombu's
+            # default 5 minutes, and no worker would give back anything until then.
+            "unacked_mutex_expire": RESTORE_LOCK,
             "socket_connect_timeout": settings.connect_timeout,
         },
         notifier_config=config,
@@ -97,6 +105,14 @@ def runtime(app: Celery) -> Runtime:
                 dispatcher.close()
                 raise _no_table(dispatcher.config.file)
             found = _runtimes[id(app)] = Runtime(dispatcher, app)
+            # Each worker process sweeps for lost tasks; the sweep hands each lost one to
+            # one sweeper alone.
+            threading.Thread(
+                target=found.sweep_forever,
+                args=(threading.Event(),),
+                name="notifier-sweep",
+                daemon=True,
+            ).start()
         return found
 
 

@@ -173,6 +173,7 @@ class CeleryDelivery:
         seq = self.state.enqueue(target.channel, alert.fingerprint, keep)
         job = make_job(alert, target, self.specs[target.channel], seq, self.clock.time())
         try:
+            self.state.keep(target.channel, alert.fingerprint, seq, job.to_payload())
             return publish(self.app, self.settings, job)
         except QueueUnavailable:
             try:  # so the alert's later deliveries need not wait for this one

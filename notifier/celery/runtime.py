@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,6 +44,8 @@ RATE_WAIT = 2.0
 CLAIM_MARGIN = 5.0
 # How soon a delivery written for other channel settings is offered again.
 ELSEWHERE = 5.0
+# The longest between two sweeps for lost tasks.
+SWEEP = 30.0
 
 
 def attempt(dispatcher: Dispatcher, job: Job, alert: Alert) -> Attempt:
@@ -77,6 +80,31 @@ class Runtime:
             if live.spec.rate_limit is not None
         }
         dispatcher.deliverer.pace_with(self.windows)
+
+    def sweep(self) -> int:
+        """Send again the queued deliveries whose task the broker lost (a Redis broker
+        stopped between taking a task from the queue and recording it as unacknowledged
+        loses it); how many. Their place and claim in Redis keep a copy that turns up
+        after all from being delivered twice."""
+        revived = self.state.revive()
+        for payload in revived:
+            job = Job.from_payload(payload)
+            log.warning(
+                "%s: sending %r again: no worker has seen its task for %gs",
+                job.channel,
+                _title(job),
+                self.state.grace,
+            )
+            self._publish(job, max(job.due - self.clock.time(), 0.0))
+        return len(revived)
+
+    def sweep_forever(self, stop: threading.Event) -> None:
+        every = min(max(self.settings.grace / 4, 1.0), SWEEP)
+        while not stop.wait(every):
+            try:
+                self.sweep()
+            except Exception as exc:  # Redis or the broker away: the next sweep tries again
+                log.debug("sweep for lost tasks failed: %s", exc)
 
     def run(self, payload: dict[str, Any], token: str) -> str:
         """Handle one task; what became of it (for logs and tests)."""
@@ -158,10 +186,16 @@ class Runtime:
             if now - job.written_at >= settings.max_age:
                 return self._dead(job, token, f"{error} (older than max_age)", now)
             delay = settings.backoff.delay(job.attempt, self.rng, retry_after)
-            self.state.to_retry(
-                job.channel, job.fingerprint, token, job.seq, delay, retrying=job.retrying
-            )
             again = attrs.evolve(job, attempt=job.attempt + 1, retrying=True, due=now + delay)
+            self.state.to_retry(
+                job.channel,
+                job.fingerprint,
+                token,
+                job.seq,
+                delay,
+                again.to_payload(),
+                retrying=job.retrying,
+            )
             self._publish(again, delay)
             log.warning(
                 "%s: queued %r, next attempt in %.1fs: %s", job.channel, _title(job), delay, error

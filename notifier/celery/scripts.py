@@ -51,12 +51,15 @@ redis.call('SADD', KEYS[4], ARGV[2])
 return seq
 """
 
-#: Undo ENQUEUE for a task the broker did not take. KEYS: order, counts, marks. ARGV: seq.
+#: Undo ENQUEUE for a task the broker did not take. KEYS: order, counts, marks, jobs,
+#: watch. ARGV: seq, job id.
 UNQUEUE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'queued', -1)
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
 return 1
 """
 
@@ -69,20 +72,26 @@ return 1
 #: runs), or that it is done. An earlier delivery not seen alive by then (its producer
 #: died between ENQUEUE and publishing the task) stops holding the later ones back; if
 #: its task turns up after all, it is delivered then, out of order rather than never.
-#: KEYS: order, claim, sent, breaker, marks, counts.
-#: ARGV: seq, token, lease ms, now, alive until.
+#: One whose task was lost but whose job is kept (KEYS[7]) is sent again by a worker's
+#: sweep (REVIVE) and is waited for.
+#: KEYS: order, claim, sent, breaker, marks, counts, jobs, watch.
+#: ARGV: seq, token, lease ms, now, alive until, the alert's key.
 BEGIN = """
 local mark = redis.call('HGET', KEYS[5], ARGV[1])
 local listed = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if mark == 'done' or (not mark and not listed) then return {'done', '0'} end
 if listed then
   redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+  redis.call('ZADD', KEYS[8], 'XX', ARGV[5], ARGV[6] .. ':' .. ARGV[1])
   local now = tonumber(ARGV[4])
   while true do
     local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
     if first == ARGV[1] then break end
     local alive = redis.call('HGET', KEYS[5], first)
     if alive and tonumber(alive) and tonumber(alive) >= now then return {'wait', '0.5'} end
+    if redis.call('HEXISTS', KEYS[7], ARGV[6] .. ':' .. first) == 1 then
+      return {'wait', '1'}
+    end
     redis.call('ZREM', KEYS[1], first)
     redis.call('HSET', KEYS[5], first, 'skipped')
     redis.call('HINCRBY', KEYS[6], 'queued', -1)
@@ -99,12 +108,13 @@ return {'go', '0', sent[1] or '', sent[2] or '', breaker[1] or 'closed', breaker
 """
 
 #: The claim given back without finishing (a wait): the delivery is alive until ARGV[3].
-#: KEYS: claim, marks. ARGV: token, seq, alive until.
+#: KEYS: claim, marks, watch. ARGV: token, seq, alive until, job id.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 local mark = redis.call('HGET', KEYS[2], ARGV[2])
 if mark and mark ~= 'done' and mark ~= 'skipped' then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[3], ARGV[4])
 end
 return 1
 """
@@ -112,11 +122,14 @@ return 1
 #: Finished: delivered (ARGV[3] "delivered", recording when ARGV[4] was sent), a duplicate
 #: ("deduplicated") or a dead letter ("dead", ARGV[6] its record). Leaves the alert's order,
 #: gives back the claim, moves the counts. A repeat of a finished delivery changes nothing.
-#: KEYS: order, claim, sent, counts, dead letters, dead index, dead counter, marks.
-#: ARGV: seq, token, outcome, status, now, record, keep-sent seconds, retrying.
+#: KEYS: order, claim, sent, counts, dead letters, dead index, dead counter, marks, jobs,
+#: watch. ARGV: seq, token, outcome, status, now, record, keep-sent seconds, retrying,
+#: job id.
 FINISH = """
 if redis.call('HGET', KEYS[8], ARGV[1]) == 'done' then return 0 end
 redis.call('HSET', KEYS[8], ARGV[1], 'done')
+redis.call('HDEL', KEYS[9], ARGV[9])
+redis.call('ZREM', KEYS[10], ARGV[9])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[4], ARGV[8] == '1' and 'retry' or 'queued', -1)
@@ -136,8 +149,8 @@ return 1
 
 #: A retryable failure: counted as waiting for a retry, the claim given back, alive until
 #: its retry is due and some; the delivery keeps its place in the alert's order.
-#: KEYS: claim, counts, marks. ARGV: token, retrying (already counted as in retry), seq,
-#: alive until.
+#: The retry's job replaces the kept one. KEYS: claim, counts, marks, jobs, watch.
+#: ARGV: token, retrying (already counted as in retry), seq, alive until, job id, job.
 TO_RETRY = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 if ARGV[2] ~= '1' then
@@ -145,8 +158,40 @@ if ARGV[2] ~= '1' then
   redis.call('HINCRBY', KEYS[2], 'retry', 1)
 end
 local mark = redis.call('HGET', KEYS[3], ARGV[3])
-if mark ~= 'done' and mark ~= 'skipped' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
+if mark ~= 'done' and mark ~= 'skipped' then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
+end
 return 1
+"""
+
+#: Keep a queued delivery's job, so that a task the broker loses is sent again.
+#: KEYS: jobs, watch, marks. ARGV: job id, job, alive until, seq.
+KEEP = """
+local mark = redis.call('HGET', KEYS[3], ARGV[4])
+if mark == 'done' or mark == 'skipped' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+#: The jobs of queued deliveries no task has shown for too long (the broker lost it):
+#: up to ARGV[3] of them, each watched again until ARGV[2] so one sweep sends it.
+#: KEYS: watch, jobs. ARGV: now, alive until, limit.
+REVIVE = """
+local lost = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local jobs = {}
+for _, id in ipairs(lost) do
+  local job = redis.call('HGET', KEYS[2], id)
+  if job then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    table.insert(jobs, job)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return jobs
 """
 
 #: The circuit breaker of :class:`notifier.outbox.policy.CircuitBreaker`, shared.

@@ -49,6 +49,15 @@ OPTIONS: tuple[Option, ...] = (
         help="seconds before a Redis broker gives a lost worker's task to another",
     ),
     Option(
+        "lost_after",
+        float,
+        default=0.0,
+        minimum=0,
+        maximum=DAY,
+        help="seconds unseen before a queued delivery's task is sent again "
+        "(0: twice visibility_timeout plus 300)",
+    ),
+    Option(
         "concurrency",
         int,
         default=8,
@@ -91,6 +100,7 @@ class CelerySettings:
     state: str = attrs.field(repr=redacted_url)
     queue: str = "notifier"
     visibility_timeout: float = 300.0
+    lost_after: float = 0.0
     concurrency: int = 8
     connect_timeout: float = 5.0
     max_attempts: int = 30
@@ -150,10 +160,10 @@ class CelerySettings:
 
     @property
     def grace(self) -> float:
-        """Seconds a queued delivery counts as alive without a sign of its task: past
-        the longest a broker may hold it (twice the visibility timeout) and a backlog's
-        few minutes."""
-        return 2 * self.visibility_timeout + 300.0
+        """Seconds a queued delivery counts as alive without a sign of its task:
+        ``lost_after``, else past the longest a broker may hold it (twice the visibility
+        timeout) and a backlog's few minutes."""
+        return self.lost_after or 2 * self.visibility_timeout + 300.0
 
     @property
     def redis_broker(self) -> bool:

@@ -138,6 +138,8 @@ class SharedState:
                 "ADMIT",
                 "TRIPPED",
                 "RETRY_DEAD",
+                "KEEP",
+                "REVIVE",
             )
         }
 
@@ -166,6 +168,10 @@ class SharedState:
     def _alert(self, what: str, channel: str, fingerprint: str) -> str:
         return self.key(what, alert_key(channel, fingerprint))
 
+    @staticmethod
+    def job_id(channel: str, fingerprint: str, seq: int) -> str:
+        return f"{alert_key(channel, fingerprint)}:{seq}"
+
     def ping(self) -> None:
         with reaching(self.url):
             self.client.ping()
@@ -189,8 +195,24 @@ class SharedState:
             self._alert("order", channel, fingerprint),
             self.key("counts", channel),
             self._alert("marks", channel, fingerprint),
+            self.key("jobs"),
+            self.key("watch"),
         ]
-        self._run("UNQUEUE", keys, [seq])
+        self._run("UNQUEUE", keys, [seq, self.job_id(channel, fingerprint, seq)])
+
+    def keep(self, channel: str, fingerprint: str, seq: int, job: Mapping[str, Any]) -> None:
+        """Keep a queued delivery's job: a worker's sweep sends it again should the
+        broker lose its task (:meth:`revive`)."""
+        keys = [self.key("jobs"), self.key("watch"), self._alert("marks", channel, fingerprint)]
+        args = [self.job_id(channel, fingerprint, seq), json.dumps(job), self._alive(), seq]
+        self._run("KEEP", keys, args)
+
+    def revive(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The jobs of queued deliveries whose task nobody has shown for ``grace``
+        seconds, each handed to this caller alone for another ``grace``."""
+        keys = [self.key("watch"), self.key("jobs")]
+        found = self._run("REVIVE", keys, [repr(self.clock.time()), self._alive(), limit])
+        return [json.loads(job) for job in found]
 
     def begin(self, channel: str, fingerprint: str, seq: int, token: str, lease: float) -> Begun:
         """Claim a delivery for ``lease`` seconds if it may run now (see :class:`Begun`)."""
@@ -201,9 +223,12 @@ class SharedState:
             self.key("breaker", channel),
             self._alert("marks", channel, fingerprint),
             self.key("counts", channel),
+            self.key("jobs"),
+            self.key("watch"),
         ]
         now = repr(self.clock.time())
-        answer = self._run("BEGIN", keys, [seq, token, int(lease * 1000), now, self._alive()])
+        args = [seq, token, int(lease * 1000), now, self._alive(), alert_key(channel, fingerprint)]
+        answer = self._run("BEGIN", keys, args)
         if answer[0] != "go":
             return Begun(str(answer[0]), float(answer[1]))
         firing, resolved, circuit, failures = answer[2:6]
@@ -244,6 +269,8 @@ class SharedState:
             self.key("dead", "index"),
             self.key("dead", "seq"),
             self._alert("marks", channel, fingerprint),
+            self.key("jobs"),
+            self.key("watch"),
         ]
         args = [
             seq,
@@ -254,19 +281,31 @@ class SharedState:
             json.dumps(record or {}),
             KEEP_SENT,
             "1" if retrying else "0",
+            self.job_id(channel, fingerprint, seq),
         ]
         return int(self._run("FINISH", keys, args))
 
     def to_retry(
-        self, channel: str, fingerprint: str, token: str, seq: int, delay: float, *, retrying: bool
+        self,
+        channel: str,
+        fingerprint: str,
+        token: str,
+        seq: int,
+        delay: float,
+        job: Mapping[str, Any],
+        *,
+        retrying: bool,
     ) -> None:
-        """Count the delivery as waiting ``delay`` seconds for a retry."""
+        """Count the delivery as waiting ``delay`` seconds for a retry, as ``job``."""
         keys = [
             self._alert("claim", channel, fingerprint),
             self.key("counts", channel),
             self._alert("marks", channel, fingerprint),
+            self.key("jobs"),
+            self.key("watch"),
         ]
-        args = [token, "1" if retrying else "0", seq, self._alive(delay)]
+        job_id = self.job_id(channel, fingerprint, seq)
+        args = [token, "1" if retrying else "0", seq, self._alive(delay), job_id, json.dumps(job)]
         self._run("TO_RETRY", keys, args)
 
     # -- circuit breakers -------------------------------------------------------------

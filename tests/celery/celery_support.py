@@ -204,14 +204,16 @@ def celery_config(
     celery: str = "",
 ) -> Path:
     """A configuration with webhook ``channels`` (name: url), routed all to every one."""
-    text = ""
+    # A short delivery_timeout keeps the claim a killed worker leaves behind short.
+    text = "[dispatcher]\ndelivery_timeout = 5\n\n"
     for name, url in channels.items():
         text += f'[channels.{name}]\nkind = "webhook"\nurl = "{url}"\n{extra_channel}\n'
     names = ", ".join(f'"{n}"' for n in channels)
     text += f"[[routes]]\nchannels = [{names}]\n\n"
     queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
     text += (
-        f'[celery]\nbroker = "{broker}"\nqueue = "{queue}"\nvisibility_timeout = 3\n'
+        f'[celery]\nbroker = "{broker}"\nqueue = "{queue}"\n'
+        "visibility_timeout = 3\nlost_after = 15\n"
         f"backoff_initial = 0.1\nbackoff_max = 0.5\n{celery}\n"
     )
     path.write_text(text)

@@ -138,9 +138,27 @@ def test_a_delivery_waiting_out_its_backoff_keeps_holding_its_alert_back(redis_u
     first = state.enqueue("ch", "fp", 6000)
     second = state.enqueue("ch", "fp", 6000)
     assert state.begin("ch", "fp", first, "task-1", 10).step == "go"
-    state.to_retry("ch", "fp", "task-1", first, 600.0, retrying=False)
+    state.to_retry("ch", "fp", "task-1", first, 600.0, {"attempt": 2}, retrying=False)
     clock.advance(500)
     assert state.begin("ch", "fp", second, "task-2", 10).step == "wait"
+
+
+def test_a_kept_job_whose_task_was_lost_is_revived_once_and_waited_for(redis_url):
+    clock = FakeClock()
+    state = SharedState(client(redis_url), "t", grace=60.0, clock=clock)
+    lost = state.enqueue("ch", "fp", 600)
+    state.keep("ch", "fp", lost, {"seq": lost, "title": "lost"})
+    later = state.enqueue("ch", "fp", 600)
+    state.keep("ch", "fp", later, {"seq": later})
+    assert state.revive() == []
+    clock.advance(61)
+    assert state.begin("ch", "fp", later, "task-2", 10).step == "wait", "its job is kept"
+    assert state.revive() == [{"seq": lost, "title": "lost"}]
+    assert state.revive() == [], "one sweeper sends it"
+    assert state.begin("ch", "fp", lost, "revived", 10).step == "go"
+    state.finish("ch", "fp", lost, "revived", "delivered", status="firing", now=1.0)
+    clock.advance(61)
+    assert [job["seq"] for job in state.revive()] == [later], "the finished one is not"
 
 
 def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url):
@@ -148,7 +166,7 @@ def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url)
     seq = state.enqueue("ch", "fp", 60)
     state.tripped("ch", 1.0, 5, 10.0)
     assert state.begin("ch", "fp", seq, "task", 10).tripped
-    state.to_retry("ch", "fp", "task", seq, 1.0, retrying=False)
+    state.to_retry("ch", "fp", "task", seq, 1.0, {"attempt": 2}, retrying=False)
     assert state.counts()["ch"] == {"queued": 0, "retry": 1, "dead": 0}
     payload = {"channel": "ch", "attempt": 3, "alert": {"title": "Disk", "fingerprint": "fp"}}
     record = {"payload": payload, "error": "HTTP 400", "died_at": 9.0}
