@@ -18,7 +18,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from notifier.celery.app import default_app
+        from notifier.celery.application import default_app
 
         return default_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ import socket
 
 import attrs
 
-from notifier.celery.app import make_app, runtime
+from notifier.celery.application import make_app, runtime
 from notifier.celery.jobs import Job, publish
 from notifier.celery.settings import CelerySettings
 from notifier.celery.state import DeadLetter, SharedState

@@ -132,7 +132,7 @@ class CeleryDelivery:
     @property
     def app(self) -> Celery:
         if self._app is None:
-            from notifier.celery.app import make_app
+            from notifier.celery.application import make_app
 
             self._app = make_app(self.settings)
         return self._app

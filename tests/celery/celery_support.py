@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,14 +147,24 @@ class Workers:
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, count: int = 1, concurrency: int = 4) -> list[subprocess.Popen[bytes]]:
+    def start(
+        self, count: int = 1, concurrency: int = 4, *, celery_command: bool = False
+    ) -> list[subprocess.Popen[bytes]]:
+        """Start ``count`` workers: ``notifier worker``, or with ``celery_command``
+        Celery's own ``celery -A notifier.celery worker`` on the thread pool."""
         started = []
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFIER_CONFIG": str(self.config)}
+        command = [*WORKER, "--config", str(self.config), "--concurrency", str(concurrency)]
+        if celery_command:
+            queue = tomllib.loads(self.config.read_text())["celery"]["queue"]
+            command = [sys.executable, "-m", "celery", "-A", "notifier.celery", "worker"]
+            command += ["--pool", "threads", "--concurrency", str(concurrency), "-Q", queue]
+            command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         for _ in range(count):
             log = self.logs / f"worker-{len(self.processes)}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
-                    [*WORKER, "--config", str(self.config), "--concurrency", str(concurrency)],
+                    command,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=ROOT,

@@ -75,3 +75,36 @@ def test_without_the_celery_extra_the_table_says_what_to_install(host, monkeypat
     )
     with pytest.raises(ConfigError, match=r"celery extra installed \(redis missing"):
         parse(host, {"broker": "redis://127.0.0.1/0"})
+
+
+def test_the_celery_application_is_configured_from_notifier_config(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "n.toml"
+    config.write_text(
+        '[channels.hook]\nkind = "webhook"\nurl = "http://127.0.0.1:9/"\n\n'
+        '[celery]\nbroker = "redis://127.0.0.1:6379/5"\nqueue = "alerts"\nvisibility_timeout = 60\n'
+    )
+    show = (
+        "from notifier.celery import app; c = app.conf; "
+        "print(c.broker_url, c.task_default_queue, c.task_acks_late, "
+        "c.task_reject_on_worker_lost, c.broker_transport_options['visibility_timeout'], "
+        "sorted(t for t in app.tasks if t.startswith('notifier')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", show],
+        env={**__import__("os").environ, "NOTIFIER_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "redis://127.0.0.1:6379/5",
+        "alerts",
+        "True",
+        "True",
+        "60.0",
+        "['notifier.deliver']",
+    ]

@@ -116,7 +116,8 @@ queue = "test-wecom-{time.monotonic_ns()}"
 """
         )
         workers = workers_for(config)
-        workers.start(2, concurrency=16)
+        workers.start(1, concurrency=16)
+        workers.start(1, concurrency=16, celery_command=True)  # celery -A notifier.celery
         dispatch(config, alerts(32))
         wait_for(lambda: len(wecom.app_messages()) >= 32, 30, "32 messages at the fake")
         assert len(wecom.calls_to("gettoken")) == 1
