@@ -10,9 +10,10 @@ import socket
 import attrs
 
 from notifier.celery.application import make_app, runtime
+from notifier.celery.deadletters import DeadLetter, DeadLetters
 from notifier.celery.jobs import Job, publish
 from notifier.celery.settings import CelerySettings
-from notifier.celery.state import DeadLetter, SharedState
+from notifier.celery.state import SharedState
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import CONFIG_ENV
 
@@ -66,13 +67,14 @@ def retry_dead(
 ) -> tuple[int, list[int]]:
     """Queue dead letters again (``None``: every one), each starting over (attempt 1,
     ``max_age`` from now); how many were, and the ids that name no dead letter."""
-    wanted = state.dead_ids() if ids is None else list(dict.fromkeys(ids))
+    dead = DeadLetters(state)
+    wanted = dead.ids() if ids is None else list(dict.fromkeys(ids))
     keep = settings.max_age + settings.backoff_max + 3600
     app = make_app(settings)
     moved, missing = 0, []
     try:
         for dead_id in wanted:
-            taken = state.take_dead(dead_id, keep)
+            taken = dead.take(dead_id, keep)
             if taken is None:
                 missing.append(dead_id)
                 continue
@@ -91,10 +93,11 @@ def retry_dead(
 
 def purge_dead(state: SharedState, ids: list[int] | None) -> tuple[int, list[int]]:
     """Delete dead letters (``None``: every one); how many, and the ids not found."""
-    wanted = state.dead_ids() if ids is None else list(dict.fromkeys(ids))
-    known = set(state.dead_ids())
+    dead = DeadLetters(state)
+    wanted = dead.ids() if ids is None else list(dict.fromkeys(ids))
+    known = set(dead.ids())
     missing = [i for i in wanted if i not in known]
-    return state.purge_dead(i for i in wanted if i in known), missing
+    return dead.purge(i for i in wanted if i in known), missing
 
 
 __all__ = ["DeadLetter", "open_state", "purge_dead", "retry_dead", "run_worker"]

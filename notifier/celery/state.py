@@ -10,14 +10,15 @@ another's keys.
 * dedup and resolve-once: when the alert was last sent firing and resolved on the
   channel, read by :func:`notifier.outbox.policy.is_duplicate`;
 * circuit breakers, rate-limit windows (:mod:`notifier.celery.pacing`), tokens
-  (:mod:`notifier.celery.tokens`), counts per channel, and dead letters.
+  (:mod:`notifier.celery.tokens`), counts per channel, and dead letters
+  (:mod:`notifier.celery.deadletters`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,32 +78,6 @@ class Begun:
     wait: float = 0.0
     sent: dict[str, float] = attrs.field(factory=dict)
     tripped: bool = False
-
-
-@attrs.frozen
-class DeadLetter:
-    """A delivery that failed for good, as ``notifier queue --dead`` lists it."""
-
-    id: int
-    channel: str
-    attempts: int
-    died_at: float
-    error: str
-    payload: dict[str, Any] = attrs.field(repr=False)
-
-    @property
-    def title(self) -> str:
-        return str(self.payload.get("alert", {}).get("title", ""))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "channel": self.channel,
-            "attempts": self.attempts,
-            "died_at": self.died_at,
-            "last_error": self.error,
-            "title": self.title,
-        }
 
 
 class SharedState:
@@ -342,67 +317,18 @@ class SharedState:
             for channel, raw in zip(channels, found, strict=True)
         }
 
-    def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        with reaching(self.url):
-            ids = self.client.zrange(self.key("dead", "index"), 0, -1)
-            raw = self.client.hmget(self.key("dead"), ids) if ids else []
-        letters = [_letter(int(i), r) for i, r in zip(ids, raw, strict=True) if r]
-        if channel is not None:
-            letters = [d for d in letters if d.channel == channel]
-        return letters[:limit]
-
-    def dead_ids(self) -> list[int]:
-        with reaching(self.url):
-            return [int(i) for i in self.client.zrange(self.key("dead", "index"), 0, -1)]
-
-    def take_dead(self, dead_id: int, keep: float) -> tuple[int, DeadLetter] | None:
-        """Move a dead letter back into the queue: its new sequence number and record,
-        or ``None`` when there is no such dead letter."""
-        with reaching(self.url):
-            raw = self.client.hget(self.key("dead"), str(dead_id))
-        if not raw:
-            return None
-        letter = _letter(dead_id, raw)
-        fingerprint = str(letter.payload.get("alert", {}).get("fingerprint", ""))
+    def requeue_dead(self, dead_id: int, channel: str, fingerprint: str, keep: float) -> int:
+        """Take dead letter ``dead_id`` out of the dead letters and give it a new place in
+        its alert's order; its new sequence number, or 0 when there is no such letter."""
         keys = [
             self.key("dead"),
             self.key("dead", "index"),
-            self.key("counts", letter.channel),
+            self.key("counts", channel),
             self.key("seq"),
-            self._alert("order", letter.channel, fingerprint),
-            self._alert("marks", letter.channel, fingerprint),
+            self._alert("order", channel, fingerprint),
+            self._alert("marks", channel, fingerprint),
         ]
-        seq = int(self._run("RETRY_DEAD", keys, [dead_id, int(keep) + 1, self._alive()]))
-        return (seq, letter) if seq else None
-
-    def purge_dead(self, ids: Iterable[int]) -> int:
-        gone = 0
-        with reaching(self.url):
-            for dead_id in ids:
-                raw = self.client.hget(self.key("dead"), str(dead_id))
-                if not raw:
-                    continue
-                channel = _letter(dead_id, raw).channel
-                pipe = self.client.pipeline(transaction=True)
-                pipe.hdel(self.key("dead"), str(dead_id))
-                pipe.zrem(self.key("dead", "index"), str(dead_id))
-                pipe.hincrby(self.key("counts", channel), "dead", -1)
-                pipe.execute()
-                gone += 1
-        return gone
+        return int(self._run("RETRY_DEAD", keys, [dead_id, int(keep) + 1, self._alive()]))
 
     def close(self) -> None:
         self.client.close()
-
-
-def _letter(dead_id: int, raw: str) -> DeadLetter:
-    record = json.loads(raw)
-    payload = record.get("payload", {})
-    return DeadLetter(
-        id=dead_id,
-        channel=str(payload.get("channel", "")),
-        attempts=int(payload.get("attempt", 0)),
-        died_at=float(record.get("died_at", 0.0)),
-        error=str(record.get("error", "")),
-        payload=payload,
-    )

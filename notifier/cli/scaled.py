@@ -34,7 +34,9 @@ def queue(settings: CelerySettings, args: argparse.Namespace) -> int:
             gone, missing = purge_dead(state, ids)
             return _done({"purged": gone}, f"{gone} dead letter(s) deleted", args.json, missing)
         if args.dead:
-            letters = state.dead_letters(channel=args.channel, limit=args.limit)
+            from notifier.celery.deadletters import DeadLetters
+
+            letters = DeadLetters(state).letters(channel=args.channel, limit=args.limit)
             if args.json:
                 print_json([d.to_dict() for d in letters])
                 return OK

@@ -12,6 +12,7 @@ import uuid
 import pytest
 import redis
 
+from notifier.celery.deadletters import DeadLetters
 from notifier.celery.pacing import RedisWindow
 from notifier.celery.state import SharedState
 from notifier.celery.tokens import RedisTokenStore
@@ -172,16 +173,17 @@ def test_dead_letters_are_kept_listed_and_queued_again_in_a_new_place(redis_url)
     record = {"payload": payload, "error": "HTTP 400", "died_at": 9.0}
     dead_id = state.finish("ch", "fp", seq, "task", "dead", record=record, retrying=True)
     assert state.counts()["ch"] == {"queued": 0, "retry": 0, "dead": 1}
-    (letter,) = state.dead_letters()
+    dead = DeadLetters(state)
+    (letter,) = dead.letters()
     assert (letter.id, letter.channel, letter.attempts, letter.error) == (
         dead_id,
         "ch",
         3,
         "HTTP 400",
     )
-    taken = state.take_dead(dead_id, 60)
+    taken = dead.take(dead_id, 60)
     assert taken is not None and taken[0] > seq
-    assert state.take_dead(dead_id, 60) is None
+    assert dead.take(dead_id, 60) is None
     assert state.counts()["ch"] == {"queued": 1, "retry": 0, "dead": 0}
     assert state.begin("ch", "fp", taken[0], "again", 10).step == "go"
 
