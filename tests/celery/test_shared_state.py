@@ -27,6 +27,7 @@ def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True)
 
 
+@pytest.mark.slow
 def test_a_shared_window_never_lets_more_than_n_start_in_any_window_across_processes(redis_url):
     limit = RateLimit(5, 0.5)
     windows = [RedisWindow(client(redis_url), "t:window", limit) for _ in range(4)]
