@@ -7,13 +7,21 @@ notifications, each distinct (so none is deduplicated), as fast as answers come.
 notifier side answers 200 only once the deliveries are in the outbox file (WAL,
 ``synchronous = normal``) and delivers them to a ``jsonl`` channel in the same process, as
 ``notifier serve`` does. Rounds alternate the two sides; the figures are medians.
+
+Alongside (no targets): the deliveries the notifier side finished during each round
+and the queue it was left with (delivery gives way to requests while they arrive, see
+docs/serve.md), and each server process's CPU time per request (Linux), which shows where
+a shared machine's time went whatever the other processes took.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
+import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -101,8 +109,10 @@ def body(load: int, client: int, n: int) -> bytes:
     ).encode()  # fmt: skip
 
 
-def load(port: int, seconds: float) -> dict[str, Any]:
-    """32 keep-alive clients posting for ``seconds``: answers per second and latencies."""
+def load(server: Server, seconds: float) -> dict[str, Any]:
+    """32 keep-alive clients posting for ``seconds``: answers per second, latencies, the
+    server's CPU time per answer and, for a notifier, what it delivered meanwhile."""
+    port = server.port
     latencies: list[float] = []
     failures = [0]
     this = next(_LOADS)  # every notification of every run distinct: none deduplicated
@@ -137,6 +147,7 @@ def load(port: int, seconds: float) -> dict[str, Any]:
     for t in threads:
         t.start()
     ready.wait()
+    delivered, cpu = server.delivered(), server.cpu()
     # Set before the clients are released: each reads it as soon as it passes the barrier.
     began = time.perf_counter()
     deadline[0] = began + seconds
@@ -144,6 +155,7 @@ def load(port: int, seconds: float) -> dict[str, Any]:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
+    delivered_after, cpu_after, queued = server.delivered(), server.cpu(), server.queued()
     ordered = sorted(latencies)
     return {
         "per_second": len(ordered) / elapsed,
@@ -151,17 +163,42 @@ def load(port: int, seconds: float) -> dict[str, Any]:
         "p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000,
         "requests": len(ordered),
         "failures": failures[0],
+        "delivered_per_second": (delivered_after - delivered) / elapsed,
+        "queued_after": queued,
+        "server_cpu_ms": (cpu_after - cpu) / len(ordered) * 1000 if cpu is not None else None,
     }
 
 
 class Server:
     def __init__(self, kind: str, workdir: Path) -> None:
+        self.outbox = workdir / kind / "outbox.db" if kind != "bare" else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve", kind, str(workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
+
+    def cpu(self) -> float | None:
+        """Seconds of CPU the server process has used (user and system; Linux only)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _count(self, where: str) -> int:
+        if self.outbox is None or not self.outbox.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(f"{self.outbox.as_uri()}?mode=ro", uri=True)) as db:
+            return int(db.execute(f"SELECT count(*) FROM deliveries WHERE {where}").fetchone()[0])
+
+    def delivered(self) -> int:
+        return self._count("state = 'delivered'")
+
+    def queued(self) -> int:
+        return self._count("state IN ('pending', 'inflight')")
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -178,7 +215,7 @@ def run(settings: Settings, workdir: Path) -> Outcome:
     servers = {kind: Server(kind, workdir) for kind in ("notifier", "bare", "accept")}
     try:
         results = interleaved(
-            {name: (lambda s=s: load(s.port, seconds)) for name, s in servers.items()},
+            {name: (lambda s=s: load(s, seconds)) for name, s in servers.items()},
             rounds=rounds,
             warmup=1,
         )
@@ -211,7 +248,17 @@ def run(settings: Settings, workdir: Path) -> Outcome:
                paired_ratio=statistics.median(
                    a["per_second"] / b["per_second"] for a, b in zip(accept, bare, strict=True)
                )),
+        Figure("serve", "delivered meanwhile, same process (no target)",
+               statistics.median(r["delivered_per_second"] for r in ours), "/s"),
     ]  # fmt: skip
+    if all(r["server_cpu_ms"] is not None for r in [*ours, *bare, *accept]):
+        figures += [
+            Figure("serve", f"server CPU per request, {name} (no target)",
+                   statistics.median(r["server_cpu_ms"] for r in rows), "ms",
+                   baseline=statistics.median(r["server_cpu_ms"] for r in bare),
+                   baseline_name="bare waitress app", compare="value")
+            for name, rows in (("with delivery", ours), ("accept only", accept))
+        ]  # fmt: skip
     failures = sum(r["failures"] for r in [*ours, *accept])
     details = {"notifier": ours, "bare": bare, "accept_only": accept, "non_200_answers": failures}
     return Outcome(figures, details)

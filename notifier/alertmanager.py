@@ -27,6 +27,8 @@ def _strings(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}{key}: expected an object of strings, got {type(value).__name__}")
+    if all(type(k) is type(v) is str for k, v in value.items()):  # as Alertmanager sends
+        return dict(value)
     return {str(k): str(v) for k, v in value.items()}
 
 

@@ -160,7 +160,8 @@ class Dispatcher:
 
     def _open_outbox(self, override: OutboxSettings | bool | None) -> None:
         """Write every delivery to the durable outbox first (``[outbox]``, docs/outbox.md)."""
-        from notifier.outbox.attach import attach, settings_from_config
+        from notifier.outbox.engine import attach
+        from notifier.outbox.settings import settings_from_config
 
         try:
             settings = settings_from_config(self.config, override)

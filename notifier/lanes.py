@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from logging import DEBUG
 from typing import Any
 
 import attrs
@@ -265,6 +266,12 @@ class Lanes:
 
     def _report(self, task: LaneTask, attempt: Attempt) -> None:
         alert = task.alert
+        if (
+            task.retried_by_caller
+            and not log.isEnabledFor(DEBUG)
+            and not self.host.observes_deliveries
+        ):
+            return  # the caller gives the receipt and logs it: nobody would see this one
         receipt = attempt.receipt(retried=task.retried_by_caller)
         if task.retried_by_caller:
             log.debug(

@@ -74,6 +74,16 @@ def _str_map(what: str) -> Callable[[Mapping[str, Any] | None], dict[str, str]]:
     def convert(value: Mapping[str, Any] | None) -> dict[str, str]:
         if value is None:
             return {}
+        if type(value) is dict:
+            # Text to text, the usual case, checked in one pass: a key or value that is
+            # not text, or holds a lone surrogate, fails the join or the encode, and the
+            # loop below names it.
+            try:
+                "\x00".join([*value, *value.values()]).encode("utf-8")
+            except (TypeError, UnicodeEncodeError):
+                pass
+            else:
+                return dict(value)
         if not isinstance(value, Mapping):
             raise TypeError(f"{what} must be a table of text, got {type(value).__name__}")
         result = {}

@@ -237,6 +237,10 @@ class PluginHost:
     def observes_http(self) -> bool:
         return bool(self.pm.hook.notifier_http_request.get_hookimpls())
 
+    @property
+    def observes_deliveries(self) -> bool:
+        return bool(self.pm.hook.notifier_delivery_finished.get_hookimpls())
+
     def http_request(self, event: Any) -> None:
         self._observe(self.pm.hook.notifier_http_request, event=event)
 

@@ -48,7 +48,7 @@ def _ids(values: list[int] | None, every: bool, flag: str) -> list[int] | None:
 def run(args: argparse.Namespace) -> int:
     from notifier.config import load_config
     from notifier.outbox import OutboxStore
-    from notifier.outbox.attach import settings_from_config
+    from notifier.outbox.settings import settings_from_config
     from notifier.plugins import PluginHost
 
     if args.all and args.retry is None and args.purge is None:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             which = (
                 "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
             )
-            into = f"outbox {app.engine.store.path} ({which})"
+            into = f"outbox {app.engine.path} ({which})"
         print(
             f"notifier serve: listening on http://{bound[0]}:{bound[1]}, {into}",
             file=sys.stderr,

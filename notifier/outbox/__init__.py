@@ -9,24 +9,46 @@ every process sharing the file, guarded by a circuit breaker, with repeats insid
 dedup window dropped, and only by processes that have the channel with the same
 identity. See ``docs/outbox.md`` and ``docs/architecture.md``.
 
-Modules: :mod:`~.database` (the connection), :mod:`~.schema`, :mod:`~.store` (write and
-claim), :mod:`~.attempts` (record attempts), :mod:`~.admin` (operator views),
-:mod:`~.gates`, :mod:`~.owners`, :mod:`~.policy` (backoff, breaker, dedup), :mod:`~.settings`,
-:mod:`~.identity` (which channel a delivery is for), :mod:`~.digest` (many in one message),
-:mod:`~.runner` (where lanes run), :mod:`~.lane`, :mod:`~.engine` and :mod:`~.attach`
-(the dispatcher's side).
+Modules, in the order a delivery meets them:
+
+- :mod:`~.settings`: the ``[outbox]`` table and where the file lives;
+- :mod:`~.database`: the connection and its transactions, with :mod:`~.deferred`
+  (a delivery's record riding with the next write) and :mod:`~.schema` (tables,
+  migrations);
+- :mod:`~.records`: the rows as values (states, deliveries, claims, receipts);
+- :mod:`~.writing`: writing deliveries (coalescing, dedup, the one-delivery fast path);
+- :mod:`~.claiming`: claiming a channel's due deliveries under its channel lease, and
+  what stops a claim (lease, provider's block, circuit, send slots);
+- :mod:`~.sending`: sending a claim through the :class:`~notifier.deliverer.Deliverer`,
+  each alert in order, and :mod:`~.digest` (many waiting deliveries in one message);
+- :mod:`~.attempts`: recording each attempt (delivered, retry, dead), and the send log
+  as a pacer;
+- :mod:`~.policy`: the pure rules (backoff, circuit breaker, dedup window);
+- :mod:`~.store`: :class:`OutboxStore`, the file's operations in one place, with
+  :mod:`~.admin` (operator views);
+- :mod:`~.engine`: :class:`OutboxDelivery`, joining store, rules and a runner
+  (:mod:`~.runner`: where claims are sent, and which worker sends them).
+
+Words: a *claim* is the due deliveries of one channel that one worker took, held under
+the channel's *channel lease*; the dispatcher's *lanes* (:mod:`notifier.lanes`) are
+something else, the threads a channel's sends run on.
 """
 
 from __future__ import annotations
 
 from notifier.outbox.engine import OutboxDelivery
-from notifier.outbox.owners import owner_alive, worker_id
-from notifier.outbox.paths import MEMORY, default_path
 from notifier.outbox.policy import Backoff, CircuitBreaker, is_duplicate
-from notifier.outbox.receipts import DrainReport, Round
-from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
-from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.records import (
+    Claim,
+    Delivery,
+    DeliveryState,
+    DrainReport,
+    Enqueued,
+    NewDelivery,
+    Round,
+)
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, owner_alive, worker_id
+from notifier.outbox.settings import MEMORY, OutboxSettings, default_path
 from notifier.outbox.store import OutboxStore
 
 __all__ = [

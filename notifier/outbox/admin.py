@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from notifier.outbox.records import Delivery, DeliveryState
+from notifier.outbox.records import DELIVERY_COLUMNS, Delivery, DeliveryState
 
 if TYPE_CHECKING:
     from notifier.outbox.database import Database
@@ -22,11 +22,8 @@ _COUNTS = (
     " ORDER BY channel, state"
 )
 _DEAD = (
-    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
-    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
-    " delivered_by FROM deliveries"
-    " WHERE state = 'dead' AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'dead'"  # noqa: S608 (constants)
+    " AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
 )
 _RETRY = (
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now,"
@@ -86,7 +83,7 @@ class AdminMixin:
         """Dead letters, oldest first, with their (redacted) last errors."""
         args = {"channel": channel, "limit": limit}
         with self.db.read("listing dead letters") as conn:
-            rows = conn.execute(_DEAD, args).fetchall()
+            rows = Delivery.read(conn, _DEAD, args)
         return [Delivery.from_row(r) for r in rows]
 
     def retry_dead(self, now: float, ids: Sequence[int] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Claiming one channel's lane: its due prefix, under the claimer's lane lease.
+"""Claiming one channel: its due prefix, under the claimer's channel lease.
 
 Shared by :meth:`OutboxStore.claim_due` (every channel, its own transaction) and
 :meth:`OutboxStore.enqueue_and_claim` (the channels just written to, inside the
@@ -16,24 +16,21 @@ import attrs
 
 from notifier.kinds import RateLimit
 from notifier.models import Alert
-from notifier.outbox.attempts import take_slot_in
-from notifier.outbox.gates import gate
-from notifier.outbox.policy import CircuitBreaker
-from notifier.outbox.records import Claim, Delivery
+from notifier.outbox.policy import CircuitBreaker, CircuitState
+from notifier.outbox.records import DELIVERY_COLUMNS, Claim, Delivery
+from notifier.ratelimit import window
 
 # Id lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
 # on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 SELECT_IDS = (
-    "SELECT id, channel, idempotency_key, fingerprint, status, alert, mentions, state,"
-    " attempts, next_attempt_at, last_error, created_at, enqueued_at, updated_at,"
-    " deduplicated, lease_owner, lease_expires, channel_identity, config,"
-    " delivered_by FROM deliveries"
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 (constants only)
     " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
 )
 # A channel's live deliveries in order; with an identity, only those written for it (or
 # before identities were kept).
 HEAD = (
-    "SELECT id, state, next_attempt_at, fingerprint, attempts FROM deliveries"
+    "SELECT id, state, next_attempt_at, fingerprint, attempts, lease_owner, lease_expires"
+    " FROM deliveries"
     " WHERE channel = :channel AND state IN ('pending', 'inflight')"
     " AND (:identity IS NULL OR channel_identity IN (:identity, '')) ORDER BY id"
 )
@@ -56,7 +53,9 @@ _CLAIM = (
     "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
     " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
-LEASE_LANE = (
+# A channel's row, made when its first delivery is written.
+NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
+TAKE_LEASE = (
     "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
     " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?"
 )
@@ -99,8 +98,9 @@ def claim_channel(
 
     Order is kept per alert, not per channel: a delivery not due yet (waiting out its
     backoff), or still in flight, holds back the later deliveries of its own fingerprint
-    only. Takes no more than the rate limit has free slots for, one when its circuit
-    wants a probe, and none while another worker holds the lane, the provider blocked
+    only; the claimer's own claims do not hold back the rest of the channel. Takes no
+    more than the rate limit has free slots for, one when its circuit
+    wants a probe, and none while another worker holds the channel, the provider blocked
     it, or its circuit is open. Past the channel's digest threshold, every waiting
     delivery is claimed for one digest message.
 
@@ -109,7 +109,7 @@ def claim_channel(
     channel = row[0]
     if not terms.has(channel):
         return None
-    g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker)
+    g = gate(conn, row, now, terms.rate_limits.get(channel), terms.breaker, terms.owner)
     if g.admit == 0:
         return None
     probe = terms.breaker is not None and g.admit == 1 and row[2] != "closed"
@@ -121,8 +121,11 @@ def claim_channel(
     held: set[str] = set()  # fingerprints with an earlier delivery not done or not due
     seen: set[str] = set()
     args = {"channel": channel, "identity": terms.identity(channel)}
-    for id_, state, next_at, fp, attempts in conn.execute(HEAD, args):
+    for id_, state, next_at, fp, attempts, owner, lease_expires in conn.execute(HEAD, args):
         if fp in held:
+            continue
+        if state == "inflight" and owner == terms.owner and lease_expires > now:
+            held.add(fp)  # being sent by another of our claims: its alert waits for it
             continue
         if fp not in seen:
             seen.add(fp)
@@ -130,7 +133,7 @@ def claim_channel(
         held.add(fp)  # later deliveries of this alert go with it, or wait for it
         if state == "pending" and next_at > due_by:
             continue
-        # An in-flight one is taken again: the gate let us in, so its lane lease ran out.
+        # An in-flight one is taken again: the gate let us in, so its channel lease ran out.
         take.append(id_)
         held.discard(fp)
         if len(take) >= most and not probe:
@@ -147,9 +150,10 @@ def claim_channel(
     until = now + terms.lease
     ids = _json(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
-    conn.execute(LEASE_LANE, (terms.owner, until, probe, channel))
+    conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
     alerts = alerts or {}
-    found = tuple(Delivery.from_row(r, alerts.get(r[0])) for r in conn.execute(SELECT_IDS, (ids,)))
+    rows = Delivery.read(conn, SELECT_IDS, (ids,))
+    found = tuple(Delivery.from_row(r, alerts.get(r["id"])) for r in rows)
     return Claim(channel, found, probe, digest=digest)
 
 
@@ -157,10 +161,102 @@ def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: Claim
     """Take the send slot of the claim's first delivery now, as ``start_attempt`` would.
 
     Only for a claim that is sent at once: the slot is logged at the claim's time. The
-    lane lease was just taken, and the gate just found the channel unblocked with a free
+    channel lease was just taken, and the gate just found the channel unblocked with a free
     slot, so nothing else needs checking.
     """
     first = claim.deliveries[0]
     if take_slot_in(conn, claim.channel, now, terms.rate_limits.get(claim.channel), first.id):
-        return claim  # cannot happen under the gate; the lane will take its slot itself
+        return claim  # cannot happen under the gate; the claim will take its slot itself
     return attrs.evolve(claim, started=True)
+
+
+_WINDOW = "SELECT at FROM sends WHERE channel = ? AND at > ? ORDER BY at"
+
+
+@attrs.frozen
+class Gate:
+    """Whether a channel may be claimed now: ``admit`` deliveries (``None``: no limit)."""
+
+    admit: int | None
+    ready_at: float
+    reason: str  # ready | leased | blocked | circuit | rate_limit
+
+
+@attrs.frozen
+class Wake:
+    """When a channel with queued work can next be claimed, and why not before."""
+
+    channel: str
+    head_due_at: float
+    ready_at: float
+    reason: str
+
+
+def slots(
+    conn: sqlite3.Connection, channel: str, now: float, limit: RateLimit | None
+) -> tuple[int | None, float]:
+    """Free send slots of ``channel`` under ``limit`` now, and seconds until one frees.
+
+    ``(None, 0.0)`` when the channel has no limit. Never more than ``limit.count`` sends
+    start in any window of ``limit.per`` seconds.
+    """
+    if limit is None:
+        return None, 0.0
+    span = window(limit)
+    times = [row[0] for row in conn.execute(_WINDOW, (channel, now - span))]
+    free = limit.count - len(times)
+    if free > 0:
+        return free, 0.0
+    return 0, times[len(times) - limit.count] + span - now
+
+
+def gate(
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
+    now: float,
+    limit: RateLimit | None,
+    breaker: CircuitBreaker | None,
+    claimer: str | None = None,
+) -> Gate:
+    """What stops claiming a channel now, from its ``channels`` row and send log.
+
+    :param claimer: who would claim. The claim's holder may claim more of the channel
+        while its circuit is closed: a send that hangs holds back its own alert only,
+        not the channel (the claim skips deliveries the holder has in flight).
+    """
+    name, blocked_until, circuit, failures, open_until, owner, lease_expires = row
+    if owner and lease_expires > now and (owner != claimer or circuit != "closed"):
+        return Gate(0, lease_expires, "leased")
+    if blocked_until > now:
+        return Gate(0, blocked_until, "blocked")
+    admit = None
+    if breaker is not None:
+        admit = breaker.admits(CircuitState(circuit, failures, open_until), now)
+        if admit == 0:
+            return Gate(0, open_until, "circuit")
+    free, wait = slots(conn, name, now, limit)
+    if free == 0:
+        return Gate(0, now + wait, "rate_limit")
+    if free is not None:
+        admit = free if admit is None else min(admit, free)
+    return Gate(admit, now, "ready")
+
+
+def take_slot_in(
+    conn: sqlite3.Connection,
+    channel: str,
+    now: float,
+    limit: RateLimit | None,
+    delivery_id: int | None,
+) -> float:
+    if limit is None:
+        return 0.0
+    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - window(limit)))
+    free, wait = slots(conn, channel, now, limit)
+    if free == 0:
+        return wait
+    conn.execute(
+        "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
+        (channel, now, delivery_id),
+    )
+    return 0.0

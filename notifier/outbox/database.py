@@ -27,7 +27,7 @@ from notifier.filemodes import DIR_MODE, FILE_MODE, make_dirs, parse_mode
 from notifier.filemodes import create as create_file
 from notifier.outbox import schema
 from notifier.outbox.deferred import DeferredWrites, Write
-from notifier.outbox.paths import MEMORY, resolve
+from notifier.outbox.settings import MEMORY, resolve
 
 log = logging.getLogger("notifier.outbox")
 

@@ -2,7 +2,7 @@
 
 Recording a successful send was the second of a dispatch's two write transactions, and
 it may wait: the delivery was written durably before it was sent, and until its outcome
-is recorded it stays in flight under this process's lane lease, which is exactly what a
+is recorded it stays in flight under this process's channel lease, which is exactly what a
 crash during the send leaves behind. So the record is kept in memory and written at the
 start of the next write transaction (in a stream of dispatches, the next dispatch's),
 or by a background thread once it has waited :data:`FLUSH_AFTER` seconds, or before the
@@ -10,7 +10,7 @@ file is read or closed, or when the interpreter exits. A stream of dispatches th
 one write transaction each.
 
 A crash before the record is written leaves the delivery in flight; recovery sends it
-again under the same idempotency key. That is at most one delivery per channel lane,
+again under the same idempotency key. That is at most one delivery per channel claim,
 as a crash in the middle of a send would leave.
 """
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -28,15 +29,20 @@ from notifier.deliverer import ChannelInfo, Deliverer
 from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Receipt
-from notifier.outbox.claiming import ClaimTerms
+from notifier.outbox.attempts import SendLogPacer
+from notifier.outbox.claiming import ClaimTerms, Wake
 from notifier.outbox.digest import default_threshold
-from notifier.outbox.gates import Wake
-from notifier.outbox.lane import LaneContext, run_lane
-from notifier.outbox.owners import owner_alive, worker_id
-from notifier.outbox.pacer import SendLogPacer
-from notifier.outbox.receipts import DrainReport, Round, receipts_for
-from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner
+from notifier.outbox.records import (
+    Claim,
+    DeliveryState,
+    DrainReport,
+    Enqueued,
+    NewDelivery,
+    Round,
+    receipts_for,
+)
+from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, owner_alive, worker_id
+from notifier.outbox.sending import SendContext, send_claim
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
 from notifier.ratelimit import window
@@ -45,9 +51,10 @@ log = logging.getLogger("notifier.outbox")
 
 MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
 LIVENESS_EVERY = 2.0  # seconds between looks for leases of stopped workers on this host
-RENEWALS = 3  # lease renewals per lease period while lanes run
+RENEWALS = 3  # lease renewals per lease period while claims run
 _MIN_WAIT = 0.001
 _WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
+_CIRCUITS = "SELECT name, circuit FROM channels ORDER BY name"
 
 DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
 
@@ -126,18 +133,18 @@ class OutboxDelivery:
         self.owner = owner or worker_id()
         self._own_runner = runner is None
         self.runner = runner or ThreadPoolRunner(self.settings.workers)
-        # A runner of this process's threads gains nothing from being handed one lane;
-        # any other runner (one that runs lanes elsewhere) gets every lane.
+        # A runner of this process's threads gains nothing from being handed one claim;
+        # any other runner (one that runs claims elsewhere) gets every claim.
         self._inline = isinstance(self.runner, ThreadPoolRunner | InlineRunner)
         self._stop = threading.Event()
         self._stop_events: list[threading.Event] = [self._stop]
         self._last_maintenance = float("-inf")
         self._recovered = False
         self._background: threading.Thread | None = None
-        # Channels whose lanes this engine is running, for concurrent submit() calls.
+        # Channels whose claims this engine is running, for concurrent submit() calls.
         self._busy: collections.Counter[str] = collections.Counter()
-        self._ended = 0  # lanes run to their end, for submit() to notice one just ended
-        self._lanes = threading.Condition()
+        self._ended = 0  # claims run to their end, for submit() to notice one just ended
+        self._running = threading.Condition()
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
@@ -147,7 +154,7 @@ class OutboxDelivery:
         deliverer.pace_with(
             {n: SendLogPacer(store, n, limit, clock) for n, limit in self.rate_limits.items()}
         )
-        self._lane = LaneContext(
+        self._send = SendContext(
             store=store,
             deliverer=deliverer,
             settings=self.settings,
@@ -161,11 +168,11 @@ class OutboxDelivery:
         )
 
     def _pool(self, channel: str, workers: int) -> ThreadPoolExecutor:
-        """The threads a channel's lane sends different alerts on at once."""
+        """The threads a channel's claim sends different alerts on at once."""
         with self._pools_lock:
             pool = self._pools.get(channel)
             if pool is None:
-                size = max(workers, self._lane.concurrency.get(channel, 1))
+                size = max(workers, self._send.concurrency.get(channel, 1))
                 pool = ThreadPoolExecutor(size, thread_name_prefix=f"notifier-outbox-{channel}")
                 self._pools[channel] = pool
             return pool
@@ -208,9 +215,9 @@ class OutboxDelivery:
             if not self._recovered:
                 self.recover()
             start = self.clock.time()  # the deliveries written now are due at this time
-            # Claiming in the writing transaction saves a transaction per dispatch; a lane
+            # Claiming in the writing transaction saves a transaction per dispatch; a claim
             # held elsewhere, or older work ahead, is left to the rounds below.
-            with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
+            with self._running:  # claimed and counted busy in one step: see _behind_own_claim
                 enqueued, claims = self.store.enqueue_and_claim(
                     items, now=start, dedup_window=self.settings.dedup_window, terms=self._terms
                 )
@@ -226,13 +233,13 @@ class OutboxDelivery:
             waiting.pop(id_, None)
         # Every delivery written has a receipt: done, without a claim that finds nothing.
         while waiting and not self.stopping():
-            ended = self._ended  # read before claiming: a lane ending after it is news
+            ended = self._ended  # read before claiming: a claim ending after it is news
             # Only the channels written to: other channels' backlogs are the worker's.
             done = self.process(due_by=due_by, channels=set(waiting.values()))
             attempted.update(done.receipts)
             for id_ in done.receipts:
                 waiting.pop(id_, None)
-            if not done.claimed and not self._behind_own_lane(waiting, ended):
+            if not done.claimed and not self._behind_own_claim(waiting, ended):
                 break
         return self.receipts(enqueued, attempted)
 
@@ -249,25 +256,25 @@ class OutboxDelivery:
             self.digests,
         )
 
-    def _behind_own_lane(self, waiting: dict[int, str], ended: int) -> bool:
+    def _behind_own_claim(self, waiting: dict[int, str], ended: int) -> bool:
         """Wait while another thread of this process delivers a channel we have work on.
 
-        A concurrent ``submit`` (or the background worker) holds the channel's lane and
+        A concurrent ``submit`` (or the background worker) holds the channel's lease and
         our deliveries are queued behind its batch; once it lets go we claim them, so a
-        burst of concurrent dispatches is delivered now, not left for a worker. Lanes are
-        counted busy under the same lock they are claimed under, so a lane is never seen
+        burst of concurrent dispatches is delivered now, not left for a worker. Claims are
+        counted busy under the same lock they are claimed under, so a claim is never seen
         taken but not yet busy.
 
-        :param ended: the count of this engine's finished lanes before our last claim;
-            a lane that finished since may have been the one in our way: claim again.
+        :param ended: the count of this engine's finished claims before our last claim;
+            a claim that finished since may have been the one in our way: claim again.
         :return: whether to claim again, or there is nothing to wait for.
         """
-        with self._lanes:
+        with self._running:
             if self._ended == ended:
                 busy = {channel for channel, n in self._busy.items() if n > 0}
                 if not busy & set(waiting.values()):
                     return False
-                self._lanes.wait(self.settings.poll_interval)
+                self._running.wait(self.settings.poll_interval)
         for id_, d in self.store.get(list(waiting)).items():  # settled by the other thread?
             if d.state not in (DeliveryState.PENDING, DeliveryState.INFLIGHT):
                 waiting.pop(id_)
@@ -292,7 +299,7 @@ class OutboxDelivery:
         if not self._recovered:
             self.recover()
         terms = self._terms
-        with self._lanes:  # claimed and counted busy in one step: see _behind_own_lane
+        with self._running:  # claimed and counted busy in one step: see _behind_own_claim
             claims = self.store.claim_due(
                 self.clock.time(),
                 terms.limit,
@@ -308,27 +315,27 @@ class OutboxDelivery:
         return self._run(claims) if claims else Round(0, {})
 
     def _run(self, claims: list[Claim]) -> Round:
-        """Deliver lanes claimed and counted busy: channels in parallel, each alert in order."""
+        """Deliver claims claimed and counted busy: channels in parallel, each alert in order."""
         channels = [c.channel for c in claims]
         receipts: dict[int, Receipt] = {}
         self._keep_leases()
         failure: BaseException | None = None
         try:
             if len(claims) == 1 and self._inline:
-                # One lane: run it here; a hand-off to a pool thread only costs time.
-                receipts.update(run_lane(self._lane, claims[0]))
+                # One claim: run it here; a hand-off to a pool thread only costs time.
+                receipts.update(send_claim(self._send, claims[0]))
             else:
-                futures = [self.runner.submit(run_lane, self._lane, claim) for claim in claims]
-                for future in futures:  # wait for every lane before reporting any failure
+                futures = [self.runner.submit(send_claim, self._send, claim) for claim in claims]
+                for future in futures:  # wait for every claim before reporting any failure
                     try:
                         receipts.update(future.result())
                     except BaseException as exc:
                         failure = failure or exc
         finally:
-            with self._lanes:
+            with self._running:
                 self._busy.subtract(channels)
                 self._ended += 1
-                self._lanes.notify_all()
+                self._running.notify_all()
         if failure is not None:
             raise failure
         return Round(sum(len(c.deliveries) for c in claims), receipts)
@@ -415,11 +422,11 @@ class OutboxDelivery:
         return self._background
 
     def _keep_leases(self) -> None:
-        """Renew this engine's leases while its lanes run, so they can be short: a
+        """Renew this engine's leases while its claims run, so they can be short: a
         worker killed mid-delivery leaves leases that run out in seconds, not minutes."""
         if self._heartbeat is not None:
             return
-        with self._lanes:
+        with self._running:
             if self._heartbeat is not None:
                 return
             self._heartbeat = threading.Thread(
@@ -430,7 +437,7 @@ class OutboxDelivery:
     def _renew_leases(self) -> None:
         every = max(self.settings.lease / RENEWALS, 0.05)
         while not self._stop.wait(every):
-            with self._lanes:
+            with self._running:
                 busy = any(n > 0 for n in self._busy.values())
             if not busy:
                 continue
@@ -445,6 +452,56 @@ class OutboxDelivery:
         poll = self.settings.poll_interval
         soonest = min((w.ready_at for w in wakes), default=now + poll)
         return min(max(soonest - now, 0.01), poll)
+
+    # -- what a server or a monitor asks of the outbox ---------------------------------
+    # A process that accepts deliveries and delivers them itself (``notifier serve``)
+    # needs these answers; they keep it away from the store's file and tables.
+
+    @property
+    def path(self) -> str:
+        """The outbox file (``:memory:`` for one in memory)."""
+        return self.store.path
+
+    def writable(self) -> str | None:
+        """Why a delivery could not be written now, or ``None`` when it could.
+
+        Takes the write lock in an empty transaction, as every write must first, so a
+        file another process holds beyond ``busy_timeout``, a full disk or a file moved
+        away are each answered with their one-line reason.
+        """
+        try:
+            with self.store.db.write("checking it is writable"):
+                pass
+        except OutboxError as exc:
+            return str(exc)
+        return None
+
+    def idle_wait(self) -> float:
+        """Seconds a delivery loop that found nothing to claim may wait before it looks
+        again: until the soonest queued delivery falls due (a backoff ends, a rate
+        window or a provider's pause opens), at most ``poll_interval``. A loop that is
+        told of new deliveries (as ``notifier serve`` is) wakes earlier for them.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self._idle_wait()
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` of every delivery the file keeps, whichever
+        process wrote or delivered it.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self.store.counts()
+
+    def circuit_states(self) -> dict[str, str]:
+        """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
+        as the file holds it, so every process sharing it reads the same.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        with self.store.db.read("reading circuit states") as conn:
+            return dict(conn.execute(_CIRCUITS).fetchall())
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -474,7 +531,7 @@ class OutboxDelivery:
         self.store.purge(DeliveryState.DELIVERED, older_than=now - self.settings.keep_delivered)
 
     def close(self) -> None:
-        """Stop lanes between deliveries, shut our runner down, close the store."""
+        """Stop claims between deliveries, shut our runner down, close the store."""
         self._stop.set()
         if self._background is not None:
             self._background.join()
@@ -503,3 +560,24 @@ def _digests(channels: Iterable[ChannelInfo]) -> dict[str, int]:
         if threshold:
             found[c.name] = threshold
     return found
+
+
+def attach(
+    deliverer: Deliverer,
+    settings: OutboxSettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    config_file: str = "",
+    runner: Runner | None = None,
+) -> OutboxDelivery:
+    """An outbox engine that delivers through ``deliverer``, for the configuration in
+    ``config_file``; it paces the deliverer's channels from now on."""
+    return OutboxDelivery.open(
+        settings, deliverer, clock=clock, runner=runner, origin=_origin(config_file)
+    )
+
+
+def _origin(file: str) -> str:
+    """The configuration file as stamped on deliveries: absolute, or as given when it
+    names no file (``<inline>``)."""
+    return os.path.abspath(file) if file and not file.startswith("<") else file

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import enum
 import json
+import sqlite3
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from notifier.models import Alert, Outcome, delivery_key
+from notifier.models import Alert, Outcome, Receipt, delivery_key
 
 
 class DeliveryState(enum.StrEnum):
@@ -109,14 +111,42 @@ class Delivery:
     loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...], loaded: Alert | None = None) -> Delivery:
-        values = list(row)
+    def from_row(cls, row: sqlite3.Row, loaded: Alert | None = None) -> Delivery:
+        """The delivery in ``row``, a :data:`DELIVERY_COLUMNS` row read by name."""
         try:
-            values[6] = tuple(str(m) for m in json.loads(values[6]))
+            mentions = tuple(str(m) for m in json.loads(row["mentions"]))
         except (TypeError, ValueError):
-            values[6] = ()
-        values[14] = bool(values[14])
-        return cls(**dict(zip(_ROW_FIELDS, values, strict=False)), loaded=loaded)
+            mentions = ()
+        return cls(
+            id=row["id"],
+            channel=row["channel"],
+            key=row["idempotency_key"],
+            fingerprint=row["fingerprint"],
+            status=row["status"],
+            alert_json=row["alert"],
+            mentions=mentions,
+            state=row["state"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            enqueued_at=row["enqueued_at"],
+            updated_at=row["updated_at"],
+            deduplicated=bool(row["deduplicated"]),
+            lease_owner=row["lease_owner"],
+            lease_expires=row["lease_expires"],
+            channel_identity=row["channel_identity"],
+            config=row["config"],
+            delivered_by=row["delivered_by"],
+            loaded=loaded,
+        )
+
+    @staticmethod
+    def read(conn: sqlite3.Connection, query: str, params: Any) -> list[sqlite3.Row]:
+        """The rows of ``query`` (which selects :data:`DELIVERY_COLUMNS`), by name."""
+        cursor = conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(query, params).fetchall()
 
     def alert(self) -> Alert:
         """The stored alert; ``ValueError`` when the stored JSON is not a valid alert."""
@@ -147,8 +177,12 @@ class Delivery:
         }
 
 
-# A stored row's columns, in the order every delivery SELECT lists them.
-_ROW_FIELDS = tuple(field.name for field in attrs.fields(Delivery) if field.name != "loaded")
+# What every query for whole deliveries selects, read by name (Delivery.from_row).
+DELIVERY_COLUMNS = (
+    "id, channel, idempotency_key, fingerprint, status, alert, mentions, state, attempts,"
+    " next_attempt_at, last_error, created_at, enqueued_at, updated_at, deduplicated,"
+    " lease_owner, lease_expires, channel_identity, config, delivered_by"
+)
 
 
 @attrs.frozen
@@ -158,7 +192,7 @@ class Claim:
     :param probe: the channel's circuit is half-open and this single delivery tests it.
     :param digest: the deliveries are sent together as one digest message.
     :param started: the first delivery's send slot was taken with the claim (it is sent
-        at once), so the lane does not start it again.
+        at once), so the claim does not start it again.
     """
 
     channel: str
@@ -166,3 +200,59 @@ class Claim:
     probe: bool = False
     started: bool = False
     digest: bool = False  # folded into one digest message (see notifier.outbox.digest)
+
+
+@attrs.frozen
+class Round:
+    """One claim-and-deliver pass: how many were claimed, and receipts by delivery id."""
+
+    claimed: int
+    receipts: Mapping[int, Receipt]
+
+
+@attrs.frozen
+class DrainReport:
+    """What :meth:`OutboxDelivery.drain` did, by outcome, and what is still queued."""
+
+    outcomes: Mapping[str, int]
+    rounds: int
+    waited: float
+
+
+_OUTCOMES = {DeliveryState.DELIVERED: Outcome.DELIVERED, DeliveryState.DEAD: Outcome.FAILED}
+
+
+def receipts_for(
+    enqueued: Iterable[Enqueued],
+    attempted: Mapping[int, Receipt],
+    stored: Mapping[int, Delivery],
+) -> list[Receipt]:
+    """One receipt per written delivery, in order.
+
+    A delivery attempted by this call has the receipt of that attempt; any other one is
+    described by its stored state: delivered (by another worker, or before, for a
+    coalesced repeat), dead, or queued with its next attempt time.
+    """
+    out = []
+    for e in enqueued:
+        if e.id is not None and e.id in attempted:
+            out.append(attempted[e.id])
+            continue
+        receipt = Receipt(
+            e.channel,
+            e.outcome,
+            fingerprint=e.fingerprint,
+            details={"idempotency_key": e.key, "delivery_id": e.id},
+        )
+        d = stored.get(e.id) if e.id is not None else None
+        if d is not None:
+            outcome = _OUTCOMES.get(d.state, Outcome.QUEUED)
+            later = d.next_attempt_at if outcome is Outcome.QUEUED else None
+            receipt = attrs.evolve(
+                receipt, outcome=outcome, attempts=d.attempts, error=d.last_error,
+                next_attempt_at=later,
+            )  # fmt: skip
+        elif e.outcome is not Outcome.DEDUPLICATED:
+            receipt = attrs.evolve(receipt, outcome=Outcome.FAILED, error="purged")
+        out.append(receipt)
+    return out

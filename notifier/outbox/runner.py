@@ -1,14 +1,18 @@
 """Where deliveries run: one small seam, so the same deliveries can run elsewhere.
 
-The outbox hands each claimed channel lane to a :class:`Runner` as
+The outbox hands each claim to a :class:`Runner` as
 ``runner.submit(fn, *args)`` and waits on the returned future. The embedded default,
-:class:`ThreadPoolRunner`, runs lanes on threads of this process. Nothing else in the
-outbox knows how a lane is run; ``docs/outbox.md`` shows how a Celery runner would plug
+:class:`ThreadPoolRunner`, runs claims on threads of this process. Nothing else in the
+outbox knows how a claim is run; ``docs/outbox.md`` shows how a Celery runner would plug
 in without changing channels or configuration.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -50,3 +54,30 @@ class InlineRunner:
 
     def shutdown(self, wait: bool = True) -> None:
         return None
+
+
+def worker_id() -> str:
+    """``host:pid:token``: unique per engine, and says which process holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the worker named ``owner`` may still be running.
+
+    Only a process on this host can be checked; anything else counts as alive and its
+    leases simply expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or sys.platform == "win32":
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True

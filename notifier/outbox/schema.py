@@ -61,7 +61,7 @@ CREATE TABLE sends (
 );
 CREATE INDEX sends_channel_at ON sends (channel, at);
 
--- Per channel: the provider's block, the circuit breaker, and the lane lease that keeps
+-- Per channel: the provider's block, the circuit breaker, and the channel lease that keeps
 -- one worker at a time delivering a channel (in order).
 CREATE TABLE channels (
     name TEXT PRIMARY KEY,

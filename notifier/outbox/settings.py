@@ -8,8 +8,11 @@ of them are reported at once.
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,9 +20,54 @@ from notifier.errors import ConfigError, ConfigIssue
 from notifier.filemodes import DIR_MODE, FILE_MODE, mode_problem
 from notifier.kinds import Option
 from notifier.limits import DAY, HOUR, MAX_WORKERS, YEAR
-from notifier.outbox.paths import resolve
 from notifier.outbox.policy import Backoff, CircuitBreaker
 from notifier.values import INVALID, from_text
+
+if TYPE_CHECKING:
+    from notifier.config import Config
+
+# -- where the file lives when the configuration does not say --------------------------
+
+MEMORY = ":memory:"
+FILENAME = "outbox.db"
+
+
+def data_dir(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The user's data directory for notifier, by the platform's convention.
+
+    Linux and other Unixes follow the XDG base directory spec (``$XDG_DATA_HOME``, else
+    ``~/.local/share``); macOS uses ``~/Library/Application Support``; Windows uses
+    ``%LOCALAPPDATA%``.
+    """
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    home = Path(env.get("HOME") or Path.home())
+    if platform.startswith("win"):
+        local = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(local) / "notifier"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "notifier"
+    xdg = env.get("XDG_DATA_HOME")
+    # The spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "notifier"
+
+
+def default_path(env: Mapping[str, str] | None = None, platform: str | None = None) -> str:
+    """The outbox file used when ``[outbox] path`` is not set."""
+    return str(data_dir(env, platform) / FILENAME)
+
+
+def resolve(path: str | os.PathLike[str] | None) -> str:
+    """``path`` with ``~`` expanded; the default when empty; ``:memory:`` unchanged."""
+    if path is None or str(path) == "":
+        return default_path()
+    text = os.fspath(path)
+    return text if text == MEMORY else os.path.expanduser(text)
+
+
+# -- the [outbox] table ------------------------------------------------------------------
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("enabled", bool, default=True, help="write every delivery to the outbox first"),
@@ -188,3 +236,24 @@ class OutboxSettings:
         if self.breaker_threshold == 0:
             return None
         return CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)
+
+
+def settings_from_config(
+    config: Config, override: OutboxSettings | bool | None = None
+) -> OutboxSettings | None:
+    """The outbox settings to use, or ``None`` to deliver directly.
+
+    :param override: ``False`` turns the outbox off, an :class:`OutboxSettings` replaces
+        the file's; ``None`` (and ``True``) follow the file: an ``[outbox]`` table, even
+        an empty one, turns the outbox on unless it says ``enabled = false``.
+    :raises ConfigError: the ``[outbox]`` table has unknown keys or bad values.
+    """
+    if override is False:
+        return None
+    if isinstance(override, OutboxSettings):
+        return override if override.enabled else None
+    table = config.outbox
+    if table is None and override is None:
+        return None
+    settings = OutboxSettings.from_table(table, file=config.file)
+    return settings if settings.enabled else None

@@ -1,6 +1,6 @@
 """The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
 
-Ordering: per alert. A claim takes the channel's *lane lease* and its due deliveries; a
+Ordering: per alert. A claim takes the channel's *channel lease* and its due deliveries; a
 delivery not due yet (waiting out its backoff) holds back only the later deliveries of
 its own alert (fingerprint), so a resolution never overtakes its firing and different
 alerts never wait for each other.
@@ -12,48 +12,28 @@ claims, sends and circuit changes at once.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from notifier.filemodes import DIR_MODE, FILE_MODE
 from notifier.kinds import RateLimit
-from notifier.models import Outcome, key_of
 from notifier.outbox.admin import AdminMixin
-from notifier.outbox.attempts import AttemptsMixin, give_back, lane_key
+from notifier.outbox.attempts import AttemptsMixin, give_back, lease_key
 from notifier.outbox.claiming import (
     CHANNELS,
     CHANNELS_NAMED,
     EARLIEST,
     SELECT_IDS,
     ClaimTerms,
+    Wake,
     claim_channel,
+    gate,
     start_first,
 )
 from notifier.outbox.database import Database
-from notifier.outbox.gates import Wake, gate
-from notifier.outbox.policy import CircuitBreaker, is_duplicate
+from notifier.outbox.policy import CircuitBreaker
 from notifier.outbox.records import Claim, Delivery, Enqueued, NewDelivery
-from notifier.outbox.single import write_and_claim_one
-
-# Key lists travel as one JSON array parameter (json_each), never spliced into SQL.
-_INSERT = (
-    "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
-    " state, next_attempt_at, created_at, enqueued_at, updated_at, channel_identity, config)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
-)
-# Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
-_LIVE_FPS = (
-    "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
-    " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
-)
-_SENT_FPS = (
-    "SELECT fingerprint, channel, status, sent_at FROM dedup"
-    " WHERE fingerprint IN (SELECT value FROM json_each(?))"
-)
-# One encoder for every alert: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+from notifier.outbox.writing import enqueue, prepare, write_and_claim_one
 
 
 def _json(values: Iterable[Any]) -> str:
@@ -118,58 +98,36 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         Everything is validated and serialised before the transaction starts, so a bad
         item leaves the outbox untouched.
         """
-        prepared = self._prepare(items)
+        prepared = prepare(items)
         if not prepared:
             return []
         with self.db.write("queueing deliveries") as conn:
-            return self._enqueue(conn, prepared, now, dedup_window)
-
-    @staticmethod
-    def _prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
-        """Validate and serialise before any transaction, so a bad item changes nothing."""
-        # Per alert: its JSON, and the parts of its key (isoformat() is not free).
-        alerts: dict[int, tuple[str, str, str, str]] = {}
-        prepared: list[tuple[NewDelivery, str, str]] = []
-        for item in items:
-            if not isinstance(item, NewDelivery):
-                raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
-            known = alerts.get(id(item.alert))
-            if known is None:
-                data = item.alert.to_dict()
-                known = alerts[id(item.alert)] = (
-                    _ENCODE(data),
-                    data["fingerprint"],
-                    data["status"],
-                    data["starts_at"],
-                )
-            text, fingerprint, status, starts_at = known
-            prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
-        return prepared
+            return enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
 
     def enqueue_and_claim(
         self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
     ) -> tuple[list[Enqueued], list[Claim]]:
-        """Write deliveries and, in the same transaction, claim their channels' lanes.
+        """Write deliveries and, in the same transaction, claim their channels.
 
         Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
         older deliveries first, none while another worker holds it), so order and rate
-        limits hold. When a single lane is claimed, its first send slot is taken too:
+        limits hold. When a single channel is claimed, its first send slot is taken too:
         the caller sends it at once. Claimed deliveries written now carry their
         in-memory alert.
         """
-        prepared = self._prepare(items)
+        prepared = prepare(items)
         if not prepared:
             return [], []
-        # This process's lane on the channel, idle since its last send, whose release
+        # This process's lease on the channel, idle since its last send, whose release
         # is still pending: the single path goes on under it rather than give it back.
-        lane = lane_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
-        held = lane is not None and self.db.withdraw(lane)
+        lease = lease_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
+        held = lease is not None and self.db.withdraw(lease)
         try:
             return self._write_and_claim(prepared, now, dedup_window, terms, held)
         except BaseException:
-            # Still owed: the lane goes back as the withdrawn write would have.
-            if held and lane is not None:
-                self.db.defer(give_back(lane[1], terms.owner), lane)
+            # Still owed: the lease goes back as the withdrawn write would have.
+            if held and lease is not None:
+                self.db.defer(give_back(lease[1], terms.owner), lease)
             raise
 
     def _write_and_claim(
@@ -185,11 +143,11 @@ class OutboxStore(AttemptsMixin, AdminMixin):
                 args = (*prepared[0], now, dedup_window, terms)
                 done = write_and_claim_one(conn, *args, held=held, store=self)
                 claim = done[1] if done is not None else None
-                if held and claim is None:  # not going on under it: give the lane back
+                if held and claim is None:  # not going on under it: give the channel lease back
                     give_back(prepared[0][0].channel, terms.owner)(conn)
                 if done is not None:
                     return [done[0]], [claim] if claim is not None else []
-            enqueued = self._enqueue(conn, prepared, now, dedup_window)
+            enqueued = enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
             written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
                        if e.id is not None and not e.coalesced}  # fmt: skip
             names = sorted({e.channel for e in enqueued if e.id is not None})
@@ -202,60 +160,6 @@ class OutboxStore(AttemptsMixin, AdminMixin):
             if len(claims) == 1:
                 claims[0] = start_first(conn, claims[0], now, terms)
         return enqueued, claims
-
-    def _enqueue(
-        self,
-        conn: sqlite3.Connection,
-        prepared: list[tuple[NewDelivery, str, str]],
-        now: float,
-        window: float,
-    ) -> list[Enqueued]:
-        # Queued deliveries of these fingerprints: the same key is not queued twice, and
-        # a fingerprint with one queued is not judged a duplicate until that is settled.
-        live: dict[str, int] = {}
-        busy: set[tuple[str, str]] = set()
-        fps = _json({item.alert.fingerprint for item, _, _ in prepared})
-        for fp, channel, key, id_ in conn.execute(_LIVE_FPS, (fps,)):
-            live[key] = id_
-            busy.add((fp, channel))
-        sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-        if window > 0:
-            for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
-                sent[(fp, channel)][status] = at
-        # Inside our write transaction each new row gets the largest id + 1, so the ids
-        # are known before the insert (and checked after it).
-        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
-        out: list[Enqueued] = []
-        rows: list[tuple[Any, ...]] = []
-        id_of_key: dict[str, int] = {}
-        queued, deduplicated = Outcome.QUEUED, Outcome.DEDUPLICATED
-        for item, key, text in prepared:
-            alert, channel = item.alert, item.channel
-            fp = alert.fingerprint
-            if key in live or key in id_of_key:
-                id_ = live.get(key) or id_of_key[key]
-                out.append(Enqueued(channel, key, fp, queued, id_, True))
-                continue
-            status = alert.status.value
-            pair = (fp, channel)
-            if pair in sent and pair not in busy and is_duplicate(status, sent[pair], now, window):
-                out.append(Enqueued(channel, key, fp, deduplicated))
-                continue
-            id_of_key[key] = id_ = first + len(rows)
-            out.append(Enqueued(channel, key, fp, queued, id_))
-            mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
-            rows.append((key, channel, fp, status, text, mentions, now, now, now, now,
-                         self.identity(channel), self.origin))  # fmt: skip
-        if rows:
-            conn.executemany(_INSERT, rows)
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            if last - first + 1 != len(rows):
-                raise RuntimeError("outbox ids were not handed out consecutively")
-            names = sorted({row[1] for row in rows})
-            conn.executemany(
-                "INSERT OR IGNORE INTO channels (name) VALUES (?)", [(n,) for n in names]
-            )
-        return out
 
     # -- claiming ----------------------------------------------------------------------
 
@@ -328,6 +232,6 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         """The stored deliveries with these ids (missing ones are left out)."""
         found: dict[int, Delivery] = {}
         with self.db.read("reading deliveries") as conn:
-            for row in conn.execute(SELECT_IDS, (_json(ids),)):
-                found[row[0]] = Delivery.from_row(row)
+            for row in Delivery.read(conn, SELECT_IDS, (_json(ids),)):
+                found[row["id"]] = Delivery.from_row(row)
         return found

@@ -35,6 +35,7 @@ from notifier.outbox.records import NewDelivery
 from notifier.plugins import PluginHost
 from notifier.routing import Target
 from notifier.server.auth import Credentials
+from notifier.server.commit import GroupCommit
 from notifier.server.ingest import Budgets, alert_deliveries, notification_deliveries, parse_alerts
 from notifier.server.metrics import CONTENT_TYPE, Metrics
 from notifier.server.settings import ServerSettings
@@ -47,6 +48,13 @@ StartResponse = Callable[..., Any]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ALERTMANAGER = "/api/v1/alertmanager"
 _GRAFANA_LINKS = (("silenceURL", "Silence"), ("dashboardURL", "Dashboard"), ("panelURL", "Panel"))
+# While requests keep arriving, delivery rounds take at most this share of the time: the
+# process runs Python on one core at a time, and a round of deliveries costs more than
+# accepting them did, so under a storm an unbounded round would slow every answer
+# (Alertmanager times out and posts again). What waits is in the outbox and goes out
+# at full speed as soon as the requests stop.
+DELIVERY_SHARE = 0.5
+_LONGEST_YIELD = 1.0  # seconds; a round against a slow provider is not doubled beyond it
 _REASONS = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
     405: "Method Not Allowed", 413: "Content Too Large", 500: "Internal Server Error",
@@ -102,7 +110,15 @@ class NotifierApp:
         *,
         settings: ServerSettings | None = None,
         deliver: bool = True,
+        delivery_share: float = DELIVERY_SHARE,
     ) -> None:
+        """
+        :param deliver: deliver on a thread of this process (else only accept).
+        :param delivery_share: at most this share (0 to 1) of the time goes to delivery
+            rounds while requests keep arriving; 1: no limit.
+        """
+        if not 0 < delivery_share <= 1:
+            raise ValueError(f"delivery_share is a share of the time, 0 to 1; got {delivery_share}")
         if dispatcher.outbox is None and dispatcher.celery is None:
             raise ValueError("notifier serve delivers through an outbox; the dispatcher has none")
         self.dispatcher = dispatcher
@@ -115,6 +131,9 @@ class NotifierApp:
         metrics.kinds.update({n: c.spec.kind for n, c in dispatcher.channels.items()})
         self.credentials = Credentials(self.settings.tokens, self.settings.users)
         self.budgets = Budgets(dispatcher)
+        self.commits = GroupCommit(self.engine.enqueue) if self.engine is not None else None
+        self.delivery_share = delivery_share
+        self._accepted = 0  # requests accepted so far: did any arrive during a round?
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,6 +149,7 @@ class NotifierApp:
         engine = self.engine
         engine.recover()
         while not self._stop.is_set():
+            seen, began = self._accepted, time.monotonic()
             try:
                 done = engine.process()
                 engine.maintain()
@@ -142,8 +162,15 @@ class NotifierApp:
                 self._stop.wait(engine.settings.poll_interval)
                 continue
             if not done.claimed:
-                self._wake.wait(engine._idle_wait())
+                self._wake.wait(engine.idle_wait())
                 self._wake.clear()
+            elif self._accepted != seen and self.delivery_share < 1:
+                self._stop.wait(self._yield_after(time.monotonic() - began))
+
+    def _yield_after(self, spent: float) -> float:
+        """How long to leave the process to requests after a round of ``spent`` seconds."""
+        share = self.delivery_share
+        return min(spent * (1 - share) / share, _LONGEST_YIELD)
 
     def close(self) -> None:
         """Stop delivering (what is queued stays queued) and release the outbox."""
@@ -226,12 +253,10 @@ class NotifierApp:
             except NotifierError as exc:
                 raise Refused(503, str(exc), (("Retry-After", "5"),)) from None
             return _json(200, {"status": "ready", "queue": self.celery.settings.queue})
-        try:
-            with self.engine.store.db.write("checking it is writable"):
-                pass
-        except OutboxError as exc:
-            raise Refused(503, f"outbox not writable: {exc}", (("Retry-After", "5"),)) from None
-        return _json(200, {"status": "ready", "outbox": self.engine.store.path})
+        problem = self.engine.writable()
+        if problem is not None:
+            raise Refused(503, f"outbox not writable: {problem}", (("Retry-After", "5"),))
+        return _json(200, {"status": "ready", "outbox": self.engine.path})
 
     def _authorize(self, environ: Mapping[str, Any]) -> None:
         if not self.credentials.allows(environ.get("HTTP_AUTHORIZATION")):
@@ -270,12 +295,14 @@ class NotifierApp:
         if self.celery is not None:
             ids: list[Any] = self._queue(deliveries)
         else:
+            assert self.commits is not None
             try:
-                done = self.engine.enqueue(deliveries) if deliveries else []
+                done = self.commits.write(deliveries)
             except OutboxError as exc:
                 raise Refused(
                     503, f"cannot store the deliveries: {exc}", (("Retry-After", "5"),)
                 ) from None
+            self._accepted += 1
             self._wake.set()
             ids = [e.id for e in done if e.id is not None]
         self.metrics.alerts_received.labels(source).inc(alerts)
@@ -318,6 +345,7 @@ def create_app(
     plugins: Iterable[object] = (),
     listen: str | None = None,
     deliver: bool = True,
+    delivery_share: float = DELIVERY_SHARE,
 ) -> NotifierApp:
     """The WSGI application for a config file (``config``, else ``$NOTIFIER_CONFIG``).
 
@@ -326,6 +354,7 @@ def create_app(
     :param listen: overrides ``[server] listen`` (``--listen``), held to the same rules.
     :param deliver: deliver on a thread of this process (else only accept; ``notifier
         worker`` processes deliver).
+    :param delivery_share: see :class:`NotifierApp`.
     :raises ConfigError: listing every problem in the config.
     """
     metrics = Metrics()
@@ -340,8 +369,10 @@ def create_app(
             return NotifierApp(dispatcher, metrics, settings=settings, deliver=False)
         assert dispatcher.outbox is not None
         where = "[outbox]" if loaded.outbox is not None else "the default outbox (no [outbox])"
-        log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.store.path)
-        return NotifierApp(dispatcher, metrics, settings=settings, deliver=deliver)
+        log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.path)
+        return NotifierApp(
+            dispatcher, metrics, settings=settings, deliver=deliver, delivery_share=delivery_share
+        )
     except BaseException:
         dispatcher.close()
         raise

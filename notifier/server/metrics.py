@@ -62,9 +62,8 @@ class _OutboxCollector(Collector):
             labels=["channel", "state"],
         )
         try:
-            counts = engine.store.counts()
-            with engine.store.db.read("reading circuit states") as conn:
-                circuits = dict(conn.execute("SELECT name, circuit FROM channels").fetchall())
+            counts = engine.delivery_counts()
+            circuits = engine.circuit_states()
         except Exception as exc:  # a scrape reports what it can; the outbox may be busy
             log.warning("metrics: cannot read the outbox: %s", exc)
             return

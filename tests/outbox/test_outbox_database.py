@@ -203,13 +203,17 @@ def test_using_a_closed_store_says_it_is_closed():
 
 def test_the_claim_query_uses_the_partial_index_on_live_rows(store):
     from notifier.outbox.claiming import HEAD as _HEAD
-    from notifier.outbox.store import _LIVE_FPS
+    from notifier.outbox.writing import LIVE_FPS as _LIVE_FPS
+    from notifier.outbox.writing import LOOK
 
     with store.db.read("test") as conn:
         head = conn.execute(f"EXPLAIN QUERY PLAN {_HEAD}", ("ops", 5)).fetchall()
         fps = conn.execute(f"EXPLAIN QUERY PLAN {_LIVE_FPS}", ("[]",)).fetchall()
+        args = {"fp": "f", "channel": "ops", "dedup": 1}
+        look = str(conn.execute(f"EXPLAIN QUERY PLAN {LOOK}", args).fetchall())
     assert "deliveries_live" in str(head)
     assert "deliveries_live_fingerprint" in str(fps)
+    assert "deliveries_live_fingerprint" in look and "deliveries_live (" in look
 
 
 def test_a_long_stream_of_small_writes_keeps_the_write_ahead_log_bounded(db_path):

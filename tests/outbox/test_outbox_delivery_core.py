@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from outbox_support import Provider, Receiver
 
 from notifier import Alert, Dispatcher
 from notifier.clock import FakeClock
-from notifier.models import Outcome
+from notifier.models import Outcome, Receipt
 from notifier.outbox import InlineRunner, NewDelivery, OutboxDelivery, OutboxSettings, OutboxStore
 from notifier.plugins import PluginHost
 from notifier.testing.server import Response
@@ -64,6 +65,63 @@ def test_one_alert_the_provider_always_refuses_holds_back_only_itself(tmp_path):
             # On its own schedule: one attempt so far, the next after its backoff.
             assert poison.state == "pending" and poison.attempts == 1
             assert poison.next_attempt_at > time.time() - 1
+
+
+@pytest.mark.slow
+def test_a_send_the_provider_never_answers_holds_back_only_its_own_alert(tmp_path):
+    answer = threading.Event()  # the hung request is answered only when the test ends
+    hanging = threading.Event()
+    arrived: dict[str, float] = {}
+    with Receiver() as sink:
+
+        def receive(request):
+            title = request.json()["title"]
+            if title == "hung":
+                hanging.set()
+                answer.wait(60)
+                return Response(503, b"far too late")
+            arrived[title] = time.monotonic()
+            return {"id": "m"}
+
+        sink.server.route("POST", sink.path, receive)
+        config = tmp_path / "notifier.toml"
+        # Only the time budget is short, so that the test does not wait 30 s for it.
+        config.write_text(
+            f'[channels.ops]\nkind = "webhook"\nurl = "{sink.url}"\nmax_attempts = 1\n'
+            f'delivery_timeout = 3\n\n[outbox]\npath = "{tmp_path / "outbox.db"}"\n'
+        )
+        try:
+            with Dispatcher.from_config(config, host=PluginHost.load()) as dispatcher:
+                hung: list[Receipt] = []
+                sender = threading.Thread(
+                    target=lambda: hung.extend(dispatcher.dispatch(Alert(title="hung")))
+                )
+                sender.start()
+                assert hanging.wait(10), "the hung alert's request never reached the sink"
+                written: dict[str, float] = {}
+                for i in range(50):
+                    title = f"alert {i}"
+                    written[title] = time.monotonic()
+                    [receipt] = dispatcher.dispatch(Alert(title=title))
+                    assert receipt.outcome is Outcome.DELIVERED, receipt
+                assert sorted(arrived) == sorted(written)
+                took = max(arrived[t] - written[t] for t in written)
+                assert took < 2.0, f"an alert behind the hung one took {took:.1f}s"
+                sender.join(10)
+                [timed_out] = hung
+                assert timed_out.outcome is Outcome.QUEUED
+                assert "timed out" in (timed_out.error or "")
+                [stuck] = [
+                    d
+                    for d in dispatcher.outbox.store.get(range(1, 60)).values()
+                    if d.state != "delivered"
+                ]
+                # Failed by its own deadline, and on its own schedule: one attempt so
+                # far, the next after its backoff.
+                assert stuck.state == "pending" and stuck.attempts == 1
+                assert stuck.next_attempt_at > time.time() - 1
+        finally:
+            answer.set()
 
 
 def test_after_an_outage_the_first_delivery_goes_within_10s_of_the_provider_coming_back():
@@ -159,3 +217,55 @@ def test_an_alert_storm_on_a_robot_allowed_20_a_minute_is_told_within_a_minute(t
         digests = [m.content or "" for m in messages if "alerts on robot" in (m.content or "")]
         assert digests and all(len(d.encode()) <= 4096 for d in digests)  # the robot's limit
         assert any("more" in d for d in digests)
+
+
+def test_a_channels_workers_send_that_many_at_once_and_never_more_within_its_rate_limit(
+    tmp_path,
+):
+    workers = 3
+    lock = threading.Lock()
+    full = threading.Event()  # `workers` requests are in the sink at once
+    go = threading.Event()  # the test lets the held requests answer
+    seen = {"now": 0, "peak": 0, "total": 0}
+    with Receiver() as sink:
+
+        def receive(request):
+            with lock:
+                seen["now"] += 1
+                seen["total"] += 1
+                seen["peak"] = max(seen["peak"], seen["now"])
+                if seen["now"] == workers:
+                    full.set()
+            try:
+                go.wait(30)  # a safety net only: the test sets it
+                return {"id": "m"}
+            finally:
+                with lock:
+                    seen["now"] -= 1
+
+        sink.server.route("POST", sink.path, receive)
+        config = tmp_path / "notifier.toml"
+        config.write_text(
+            f"[dispatcher]\nworkers = {workers}\n\n"
+            f'[channels.ops]\nkind = "webhook"\nurl = "{sink.url}"\nmax_attempts = 1\n'
+            "rate_limit = { count = 6, per = 30 }\n\n"
+            f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n'
+        )
+        try:
+            with Dispatcher.from_config(config, host=PluginHost.load()) as dispatcher:
+                outbox = dispatcher.outbox
+                outbox.enqueue(NewDelivery(Alert(title=f"alert {i}"), "ops") for i in range(9))
+                done = []
+                worker = threading.Thread(target=lambda: done.append(outbox.process()))
+                worker.start()
+                assert full.wait(30), f"the sink never saw {workers} sends at once"
+                go.set()
+                worker.join(30)
+                [round_] = done
+                # Six slots in the window: six sent, at most `workers` at a time; the
+                # other three wait in the outbox for the window to move on.
+                assert round_.claimed == 6 and seen["total"] == 6
+                assert seen["peak"] == workers
+                assert outbox.store.counts() == {"ops": {"delivered": 6, "pending": 3}}
+        finally:
+            go.set()

@@ -187,7 +187,7 @@ def test_the_alert_given_to_submit_is_the_one_delivered(make_engine):
         return Receipt(channel, Outcome.DELIVERED)
 
     engine = make_engine()
-    engine._lane = attrs.evolve(engine._lane, deliverer=FunctionDeliverer(deliver))
+    engine._send = attrs.evolve(engine._send, deliverer=FunctionDeliverer(deliver))
     new = items(["disk full"], "ops")
     engine.submit(new)
     assert seen[0] is new[0].alert

@@ -264,3 +264,33 @@ def test_a_batch_of_twenty_thousand_deliveries_is_committed_whole(db_path):
     assert reopened.counts() == {"audit": {"pending": 10_000}, "ops": {"pending": 10_000}}
     assert len({r.id for r in results}) == 20_000
     reopened.close()
+
+
+def test_the_lease_holder_claims_more_of_its_channel_but_not_what_it_has_in_flight(store):
+    queue(store, ["a"])
+    [first] = store.claim_due(T0, 1, "w1", 60)
+    queue(store, ["b", "a"], now=T0 + 1)  # another alert, and a second delivery of "a"
+    # The holder goes on with "b"; the in-flight "a" holds back only its own alert.
+    [second] = store.claim_due(T0 + 1, 10, "w1", 60)
+    assert [d.alert().title for d in second.deliveries] == ["b"]
+    assert store.claim_due(T0 + 1, 10, "w2", 60) == []  # other workers still wait
+    # Ending the second claim puts back none of the first's, and keeps the lease.
+    store.end_lane("ops", "w1", T0 + 2, [d.id for d in second.deliveries])
+    assert store.get([first.deliveries[0].id])[1].state is DeliveryState.INFLIGHT
+    assert store.claim_due(T0 + 2, 10, "w2", 60) == []
+    # The first claim's end is the holder's last: the lease goes with it.
+    store.end_lane("ops", "w1", T0 + 3, [d.id for d in first.deliveries])
+    [taken] = store.claim_due(T0 + 3, 10, "w2", 60)
+    assert [d.alert().title for d in taken.deliveries] == ["a", "b", "a"]
+
+
+def test_while_its_probe_is_out_the_holder_claims_nothing_more_of_the_channel(store):
+    breaker = CircuitBreaker(threshold=1, cooldown=30)
+    queue(store, ["a", "b", "c"])
+    [claim] = store.claim_due(T0, 1, "w1", 60, breaker=breaker)
+    store.mark_retry(claim.deliveries[0], "w1", T0, T0 + 1, "down", breaker=breaker)
+    store.end_lane("ops", "w1", T0, [claim.deliveries[0].id])
+    # Cooled down: one probe goes; until it tells, no second one beside it.
+    [probe] = store.claim_due(T0 + 31, 10, "w1", 60, breaker=breaker)
+    assert probe.probe and len(probe.deliveries) == 1
+    assert store.claim_due(T0 + 31, 10, "w1", 60, breaker=breaker) == []

@@ -73,3 +73,47 @@ path = "outbox.db"
     titles = [json.loads(line)["alert"]["title"] for line in lines]
     assert titles == ["DiskFull: 2 firing, 0 resolved (alertname=DiskFull)",
                       "DiskFull: 0 firing, 2 resolved (alertname=DiskFull)"]  # fmt: skip
+
+
+def test_10000_alerts_in_one_notification_are_accepted_each_message_mentioning_all(tmp_path):
+    """Cut into hundreds of messages, each within the provider's limit, each alert in
+    exactly one, each message with every owner's mention (merged once per channel: the
+    answer time is in docs/serve.md)."""
+    config = write_config(
+        tmp_path,
+        """
+[channels.robot]
+kind = "wework-robot"
+key = "fake-robot-key-0001"
+
+[[routes]]
+channels = ["robot"]
+mention_labels = ["owner"]
+
+[outbox]
+path = "outbox.db"
+
+[server]
+max_body_bytes = 8388608
+""",
+    )
+    owners = {17: "alice", 5003: "bob", 9999: "carol"}
+    alerts = [am_alert(n, **({"owner": owners[n]} if n in owners else {})) for n in range(10000)]
+    app = create_app(config, deliver=False)
+    try:
+        with serving(app) as url:
+            body = json.dumps(notification(alerts)).encode()
+            answer = requests.post(url + "/api/v1/alertmanager", data=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        ids = answer.json()["ids"]
+        stored = app.engine.store.get(ids)
+    finally:
+        app.close()
+    assert answer.json()["accepted"] == 10000 and len(stored) == len(ids) > 100
+    listed = []
+    for delivery in stored.values():
+        assert delivery.mentions == ("alice", "bob", "carol")
+        lines = delivery.alert().body.splitlines()
+        assert len("\n".join(lines).encode()) <= 4096
+        listed += [line.split(": Disk full on ")[1].split(" ")[0] for line in lines]
+    assert sorted(listed) == sorted(f"host-{n}" for n in range(10000))

@@ -1,8 +1,8 @@
-"""One channel's lane: send claimed deliveries in order and record how each went.
+"""Sending a claim: send claimed deliveries in order and record how each went.
 
-A lane stops at the first delivery that must wait (a retryable failure, a full rate
+A claim stops at the first delivery that must wait (a retryable failure, a full rate
 window, a provider's pause): the deliveries behind it go back to pending untouched, so
-the channel's order holds. Whatever happens, the lane gives its lease back.
+the channel's order holds. Whatever happens, the claim gives its lease back.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ deliveries = logging.getLogger("notifier.deliveries")  # see notifier.lanes
 
 
 @attrs.frozen
-class LaneContext:
-    """Everything a lane needs; built once per engine."""
+class SendContext:
+    """Everything a claim needs; built once per engine."""
 
     store: OutboxStore
     deliverer: Deliverer
@@ -46,7 +46,7 @@ class LaneContext:
     stopping: Callable[[], bool]
     # {channel: deliveries of different alerts sent at once}: the channel's workers.
     concurrency: Mapping[str, int] = attrs.field(factory=dict)
-    # The thread pool of a channel's lane, by channel and size.
+    # The thread pool of a channel's claim, by channel and size.
     pool: Callable[[str, int], Any] = attrs.field(default=None)
 
 
@@ -60,53 +60,54 @@ def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) ->
     return attrs.evolve(receipt, details=details, **changes)
 
 
-def run_lane(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
+def send_claim(ctx: SendContext, claim: Claim) -> dict[int, Receipt]:
     """Deliver ``claim``; a receipt for each delivery that was settled or tried.
 
     Deliveries of one alert (fingerprint) go in the order written; different alerts go
     side by side, up to the channel's ``workers`` at a time. A delivery that must retry
     holds back the rest of its own alert only; a full rate window, a provider's pause,
-    a lost lease or an opening circuit stop the whole lane. What was not tried goes back
+    a lost lease or an opening circuit stop the whole claim. What was not tried goes back
     to pending.
     """
     if claim.digest:
         return run_digest(ctx, claim)
     receipts: dict[int, Receipt] = {}
-    lane = _Lane(ctx, claim, receipts)
+    sending = _Sending(ctx, claim, receipts)
     groups: dict[str, list[Delivery]] = {}
     for d in claim.deliveries:
         groups.setdefault(d.fingerprint, []).append(d)
     workers = min(ctx.concurrency.get(claim.channel, 1), len(groups))
     try:
         if workers <= 1:
-            lane.run(list(claim.deliveries))  # in the order written
+            sending.run(list(claim.deliveries))  # in the order written
         else:
-            lane.shared = True
+            sending.shared = True
             pool = ctx.pool(claim.channel, workers)
-            futures = [pool.submit(lane.run, group) for group in groups.values()]
+            futures = [pool.submit(sending.run, group) for group in groups.values()]
             for future in futures:
                 future.result()
     finally:
-        if not lane.released:
-            ctx.store.end_lane(claim.channel, ctx.owner, ctx.clock.time())
+        if not sending.released:
+            ids = [d.id for d in claim.deliveries]
+            ctx.store.end_lane(claim.channel, ctx.owner, ctx.clock.time(), ids)
     return receipts
 
 
-class _Lane:
+class _Sending:
     """One claim being delivered, alert by alert; shared by the threads running it."""
 
-    def __init__(self, ctx: LaneContext, claim: Claim, receipts: dict[int, Receipt]) -> None:
+    def __init__(self, ctx: SendContext, claim: Claim, receipts: dict[int, Receipt]) -> None:
         self.ctx, self.claim, self.receipts = ctx, claim, receipts
-        self.shared = False  # groups run on several threads: the lane is given back last
+        self.shared = False  # groups run on several threads: the claim is given back last
         self.stopped = False  # every group stops: rate window, pause, lease, circuit
-        self.released = False  # the lane's last write gave the lease back with it
+        self.released = False  # the claim's last write gave the lease back with it
         self.failures = 0  # retryable failures in a row, to stop before the breaker
         self.held: set[str] = set()  # alerts whose later deliveries wait for a retry
         self.lock = threading.Lock()
 
     def _last(self, d: Delivery) -> bool:
-        """Whether ``d`` is the lane's last delivery, nothing of it left in flight: its
-        record gives the lane back in the same transaction."""
+        """Whether ``d`` is the claim's last delivery, nothing of it left in flight: its
+        record gives the channel lease back in the same transaction."""
         return not self.shared and not self.held and d is self.claim.deliveries[-1]
 
     def run(self, deliveries: list[Delivery]) -> None:
@@ -179,14 +180,14 @@ class _Lane:
 
     def _tripped(self) -> bool:
         """Count a retryable failure; whether the channel's circuit would open now, so
-        the lane stops rather than try every other alert against a failing provider."""
+        the claim stops rather than try every other alert against a failing provider."""
         breaker = self.ctx.settings.breaker
         with self.lock:
             self.failures += 1
             return breaker is not None and self.failures >= breaker.threshold
 
 
-def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
+def run_digest(ctx: SendContext, claim: Claim) -> dict[int, Receipt]:
     """Send ``claim``'s deliveries as one digest message and record each as delivered
     by it; when it cannot be sent, each is retried as its own failure would be."""
     store, settings, owner = ctx.store, ctx.settings, ctx.owner
@@ -230,7 +231,7 @@ def run_digest(ctx: LaneContext, claim: Claim) -> dict[int, Receipt]:
             receipts[d.id] = _settle(ctx, d, attempt, False)
     finally:
         if not released:
-            store.end_lane(channel, owner, ctx.clock.time())
+            store.end_lane(channel, owner, ctx.clock.time(), [d.id for d in deliveries])
     return receipts
 
 
@@ -268,13 +269,13 @@ def _report(title: str, receipt: Receipt, now: float) -> None:
 def _judged(deliveries: list[Delivery], i: int) -> bool:
     """Whether the dedup check that wrote delivery ``i`` still holds, so it need not be
     read again: it was written with this claim (the claim holds the channel since), and
-    nothing before it in the lane has its fingerprint (a send that would change it).
+    nothing before it in the claim has its fingerprint (a send that would change it).
     """
     d = deliveries[i]
     return d.loaded is not None and all(x.fingerprint != d.fingerprint for x in deliveries[:i])
 
 
-def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Attempt:
+def _attempt(ctx: SendContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Attempt:
     """One attempt; its send slot was taken with the claim (``start_attempt``)."""
     try:
         return ctx.deliverer.attempt(d.channel, alert, context, paced=True)
@@ -285,11 +286,11 @@ def _attempt(ctx: LaneContext, d: Delivery, alert: Alert, context: DeliveryConte
 
 
 def _settle(
-    ctx: LaneContext, d: Delivery, attempt: Attempt, last: bool, *, probe: bool = False
+    ctx: SendContext, d: Delivery, attempt: Attempt, last: bool, *, probe: bool = False
 ) -> Receipt:
     """Record ``attempt`` for ``d``: delivered, back to pending, or dead; its receipt.
 
-    A retry ends the lane, and so does ``last``: the lane is released in the same
+    A retry ends the claim, and so does ``last``: the lease is released in the same
     transaction then.
     """
     store, settings, owner = ctx.store, ctx.settings, ctx.owner
@@ -297,7 +298,7 @@ def _settle(
     receipt = attempt.receipt()
     tries = d.attempts + 1
     if attempt.ok:
-        # The lane's last send: its record may ride with the next write (group commit).
+        # The claim's last send: its record may ride with the next write (group commit).
         store.mark_delivered(d, owner, now, release=last, defer=last and settings.group_commit)
         if probe:  # the provider is back: what waits out a backoff from the outage goes now
             store.release_backlog(d.channel, now)
@@ -327,3 +328,7 @@ def _settle(
         return _ours(d, receipt, outcome=Outcome.FAILED, error=error)
     store.mark_retry(d, owner, now, next_at, error, breaker=settings.breaker, release=last)
     return _ours(d, receipt, outcome=Outcome.QUEUED, error=error, next_attempt_at=next_at)
+
+
+#: The former name of :func:`send_claim`, for runners written against it.
+run_lane = send_claim

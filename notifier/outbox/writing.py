@@ -1,0 +1,235 @@
+"""Writing deliveries: validated and encoded before the transaction, then inserted,
+coalesced (the same key already queued) or deduplicated (sent within the window).
+
+The common dispatch writes one delivery to a channel with nothing queued: no repeat of
+its fingerprint in flight, no older backlog, the channel free. :func:`write_and_claim_one`
+reads all it needs in one statement (:data:`LOOK`) and inserts the delivery already in
+flight under the channel lease, which one more statement takes: 3 statements between
+``BEGIN`` and ``COMMIT``. In a stream of dispatches to one channel the lease is still
+this process's from the send before (``held``) and is kept, not taken again: 2.
+Whenever that read finds anything else (a live delivery of the fingerprint or on the
+channel), it returns ``None`` having written nothing, and :func:`enqueue` with a claim
+(:mod:`notifier.outbox.claiming`) takes over in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from notifier.models import Outcome, key_of
+from notifier.outbox.attempts import CLOSE_CIRCUIT
+from notifier.outbox.claiming import (
+    NEW_CHANNEL,
+    TAKE_LEASE,
+    ClaimTerms,
+    gate,
+    take_slot_in,
+)
+from notifier.outbox.policy import is_duplicate
+from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+
+if TYPE_CHECKING:
+    from notifier.outbox.store import OutboxStore
+
+PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
+# Every new row, whichever path writes it.
+_INSERT = (
+    "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
+    " state, next_attempt_at, created_at, enqueued_at, updated_at, lease_owner,"
+    " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?)"
+)
+# Key lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
+# on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
+LIVE_FPS = (
+    "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
+    " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
+)
+_SENT_FPS = (
+    "SELECT fingerprint, channel, status, sent_at FROM dedup"
+    " WHERE fingerprint IN (SELECT value FROM json_each(?))"
+)
+# One encoder for every alert: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _json(values: Iterable[Any]) -> str:
+    return json.dumps(list(values))
+
+
+def prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
+    """Validate and serialise before any transaction, so a bad item changes nothing."""
+    # Per alert: its JSON, and the parts of its key (isoformat() is not free).
+    alerts: dict[int, tuple[str, str, str, str]] = {}
+    prepared: list[tuple[NewDelivery, str, str]] = []
+    for item in items:
+        if not isinstance(item, NewDelivery):
+            raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
+        known = alerts.get(id(item.alert))
+        if known is None:
+            data = item.alert.to_dict()
+            known = alerts[id(item.alert)] = (
+                _ENCODE(data),
+                data["fingerprint"],
+                data["status"],
+                data["starts_at"],
+            )
+        text, fingerprint, status, starts_at = known
+        prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
+    return prepared
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    prepared: list[tuple[NewDelivery, str, str]],
+    now: float,
+    window: float,
+    identity: Callable[[str], str],
+    origin: str,
+) -> list[Enqueued]:
+    """Write ``prepared`` in the caller's transaction: new ones inserted, a key already
+    queued coalesced, one sent within ``window`` deduplicated."""
+    # Queued deliveries of these fingerprints: the same key is not queued twice, and
+    # a fingerprint with one queued is not judged a duplicate until that is settled.
+    live: dict[str, int] = {}
+    busy: set[tuple[str, str]] = set()
+    fps = _json({item.alert.fingerprint for item, _, _ in prepared})
+    for fp, channel, key, id_ in conn.execute(LIVE_FPS, (fps,)):
+        live[key] = id_
+        busy.add((fp, channel))
+    sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    if window > 0:
+        for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
+            sent[(fp, channel)][status] = at
+    # Inside our write transaction each new row gets the largest id + 1, so the ids
+    # are known before the insert (and checked after it).
+    first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
+    out: list[Enqueued] = []
+    rows: list[tuple[Any, ...]] = []
+    id_of_key: dict[str, int] = {}
+    queued, deduplicated = Outcome.QUEUED, Outcome.DEDUPLICATED
+    for item, key, text in prepared:
+        alert, channel = item.alert, item.channel
+        fp = alert.fingerprint
+        if key in live or key in id_of_key:
+            id_ = live.get(key) or id_of_key[key]
+            out.append(Enqueued(channel, key, fp, queued, id_, True))
+            continue
+        status = alert.status.value
+        pair = (fp, channel)
+        if pair in sent and pair not in busy and is_duplicate(status, sent[pair], now, window):
+            out.append(Enqueued(channel, key, fp, deduplicated))
+            continue
+        id_of_key[key] = id_ = first + len(rows)
+        out.append(Enqueued(channel, key, fp, queued, id_))
+        mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
+        rows.append((key, channel, fp, status, text, mentions, PENDING, now, now, now, now,
+                     None, None, identity(channel), origin))  # fmt: skip
+    if rows:
+        conn.executemany(_INSERT, rows)
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if last - first + 1 != len(rows):
+            raise RuntimeError("outbox ids were not handed out consecutively")
+        names = sorted({row[1] for row in rows})
+        conn.executemany(NEW_CHANNEL, [(n,) for n in names])
+    return out
+
+
+# All the fast path reads, in one statement: whether the fingerprint has a live delivery,
+# when its statuses were last sent on the channel (with a dedup window), the channel's
+# row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
+# the partial indexes' WHERE text (schema.LIVE) exactly.
+LOOK = (
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"
+    " AND fingerprint = :fp),"
+    " CASE WHEN :dedup THEN (SELECT json_group_object(status, sent_at) FROM dedup"
+    " WHERE fingerprint = :fp AND channel = :channel) END,"
+    " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
+    " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
+    " AND state IN ('pending', 'inflight'))"
+    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel"
+)
+_NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
+# A channels row but its name: unblocked, circuit closed, claim free.
+_FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
+
+
+def write_and_claim_one(
+    conn: sqlite3.Connection,
+    item: NewDelivery,
+    key: str,
+    text: str,
+    now: float,
+    dedup_window: float,
+    terms: ClaimTerms,
+    *,
+    held: bool = False,
+    store: OutboxStore | None = None,
+) -> tuple[Enqueued, Claim | None] | None:
+    """Write ``item`` (its alert encoded as ``text``) and claim it when its channel is free.
+
+    :param held: ``terms.owner`` still holds the channel's lease from its last send, whose
+        release it took back (:func:`~notifier.outbox.attempts.lease_key`): the channel
+        is idle and ours, and its lease is kept when it still has long to run.
+    :return: what was written and the claim (its send slot taken: send at once), or no
+        claim when the channel cannot be claimed now; ``None``, with nothing written, when
+        the general path must decide. Without a claim, the caller gives a held lease back.
+    """
+    alert, channel = item.alert, item.channel
+    fp = alert.fingerprint
+    identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
+    look = {"fp": fp, "channel": channel, "dedup": dedup_window > 0}
+    live, sent, *row, busy = conn.execute(LOOK, look).fetchone()
+    if live:
+        return None  # coalescing and the dedup rules for a fingerprint in flight
+    status = alert.status.value
+    sent_at = json.loads(sent) if sent is not None and sent != "{}" else None
+    if sent_at and is_duplicate(status, sent_at, now, dedup_window):
+        return Enqueued(channel, key, fp, Outcome.DEDUPLICATED), None
+    if busy:
+        return None  # older work on the channel goes first
+    row = row if row[0] is not None else None
+    if row is None:
+        held, channel_row = False, (channel, *_FRESH_CHANNEL)
+    elif held:
+        # The release taken back also closed the circuit after the last send.
+        if row[2] != "closed" or row[3]:
+            conn.execute(CLOSE_CIRCUIT, (channel,))
+        channel_row = (channel, row[1], *_FRESH_CHANNEL[1:])
+    else:
+        channel_row = tuple(row)
+    limit = terms.rate_limits.get(channel)
+    g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
+    mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
+    if g.admit == 0:
+        cursor = conn.execute(
+            _INSERT, (key, channel, fp, status, text, mentions, PENDING, now, now, now, now,
+                      None, None, identity, origin),
+        )  # fmt: skip
+        if row is None:
+            conn.execute(NEW_CHANNEL, (channel,))
+        return Enqueued(channel, key, fp, Outcome.QUEUED, cursor.lastrowid), None
+    until = now + terms.lease
+    cursor = conn.execute(
+        _INSERT, (key, channel, fp, status, text, mentions, INFLIGHT, now, now, now, now,
+                  terms.owner, until, identity, origin),
+    )  # fmt: skip
+    id_ = cursor.lastrowid
+    assert id_ is not None  # an INSERT's cursor holds the new row's id
+    probe = terms.breaker is not None and g.admit == 1 and channel_row[2] != "closed"
+    if row is None:
+        conn.execute(_NEW_LEASED, (channel, terms.owner, until))
+    elif not (held and row[6] - now > terms.lease / 2):  # a held lease with long to run stays
+        conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
+    # The gate found a free slot a moment ago in this same transaction: this takes it.
+    take_slot_in(conn, channel, now, limit, id_)
+    delivery = Delivery(
+        id_, channel, key, fp, status, text, item.mentions, DeliveryState.INFLIGHT, 0, now,
+        None, now, now, now, False, terms.owner, until, identity, origin, loaded=alert,
+    )  # fmt: skip
+    enqueued = Enqueued(channel, key, fp, Outcome.QUEUED, id_)
+    return enqueued, Claim(channel, (delivery,), probe, started=True)
