@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 from celery import Celery
@@ -28,10 +27,6 @@ log = logging.getLogger(__name__)
 # Seconds the restore lock of a worker that died holding it keeps the others from
 # restoring lost tasks.
 RESTORE_LOCK = 10
-
-# How long a worker that lost Redis waits before giving its task back, so that it does
-# not spin through the queue while Redis is away.
-UNAVAILABLE_PAUSE = 1.0
 
 
 def make_app(settings: CelerySettings, *, config: str | None = None) -> Celery:
@@ -76,11 +71,10 @@ def make_app(settings: CelerySettings, *, config: str | None = None) -> Celery:
         try:
             return runtime(app).run(payload, str(task.request.id))
         except QueueUnavailable as exc:
-            # Not acknowledged: the task goes back to the queue, or, when the broker is
-            # the Redis that is away, stays with the broker and is handed out again once
-            # it is back.
+            # Away for longer than the runtime waits with the task in hand: not
+            # acknowledged, the task goes back to the queue, or, when the broker is the
+            # Redis that is away, stays with it and is handed out again once it is back.
             log.warning("%s; the delivery goes back to the queue", exc)
-            time.sleep(UNAVAILABLE_PAUSE)
             raise Reject(str(exc), requeue=True) from exc
 
     return app

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -25,7 +26,7 @@ from notifier.attempt import Attempt
 from notifier.celery.jobs import CeleryDelivery, Job, publish
 from notifier.celery.pacing import RedisWindow
 from notifier.celery.state import Begun
-from notifier.errors import RateLimited
+from notifier.errors import QueueUnavailable, RateLimited
 from notifier.identity import channel_identity
 from notifier.models import Alert, DeliveryContext
 from notifier.outbox.policy import is_duplicate
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from notifier.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # The longest a task waits in a worker for a rate-limit slot before it goes back to the
 # queue with a countdown instead.
@@ -46,6 +48,10 @@ CLAIM_MARGIN = 5.0
 ELSEWHERE = 5.0
 # The longest between two sweeps for lost tasks.
 SWEEP = 30.0
+# How long a task waits, in hand, for Redis or the broker to answer again, trying every
+# OUTAGE_PAUSE seconds, before it gives up and is given back.
+OUTAGE_WAIT = 60.0
+OUTAGE_PAUSE = 1.0
 
 
 def attempt(dispatcher: Dispatcher, job: Job, alert: Alert) -> Attempt:
@@ -107,8 +113,42 @@ class Runtime:
                 log.debug("sweep for lost tasks failed: %s", exc)
 
     def run(self, payload: dict[str, Any], token: str) -> str:
-        """Handle one task; what became of it (for logs and tests)."""
+        """Handle one task; what became of it (for logs and tests).
+
+        While Redis or the broker cannot be reached (:class:`QueueUnavailable`), the step
+        that needs it is tried again every second, for up to :data:`OUTAGE_WAIT`
+        seconds, with the task in hand and not acknowledged: what comes before the
+        attempt is repeated whole (it sends nothing), what comes after it (recording
+        the outcome) alone, so the provider never gets the delivery twice for it.
+        """
         job = Job.from_payload(payload)
+        ready = self._patiently(self._prepare, job, token)
+        if isinstance(ready, str):
+            return ready
+        begun = ready
+        try:
+            tried = attempt(self.dispatcher, job, Alert.from_dict(job.alert))
+        except BaseException:
+            self.state.release(job.channel, job.fingerprint, token, job.seq)
+            raise
+        return self._patiently(self._outcome, job, token, tried, begun)
+
+    def _patiently(self, step: Callable[..., _T], *args: Any) -> _T:
+        waited = 0.0
+        while True:
+            try:
+                return step(*args)
+            except QueueUnavailable as exc:
+                if waited >= OUTAGE_WAIT:
+                    raise
+                if not waited:
+                    log.warning("%s; trying again every %gs", exc, OUTAGE_PAUSE)
+                self.clock.sleep(OUTAGE_PAUSE)
+                waited += OUTAGE_PAUSE
+
+    def _prepare(self, job: Job, token: str) -> str | Begun:
+        """Everything before the attempt: what became of the task when it ends here,
+        else the claimed delivery's state (with a slot of its channel's window taken)."""
         now = self.clock.time()
         if job.due > now + 0.05:  # a countdown longer than the broker holds a task
             return self._later(job, job.due - now, "not due")
@@ -119,13 +159,9 @@ class Runtime:
             return "repeat"  # finished before: a redelivered task
         if begun.step == "wait":
             return self._later(job, begun.wait, "waiting for its turn")
-        try:
-            return self._claimed(job, token, now, begun)
-        except BaseException:
-            self.state.release(job.channel, job.fingerprint, token, job.seq)
-            raise
+        return self._claimed(job, token, now, begun)
 
-    def _claimed(self, job: Job, token: str, now: float, begun: Begun) -> str:
+    def _claimed(self, job: Job, token: str, now: float, begun: Begun) -> str | Begun:
         settings = self.settings
         live = self.dispatcher.channels.get(job.channel)
         if live is None:
@@ -158,8 +194,7 @@ class Runtime:
                 pacer.acquire(max_wait=RATE_WAIT)
             except RateLimited as exc:
                 return self._release(job, token, exc.retry_after or RATE_WAIT, "rate limit")
-        alert = Alert.from_dict(job.alert)
-        return self._outcome(job, token, attempt(self.dispatcher, job, alert), begun)
+        return begun
 
     def _outcome(self, job: Job, token: str, tried: Attempt, begun: Begun) -> str:
         settings = self.settings
