@@ -1,4 +1,10 @@
-"""Operator views and housekeeping: counts, dead letters, retry, purge, pruning."""
+"""What operators and monitors see and do: counts, dead letters, retry, purge, pruning.
+
+:class:`AdminMixin` holds the store's operations for ``notifier queue`` and
+housekeeping; :class:`MonitorViews` the engine's answers to a process that accepts
+deliveries and delivers them itself (``notifier serve``), which keep it away from the
+store's file and tables.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from notifier.errors import OutboxError
 from notifier.outbox.records import DELIVERY_COLUMNS, Delivery, DeliveryState
 
 if TYPE_CHECKING:
     from notifier.outbox.database import Database
+    from notifier.outbox.store import OutboxStore
 
 # Dedup rows are kept at least this long, so "a resolved alert is sent once" holds for a
 # day even with a short dedup window.
@@ -44,6 +52,7 @@ _PURGE = (
 )
 
 
+_CIRCUITS = "SELECT name, circuit FROM channels ORDER BY name"
 _LIVE_BY_IDENTITY = (
     "SELECT channel, channel_identity, config, count(*) FROM deliveries"
     " WHERE state IN ('pending', 'inflight') GROUP BY channel, channel_identity, config"
@@ -122,3 +131,45 @@ class AdminMixin:
         with self.db.write("pruning") as conn:
             conn.execute("DELETE FROM sends WHERE at <= ?", (now - longest_window,))
             conn.execute("DELETE FROM dedup WHERE sent_at <= ?", (now - keep,))
+
+
+class MonitorViews:
+    """The engine's answers about its outbox, for servers and monitors."""
+
+    store: OutboxStore
+
+    @property
+    def path(self) -> str:
+        """The outbox file (``:memory:`` for one in memory)."""
+        return self.store.path
+
+    def writable(self) -> str | None:
+        """Why a delivery could not be written now, or ``None`` when it could.
+
+        Takes the write lock in an empty transaction, as every write must first, so a
+        file another process holds beyond ``busy_timeout``, a full disk or a file moved
+        away are each answered with their one-line reason.
+        """
+        try:
+            with self.store.db.write("checking it is writable"):
+                pass
+        except OutboxError as exc:
+            return str(exc)
+        return None
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` of every delivery the file keeps, whichever
+        process wrote or delivered it.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self.store.counts()
+
+    def circuit_states(self) -> dict[str, str]:
+        """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
+        as the file holds it, so every process sharing it reads the same.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        with self.store.db.read("reading circuit states") as conn:
+            return dict(conn.execute(_CIRCUITS).fetchall())

@@ -199,7 +199,7 @@ class Claim:
     deliveries: tuple[Delivery, ...]
     probe: bool = False
     started: bool = False
-    digest: bool = False  # folded into one digest message (see notifier.outbox.digest)
+    digest: bool = False  # folded into one digest message (see notifier.outbox.policy)
 
 
 @attrs.frozen

@@ -21,8 +21,7 @@ from notifier.deliverer import Deliverer
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_key
 from notifier.outbox.attempts import LEASE_LOST
-from notifier.outbox.digest import build as build_digest
-from notifier.outbox.policy import is_duplicate
+from notifier.outbox.policy import build_digest, is_duplicate
 from notifier.outbox.records import Claim, Delivery
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
