@@ -33,7 +33,6 @@ log = logging.getLogger("notifier.outbox")
 
 SYNCHRONOUS = ("normal", "full")
 CHECK_FILE_EVERY = 2.0  # seconds between looks at whether the file is still ours
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _KEPT: list[sqlite3.Connection] = []  # connections to files deleted under us, see close()
 
 
@@ -45,39 +44,6 @@ def _file_identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def refuse_foreign(path: str) -> None:
-    """Raise unless ``path`` is empty, or a notifier outbox of a schema this notifier
-    knows, read from its header before SQLite opens it: opening a database in WAL mode
-    writes to it, and no command may write to a file that is not ours.
-
-    :raises OutboxError: naming what the file is instead.
-    """
-    try:
-        with open(path, "rb") as file:
-            header = file.read(100)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise OutboxError(f"cannot read outbox {path}: {exc.strerror}") from exc
-    if not header:
-        return
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise OutboxError(
-            f"outbox {path} is corrupt or not a SQLite database (no SQLite header); it is "
-            f"left untouched: move it aside and notifier starts a new one"
-        )
-    version = int.from_bytes(header[60:64], "big")
-    app_id = int.from_bytes(header[68:72], "big")
-    pages = int.from_bytes(header[28:32], "big")
-    if app_id not in (0, schema.APPLICATION_ID) or (app_id == 0 and pages > 1):
-        raise OutboxError(f"{path} is a SQLite database but not a notifier outbox")
-    if version > schema.VERSION:
-        raise OutboxError(
-            f"outbox {path} has schema version {version}, newer than this notifier "
-            f"understands ({schema.VERSION}); upgrade notifier"
-        )
 
 
 WAL_PAGES = 5000  # pages in the write-ahead log before a checkpoint
@@ -180,7 +146,7 @@ class Database:
                     f"cannot create outbox {path}: {exc.strerror}; check that its directory "
                     f"is writable and has free space, or set [outbox] path"
                 ) from exc
-            refuse_foreign(path)
+            schema.refuse_foreign(path)
         try:
             conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -200,7 +166,8 @@ class Database:
                 # every 5,000 WAL pages (about 20 MB) instead of SQLite's 1,000 copies
                 # and flushes far less per dispatch.
                 conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
-            db._migrate()
+            with db.write("upgrading its schema") as migrating:
+                schema.migrate(migrating, path)
         except BaseException:
             conn.close()
             raise
@@ -293,32 +260,6 @@ class Database:
                 self.flush()
             with self._translated(doing):
                 yield self._conn
-
-    def _migrate(self) -> None:
-        with self.write("upgrading its schema") as conn:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id not in (0, schema.APPLICATION_ID):
-                raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
-            if version == 0:
-                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
-                    raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
-            if version > schema.VERSION:
-                raise OutboxError(
-                    f"outbox {self.path} has schema version {version}, newer than this "
-                    f"notifier understands ({schema.VERSION}); upgrade notifier"
-                )
-            if version == schema.VERSION and app_id == schema.APPLICATION_ID:
-                return  # writing nothing: a file on a full disk still opens
-            for script in schema.MIGRATIONS[version:]:
-                # executescript would COMMIT first; run statement by statement instead so
-                # a failed migration leaves the file as it was.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {schema.VERSION}")
 
     def check(self) -> str:
         """SQLite's ``quick_check`` verdict: ``"ok"`` or the problems found."""

@@ -27,15 +27,14 @@ from notifier.deliverer import Deliverer, DeliverFn, FunctionDeliverer
 from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
 from notifier.models import Receipt
-from notifier.outbox.admin import MonitorViews
-from notifier.outbox.attempts import SendLogPacer
+from notifier.outbox.channels import SendLogPacer
 from notifier.outbox.claiming import ClaimTerms
 from notifier.outbox.policy import digest_thresholds
 from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery, Round, receipts_for
 from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, WorkerLoops, worker_id
 from notifier.outbox.sending import SendContext, send_claim
 from notifier.outbox.settings import OutboxSettings
-from notifier.outbox.store import OutboxStore
+from notifier.outbox.store import MonitorViews, OutboxStore
 
 __all__ = ["FunctionDeliverer", "OutboxDelivery", "attach"]
 

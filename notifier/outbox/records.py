@@ -184,6 +184,17 @@ DELIVERY_COLUMNS = (
     " lease_owner, lease_expires, channel_identity, config, delivered_by"
 )
 
+# Lists travel as one JSON array parameter (json_each), never spliced into SQL.
+SELECT_IDS = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 (constants only)
+    " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+)
+
+
+def json_list(values: Iterable[Any]) -> str:
+    """``values`` as one JSON array, the form a list of ids or names is bound in."""
+    return json.dumps(list(values))
+
 
 @attrs.frozen
 class Claim:

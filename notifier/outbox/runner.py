@@ -33,7 +33,7 @@ from notifier.outbox.settings import OutboxSettings
 from notifier.ratelimit import window
 
 if TYPE_CHECKING:
-    from notifier.outbox.claiming import Wake
+    from notifier.outbox.channels import Wake
     from notifier.outbox.store import OutboxStore
 
 log = logging.getLogger("notifier.outbox")

@@ -7,8 +7,13 @@ instead of written into.
 
 from __future__ import annotations
 
+import sqlite3
+
+from notifier.errors import OutboxError
+
 # "NOTF" as a 32-bit integer.
 APPLICATION_ID = 0x4E4F5446
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Partial indexes cover only live rows, so finished deliveries cost the hot path nothing.
 # Queries must repeat the exact WHERE text for SQLite to use them.
@@ -101,3 +106,63 @@ ALTER TABLE deliveries ADD COLUMN delivered_by TEXT
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 VERSION = len(MIGRATIONS)
+
+
+def _refuse(path: str, app_id: int, version: int, foreign: bool) -> None:
+    """Raise unless a file with this ``application_id`` and ``user_version`` is an
+    outbox this notifier reads; ``foreign``: it has content no outbox version had."""
+    if app_id not in (0, APPLICATION_ID) or foreign:
+        raise OutboxError(f"{path} is a SQLite database but not a notifier outbox")
+    if version > VERSION:
+        raise OutboxError(
+            f"outbox {path} has schema version {version}, newer than this notifier "
+            f"understands ({VERSION}); upgrade notifier"
+        )
+
+
+def refuse_foreign(path: str) -> None:
+    """Raise unless ``path`` is empty, or a notifier outbox of a schema this notifier
+    knows, read from its header before SQLite opens it: opening a database in WAL mode
+    writes to it, and no command may write to a file that is not ours.
+
+    :raises OutboxError: naming what the file is instead.
+    """
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutboxError(f"cannot read outbox {path}: {exc.strerror}") from exc
+    if not header:
+        return
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise OutboxError(
+            f"outbox {path} is corrupt or not a SQLite database (no SQLite header); it is "
+            f"left untouched: move it aside and notifier starts a new one"
+        )
+    version = int.from_bytes(header[60:64], "big")
+    app_id = int.from_bytes(header[68:72], "big")
+    pages = int.from_bytes(header[28:32], "big")
+    _refuse(path, app_id, version, foreign=app_id == 0 and pages > 1)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file open on ``conn`` (in a write transaction) up to :data:`VERSION`.
+
+    :raises OutboxError: the file is not an outbox, or newer than this notifier.
+    """
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    _refuse(path, app_id, version, foreign=version == 0 and tables > 0)
+    if version == VERSION and app_id == APPLICATION_ID:
+        return  # writing nothing: a file on a full disk still opens
+    for script in MIGRATIONS[version:]:
+        # executescript would COMMIT first; run statement by statement instead so a
+        # failed migration leaves the file as it was.
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {VERSION}")

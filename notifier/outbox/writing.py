@@ -17,23 +17,31 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome, key_of
-from notifier.outbox.attempts import CLOSE_CIRCUIT
-from notifier.outbox.claiming import (
+from notifier.outbox.channels import (
+    CHANNELS_NAMED,
+    CLOSE_CIRCUIT,
     NEW_CHANNEL,
     TAKE_LEASE,
-    ClaimTerms,
     gate,
     take_slot_in,
 )
+from notifier.outbox.claiming import ClaimTerms, claim_channel, give_back, lease_key, start_first
 from notifier.outbox.policy import is_duplicate
-from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+from notifier.outbox.records import (
+    Claim,
+    Delivery,
+    DeliveryState,
+    Enqueued,
+    NewDelivery,
+    json_list,
+)
 
 if TYPE_CHECKING:
-    from notifier.outbox.store import OutboxStore
+    from notifier.outbox.database import Database
 
 PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
 # Every new row, whichever path writes it.
@@ -43,8 +51,7 @@ _INSERT = (
     " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " ?, ?)"
 )
-# Key lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
-# on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
+# Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 LIVE_FPS = (
     "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
@@ -55,10 +62,6 @@ _SENT_FPS = (
 )
 # One encoder for every alert: json.dumps with options builds a new one per call.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json(values: Iterable[Any]) -> str:
-    return json.dumps(list(values))
 
 
 def prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
@@ -97,7 +100,7 @@ def enqueue(
     # a fingerprint with one queued is not judged a duplicate until that is settled.
     live: dict[str, int] = {}
     busy: set[tuple[str, str]] = set()
-    fps = _json({item.alert.fingerprint for item, _, _ in prepared})
+    fps = json_list({item.alert.fingerprint for item, _, _ in prepared})
     for fp, channel, key, id_ in conn.execute(LIVE_FPS, (fps,)):
         live[key] = id_
         busy.add((fp, channel))
@@ -168,7 +171,7 @@ def write_and_claim_one(
     terms: ClaimTerms,
     *,
     held: bool = False,
-    store: OutboxStore | None = None,
+    store: WritingMixin | None = None,
 ) -> tuple[Enqueued, Claim | None] | None:
     """Write ``item`` (its alert encoded as ``text``) and claim it when its channel is free.
 
@@ -233,3 +236,89 @@ def write_and_claim_one(
     )  # fmt: skip
     enqueued = Enqueued(channel, key, fp, Outcome.QUEUED, id_)
     return enqueued, Claim(channel, (delivery,), probe, started=True)
+
+
+class WritingMixin:
+    db: Database
+    # The channels this process has, {name: identity}, stamped on what it writes;
+    # None (a bare store): deliveries are written without an identity.
+    identities: Mapping[str, str] | None
+    origin: str  # the configuration file, stamped on what it writes
+
+    def identity(self, channel: str) -> str:
+        return (self.identities or {}).get(channel, "")
+
+    def enqueue_many(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float = 0.0
+    ) -> list[Enqueued]:
+        """Write deliveries in one transaction; one :class:`Enqueued` per item, in order.
+
+        A delivery whose idempotency key is already queued is not written twice
+        (``coalesced``); one sent within ``dedup_window`` is not written at all.
+        Everything is validated and serialised before the transaction starts, so a bad
+        item leaves the outbox untouched.
+        """
+        prepared = prepare(items)
+        if not prepared:
+            return []
+        with self.db.write("queueing deliveries") as conn:
+            return enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
+
+    def enqueue_and_claim(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
+    ) -> tuple[list[Enqueued], list[Claim]]:
+        """Write deliveries and, in the same transaction, claim their channels.
+
+        Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
+        older deliveries first, none while another worker holds it), so order and rate
+        limits hold. When a single channel is claimed, its first send slot is taken too:
+        the caller sends it at once. Claimed deliveries written now carry their
+        in-memory alert.
+        """
+        prepared = prepare(items)
+        if not prepared:
+            return [], []
+        # This process's lease on the channel, idle since its last send, whose release
+        # is still pending: the single path goes on under it rather than give it back.
+        lease = lease_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
+        held = lease is not None and self.db.withdraw(lease)
+        try:
+            return self._write_and_claim(prepared, now, dedup_window, terms, held)
+        except BaseException:
+            # Still owed: the lease goes back as the withdrawn write would have.
+            if held and lease is not None:
+                self.db.defer(give_back(lease[1], terms.owner), lease)
+            raise
+
+    def _write_and_claim(
+        self,
+        prepared: list[tuple[NewDelivery, str, str]],
+        now: float,
+        dedup_window: float,
+        terms: ClaimTerms,
+        held: bool,
+    ) -> tuple[list[Enqueued], list[Claim]]:
+        with self.db.write("queueing deliveries") as conn:
+            if len(prepared) == 1:
+                args = (*prepared[0], now, dedup_window, terms)
+                done = write_and_claim_one(conn, *args, held=held, store=self)
+                claim = done[1] if done is not None else None
+                if held and claim is None:  # not going on under it: give the channel lease back
+                    give_back(prepared[0][0].channel, terms.owner)(conn)
+                if done is not None:
+                    return [done[0]], [claim] if claim is not None else []
+            enqueued = enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
+            written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
+                       if e.id is not None and not e.coalesced}  # fmt: skip
+            names = sorted({e.channel for e in enqueued if e.id is not None})
+            claims = []
+            rows = conn.execute(CHANNELS_NAMED, (json_list(names),)).fetchall()
+            for row in rows:
+                claim = claim_channel(conn, row, now, now, terms, written)
+                if claim is not None:
+                    claims.append(claim)
+            if len(claims) == 1:
+                claims[0] = start_first(conn, claims[0], now, terms)
+        return enqueued, claims
+
+    # -- claiming ----------------------------------------------------------------------
