@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 LEASE_LOST = math.inf
 
 # Statements are whole literals (values bound, lists as JSON); live-row filters repeat the
-# partial indexes' WHERE text exactly (schema.LIVE).
+# partial indexes' WHERE text exactly (file.LIVE).
 _RENEW = (
     "UPDATE deliveries SET lease_expires = ?"
     " WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?"
@@ -155,7 +155,7 @@ class AttemptsMixin:
         :param release: this is the last delivery of the owner's claim: give the channel
             lease up in the same transaction, as :meth:`end_lane`.
         :param defer: with ``release``: write the record with the next write
-            transaction (at the latest a moment later; see :mod:`notifier.outbox.deferred`);
+            transaction (at the latest a moment later; see :mod:`notifier.outbox.database`);
             returns ``True``.
         """
         if defer and release and not deduplicated:
