@@ -176,7 +176,7 @@ def write_and_claim_one(
     """Write ``item`` (its alert encoded as ``text``) and claim it when its channel is free.
 
     :param held: ``terms.owner`` still holds the channel's lease from its last send, whose
-        release it took back (:func:`~notifier.outbox.attempts.lease_key`): the channel
+        release it took back (:func:`~notifier.outbox.claiming.lease_key`): the channel
         is idle and ours, and its lease is kept when it still has long to run.
     :return: what was written and the claim (its send slot taken: send at once), or no
         claim when the channel cannot be claimed now; ``None``, with nothing written, when
