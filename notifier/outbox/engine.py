@@ -20,7 +20,6 @@ import os
 import random
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.deliverer import Deliverer, DeliverFn, FunctionDeliverer
@@ -31,7 +30,14 @@ from notifier.outbox.channels import SendLogPacer
 from notifier.outbox.claiming import ClaimTerms
 from notifier.outbox.policy import digest_thresholds
 from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery, Round, receipts_for
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, WorkerLoops, worker_id
+from notifier.outbox.runner import (
+    ChannelPools,
+    InlineRunner,
+    Runner,
+    ThreadPoolRunner,
+    WorkerLoops,
+    worker_id,
+)
 from notifier.outbox.sending import SendContext, send_claim
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import MonitorViews, OutboxStore
@@ -101,8 +107,6 @@ class OutboxDelivery(WorkerLoops, MonitorViews):
         self._busy: collections.Counter[str] = collections.Counter()
         self._ended = 0  # claims run to their end, for submit() to notice one just ended
         self._running = threading.Condition()
-        self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._pools_lock = threading.Lock()
         self.digests = dict(digests or {})
         # Each send takes one slot, from the send log every process on the file shares.
         deliverer.pace_with(
@@ -118,18 +122,8 @@ class OutboxDelivery(WorkerLoops, MonitorViews):
             rng=rng or random.Random(),
             stopping=self.stopping,
             concurrency=dict(concurrency or {}),
-            pool=self._pool,
+            pool=ChannelPools(concurrency or {}),
         )
-
-    def _pool(self, channel: str, workers: int) -> ThreadPoolExecutor:
-        """The threads a channel's claim sends different alerts on at once."""
-        with self._pools_lock:
-            pool = self._pools.get(channel)
-            if pool is None:
-                size = max(workers, self._send.concurrency.get(channel, 1))
-                pool = ThreadPoolExecutor(size, thread_name_prefix=f"notifier-outbox-{channel}")
-                self._pools[channel] = pool
-            return pool
 
     @classmethod
     def open(
@@ -298,10 +292,7 @@ class OutboxDelivery(WorkerLoops, MonitorViews):
             self._background.join()
         if self._own_runner:
             self.runner.shutdown(wait=True)
-        with self._pools_lock:
-            for pool in self._pools.values():
-                pool.shutdown(wait=True)
-            self._pools.clear()
+        self._send.pool.shutdown()
         self.store.close()
 
     def __enter__(self) -> OutboxDelivery:

@@ -21,7 +21,7 @@ import secrets
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -81,6 +81,30 @@ class InlineRunner:
 
     def shutdown(self, wait: bool = True) -> None:
         return None
+
+
+class ChannelPools:
+    """The threads each channel's claim sends different alerts on at once."""
+
+    def __init__(self, concurrency: Mapping[str, int]) -> None:
+        self._concurrency = concurrency
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, channel: str, workers: int) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(channel)
+            if pool is None:
+                size = max(workers, self._concurrency.get(channel, 1))
+                pool = ThreadPoolExecutor(size, thread_name_prefix=f"notifier-outbox-{channel}")
+                self._pools[channel] = pool
+            return pool
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.shutdown(wait=True)
+            self._pools.clear()
 
 
 def worker_id() -> str:
@@ -253,13 +277,6 @@ class WorkerLoops:
             except OutboxError as exc:  # busy or gone: the next beat tries again
                 log.warning("outbox: renewing leases failed: %s", exc)
 
-    def _idle_wait(self) -> float:
-        now = self.clock.time()
-        wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
-        poll = self.settings.poll_interval
-        soonest = min((w.ready_at for w in wakes), default=now + poll)
-        return min(max(soonest - now, 0.01), poll)
-
     # -- housekeeping ------------------------------------------------------------------
 
     def idle_wait(self) -> float:
@@ -270,7 +287,13 @@ class WorkerLoops:
 
         :raises OutboxError: the outbox cannot be read.
         """
-        return self._idle_wait()
+        now = self.clock.time()
+        wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
+        poll = self.settings.poll_interval
+        soonest = min((w.ready_at for w in wakes), default=now + poll)
+        return min(max(soonest - now, 0.01), poll)
+
+    _idle_wait = idle_wait
 
     def recover(self) -> int:
         """Put back deliveries held by workers on this host that are no longer running."""

@@ -23,6 +23,7 @@ from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_k
 from notifier.outbox.attempts import LEASE_LOST
 from notifier.outbox.policy import build_digest, is_duplicate
 from notifier.outbox.records import Claim, Delivery
+from notifier.outbox.runner import ChannelPools
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
 from notifier.redact import redact
@@ -46,7 +47,7 @@ class SendContext:
     # {channel: deliveries of different alerts sent at once}: the channel's workers.
     concurrency: Mapping[str, int] = attrs.field(factory=dict)
     # The thread pool of a channel's claim, by channel and size.
-    pool: Callable[[str, int], Any] = attrs.field(default=None)
+    pool: ChannelPools = attrs.field(factory=lambda: ChannelPools({}))
 
 
 def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) -> Receipt:
