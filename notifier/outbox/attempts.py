@@ -21,6 +21,7 @@ from notifier.outbox.channels import (
     RENEW_CHANNEL_LEASE,
     SET_CIRCUIT,
     START,
+    OwnChannels,
     take_slot_in,
 )
 from notifier.outbox.claiming import CLOSE_AND_RELEASE, RELEASE, give_back, lease_key, release
@@ -29,7 +30,6 @@ from notifier.outbox.records import json_list
 from notifier.redact import redact
 
 if TYPE_CHECKING:
-    from notifier.outbox.database import Database
     from notifier.outbox.records import Delivery
 
 # start_attempt's answer when the channel lease was lost: stop, touch nothing.
@@ -88,6 +88,7 @@ def _record_sent(conn: sqlite3.Connection, delivery: Delivery, owner: str, now: 
 def _record_delivered(
     conn: sqlite3.Connection,
     delivery: Delivery,
+    identity: str,
     owner: str,
     now: float,
     deduplicated: bool,
@@ -99,17 +100,15 @@ def _record_delivered(
         done = _record_sent(conn, delivery, owner, now)
     if done and not deduplicated:
         if release:  # the claim's last delivery: nothing of the claim is left in flight
-            conn.execute(CLOSE_AND_RELEASE, (delivery.channel, owner))
+            conn.execute(CLOSE_AND_RELEASE, (delivery.channel, owner, identity))
             return True
-        conn.execute(CLOSE_CIRCUIT, (delivery.channel,))
+        conn.execute(CLOSE_CIRCUIT, (delivery.channel, identity))
     if release:
-        conn.execute(RELEASE, (delivery.channel, owner))
+        conn.execute(RELEASE, (delivery.channel, owner, identity))
     return bool(done)
 
 
-class AttemptsMixin:
-    db: Database
-
+class AttemptsMixin(OwnChannels):
     def start_attempt(
         self,
         channel: str,
@@ -125,18 +124,19 @@ class AttemptsMixin:
             limit is used up, or the provider blocked it), and nothing was taken;
             :data:`LEASE_LOST` when ``owner`` no longer holds the channel.
         """
+        key = (channel, self.identity(channel))
         with self.db.write("starting a delivery") as conn:
-            row = conn.execute(START, (channel,)).fetchone()
+            row = conn.execute(START, key).fetchone()
             if row is None or row[1] != owner:
                 return LEASE_LOST
             blocked_until: float = row[0]
             if blocked_until > now:
                 return blocked_until - now
-            wait = take_slot_in(conn, channel, now, rate_limit, ids[0])
+            wait = take_slot_in(conn, *key, now, rate_limit, ids[0])
             if wait > 0:
                 return wait
             until = now + lease
-            conn.execute(RENEW_CHANNEL_LEASE, (until, channel))
+            conn.execute(RENEW_CHANNEL_LEASE, (until, *key))
             conn.execute(_RENEW, (until, json_list(ids), owner))
         return 0.0
 
@@ -163,10 +163,12 @@ class AttemptsMixin:
             channel = delivery.channel
             # Kept apart, so the channel's next dispatch from this process can take it
             # back and go on under the same lease (see notifier.outbox.writing).
-            self.db.defer(give_back(channel, owner), key=lease_key(channel, owner))
+            back = give_back(channel, self.identity(channel), owner)
+            self.db.defer(back, key=lease_key(channel, owner))
             return True
+        identity = self.identity(delivery.channel)
         with self.db.write("recording a delivery") as conn:
-            return _record_delivered(conn, delivery, owner, now, deduplicated, release)
+            return _record_delivered(conn, delivery, identity, owner, now, deduplicated, release)
 
     def mark_retry(
         self,
@@ -190,22 +192,21 @@ class AttemptsMixin:
             channel before then.
         :param release: also give up the claim, as :meth:`end_lane`.
         """
+        key = (delivery.channel, self.identity(delivery.channel))
         with self.db.write("scheduling a retry") as conn:
             done = conn.execute(
                 _RETRY,
                 (int(count_attempt), next_at, _error(error), now, delivery.id, owner),
             ).rowcount
             if done and breaker is not None:
-                row = conn.execute(CIRCUIT, (delivery.channel,)).fetchone()
+                row = conn.execute(CIRCUIT, key).fetchone()
                 state = breaker.on_failure(CircuitState(*row), now)
-                conn.execute(
-                    SET_CIRCUIT,
-                    (state.circuit.value, state.failures, state.open_until, delivery.channel),
-                )
+                circuit = (state.circuit.value, state.failures, state.open_until)
+                conn.execute(SET_CIRCUIT, (*circuit, *key))
             if done and block_until is not None:
-                conn.execute(BLOCK, (block_until, delivery.channel))
+                conn.execute(BLOCK, (block_until, *key))
             if release:  # the claim's last delivery: nothing of the claim is left in flight
-                conn.execute(RELEASE, (delivery.channel, owner))
+                conn.execute(RELEASE, (delivery.channel, owner, key[1]))
         return bool(done)
 
     def mark_dead(
@@ -222,13 +223,14 @@ class AttemptsMixin:
 
         :param release: also give up the claim, as :meth:`end_lane`.
         """
+        identity = self.identity(delivery.channel)
         with self.db.write("recording a dead letter") as conn:
             done = conn.execute(
                 _DEAD,
                 (int(count_attempt), _error(error), now, delivery.id, owner),
             ).rowcount
             if release:  # the claim's last delivery: nothing of the claim is left in flight
-                conn.execute(RELEASE, (delivery.channel, owner))
+                conn.execute(RELEASE, (delivery.channel, owner, identity))
         return bool(done)
 
     def mark_folded(self, deliveries: Sequence[Delivery], owner: str, now: float, by: str) -> int:
@@ -244,8 +246,9 @@ class AttemptsMixin:
                     conn.execute(_SENT, (d.fingerprint, d.status, d.channel, now))
             if deliveries:
                 channel = deliveries[0].channel
-                conn.execute(CLOSE_CIRCUIT, (channel,))
-                release(conn, channel, owner, now, [d.id for d in deliveries])
+                identity = self.identity(channel)
+                conn.execute(CLOSE_CIRCUIT, (channel, identity))
+                release(conn, channel, identity, owner, now, [d.id for d in deliveries])
         return done
 
     def release_backlog(self, channel: str, now: float) -> int:

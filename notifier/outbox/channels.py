@@ -26,28 +26,40 @@ from notifier.ratelimit import window
 if TYPE_CHECKING:
     from notifier.outbox.database import Database
 
-CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
-ALL_CHANNELS = f"{CHANNELS} FROM channels ORDER BY name"
+# A channel's state is keyed by its name and identity (see notifier.identity): two
+# configurations sharing the file, each with a channel of one name but other settings,
+# each have their own lease, provider's block, circuit and send log. ``?1`` and ``?2``
+# (or the last two ``?``) are the name and the identity.
+CHANNELS = (
+    "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires,"
+    " identity"
+)
+ALL_CHANNELS = f"{CHANNELS} FROM channels ORDER BY name, identity"
 CHANNELS_NAMED = (
-    f"{CHANNELS} FROM channels WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name"  # noqa: S608
+    f"{CHANNELS} FROM channels WHERE name IN (SELECT value FROM json_each(?))"  # noqa: S608
+    " ORDER BY name, identity"
 )
+_KEY = "name = ? AND identity = ?"
 # A channel's row, made when its first delivery is written.
-NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
+NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name, identity) VALUES (?, ?)"
+# Taken by a claim (made when the channel has no row for this identity yet).
 TAKE_LEASE = (
-    "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
-    " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?"
+    "INSERT INTO channels (name, identity, lease_owner, lease_expires)"
+    " VALUES (:name, :identity, :owner, :until) ON CONFLICT (name, identity) DO UPDATE"
+    " SET lease_owner = :owner, lease_expires = :until,"
+    " circuit = CASE WHEN :probe THEN 'half_open' ELSE circuit END"
 )
-CLOSE_CIRCUIT = (
-    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE name = ?"
-)
+CLOSE_CIRCUIT = f"UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0 WHERE {_KEY}"  # noqa: S608
 # The provider asked for a pause: claim nothing of the channel before then.
-BLOCK = "UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE name = ?"
-_BLOCKED = "SELECT blocked_until FROM channels WHERE name = ?"
+BLOCK = f"UPDATE channels SET blocked_until = max(blocked_until, ?) WHERE {_KEY}"  # noqa: S608
+_BLOCKED = f"SELECT blocked_until FROM channels WHERE {_KEY}"  # noqa: S608 (constants)
 # What a claim's send checks before it starts: the pause, and that the lease is its own.
-START = "SELECT blocked_until, lease_owner FROM channels WHERE name = ?"
-RENEW_CHANNEL_LEASE = "UPDATE channels SET lease_expires = ? WHERE name = ?"
-CIRCUIT = "SELECT circuit, failures, open_until FROM channels WHERE name = ?"
-SET_CIRCUIT = "UPDATE channels SET circuit = ?, failures = ?, open_until = ? WHERE name = ?"
+START = f"SELECT blocked_until, lease_owner FROM channels WHERE {_KEY}"  # noqa: S608
+RENEW_CHANNEL_LEASE = f"UPDATE channels SET lease_expires = ? WHERE {_KEY}"  # noqa: S608
+CIRCUIT = f"SELECT circuit, failures, open_until FROM channels WHERE {_KEY}"  # noqa: S608
+SET_CIRCUIT = f"UPDATE channels SET circuit = ?, failures = ?, open_until = ? WHERE {_KEY}"  # noqa: S608
+# A channels row but its name and identity: unblocked, circuit closed, no lease.
+FRESH = (0.0, "closed", 0, 0.0, None, 0.0)
 # When the channel's next delivery can go: the earliest due time of the first live
 # delivery of each alert (later ones wait for it): the channel's wake-up time.
 EARLIEST = (
@@ -57,7 +69,9 @@ EARLIEST = (
     " AND NOT EXISTS (SELECT 1 FROM deliveries AS e WHERE e.fingerprint = d.fingerprint"
     " AND e.channel = d.channel AND e.state IN ('pending', 'inflight') AND e.id < d.id)"
 )
-_WINDOW = "SELECT at FROM sends WHERE channel = ? AND at > ? ORDER BY at"
+_WINDOW = "SELECT at FROM sends WHERE channel = ? AND identity = ? AND at > ? ORDER BY at"
+_FORGET = "DELETE FROM sends WHERE channel = ? AND identity = ? AND at <= ?"
+_SEND = "INSERT INTO sends (channel, identity, at, delivery_id) VALUES (?, ?, ?, ?)"
 
 
 @attrs.frozen
@@ -79,8 +93,27 @@ class Wake:
     reason: str
 
 
+def own_rows(
+    rows: list[tuple[Any, ...]], identities: Mapping[str, str] | None
+) -> list[tuple[Any, ...]]:
+    """Of ``rows`` (:data:`CHANNELS` rows), those of a process with these
+    ``{channel: identity}`` (``None``: every channel, with the identity ``""``), one per
+    channel; a channel it has no row for yet gets a fresh one."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        name = row[0]
+        if identities is not None and name not in identities:
+            continue
+        mine = "" if identities is None else identities[name]
+        if row[7] == mine:
+            found[name] = row
+        else:
+            found.setdefault(name, (name, *FRESH, mine))
+    return [found[name] for name in sorted(found)]
+
+
 def slots(
-    conn: sqlite3.Connection, channel: str, now: float, limit: RateLimit | None
+    conn: sqlite3.Connection, channel: str, identity: str, now: float, limit: RateLimit | None
 ) -> tuple[int | None, float]:
     """Free send slots of ``channel`` under ``limit`` now, and seconds until one frees.
 
@@ -90,7 +123,7 @@ def slots(
     if limit is None:
         return None, 0.0
     span = window(limit)
-    times = [row[0] for row in conn.execute(_WINDOW, (channel, now - span))]
+    times = [row[0] for row in conn.execute(_WINDOW, (channel, identity, now - span))]
     free = limit.count - len(times)
     if free > 0:
         return free, 0.0
@@ -111,7 +144,7 @@ def gate(
         while its circuit is closed: a send that hangs holds back its own alert only,
         not the channel (the claim skips deliveries the holder has in flight).
     """
-    name, blocked_until, circuit, failures, open_until, owner, lease_expires = row
+    name, blocked_until, circuit, failures, open_until, owner, lease_expires, identity = row
     if owner and lease_expires > now and (owner != claimer or circuit != "closed"):
         return Gate(0, lease_expires, "leased")
     if blocked_until > now:
@@ -121,7 +154,7 @@ def gate(
         admit = breaker.admits(CircuitState(circuit, failures, open_until), now)
         if admit == 0:
             return Gate(0, open_until, "circuit")
-    free, wait = slots(conn, name, now, limit)
+    free, wait = slots(conn, name, identity, now, limit)
     if free == 0:
         return Gate(0, now + wait, "rate_limit")
     if free is not None:
@@ -132,27 +165,38 @@ def gate(
 def take_slot_in(
     conn: sqlite3.Connection,
     channel: str,
+    identity: str,
     now: float,
     limit: RateLimit | None,
     delivery_id: int | None,
 ) -> float:
+    """Take one send slot in the caller's transaction: 0 when taken, else seconds until
+    one frees."""
     if limit is None:
         return 0.0
-    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - window(limit)))
-    free, wait = slots(conn, channel, now, limit)
+    conn.execute(_FORGET, (channel, identity, now - window(limit)))
+    free, wait = slots(conn, channel, identity, now, limit)
     if free == 0:
         return wait
-    conn.execute(
-        "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
-        (channel, now, delivery_id),
-    )
+    conn.execute(_SEND, (channel, identity, now, delivery_id))
     return 0.0
 
 
-class ChannelsMixin:
+class OwnChannels:
+    """The channels a store's process has, by name and identity; mixed into every part
+    of :class:`~notifier.outbox.store.OutboxStore`."""
+
     db: Database
+    # The channels this process has, {name: identity}, stamped on what it writes;
+    # None (a bare store): deliveries are written without an identity.
     identities: Mapping[str, str] | None
 
+    def identity(self, channel: str) -> str:
+        """The identity this process has ``channel`` with (``""`` when it is not told)."""
+        return (self.identities or {}).get(channel, "")
+
+
+class ChannelsMixin(OwnChannels):
     def take_slot(
         self, channel: str, now: float, limit: RateLimit | None, delivery_id: int | None = None
     ) -> float:
@@ -162,22 +206,24 @@ class ChannelsMixin:
         comes with :meth:`start_attempt`.
         """
         with self.db.write("taking a send slot") as conn:
-            return take_slot_in(conn, channel, now, limit, delivery_id)
+            return take_slot_in(conn, channel, self.identity(channel), now, limit, delivery_id)
 
     def slot_delay(self, channel: str, now: float, limit: RateLimit) -> float:
         """Seconds until ``channel`` may send under ``limit`` (0: now); takes nothing."""
+        identity = self.identity(channel)
         with self.db.read("reading the send log") as conn:
-            row = conn.execute(_BLOCKED, (channel,)).fetchone()
+            row = conn.execute(_BLOCKED, (channel, identity)).fetchone()
             blocked = row[0] - now if row is not None else 0.0
-            free, wait = slots(conn, channel, now, limit)
+            free, wait = slots(conn, channel, identity, now, limit)
         return max(blocked, wait if free == 0 else 0.0, 0.0)
 
     def block(self, channel: str, until: float) -> None:
         """The provider refused for its rate limit: claim nothing of ``channel`` before
         ``until``."""
         with self.db.write("pausing a channel") as conn:
-            conn.execute(NEW_CHANNEL, (channel,))
-            conn.execute(BLOCK, (until, channel))
+            key = (channel, self.identity(channel))
+            conn.execute(NEW_CHANNEL, key)
+            conn.execute(BLOCK, (until, *key))
 
     def wakes(
         self,
@@ -192,9 +238,7 @@ class ChannelsMixin:
         found = []
         mine = self.identities
         with self.db.read("reading the queue") as conn:
-            for row in conn.execute(ALL_CHANNELS).fetchall():
-                if mine is not None and row[0] not in mine:
-                    continue
+            for row in own_rows(conn.execute(ALL_CHANNELS).fetchall(), mine):
                 identity = None if mine is None else mine[row[0]]
                 args = {"channel": row[0], "identity": identity}
                 due = conn.execute(EARLIEST, args).fetchone()[0]

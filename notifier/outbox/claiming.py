@@ -17,12 +17,20 @@ import attrs
 
 from notifier.kinds import RateLimit
 from notifier.models import Alert
-from notifier.outbox.channels import ALL_CHANNELS, CHANNELS_NAMED, TAKE_LEASE, gate, take_slot_in
+from notifier.outbox.channels import (
+    ALL_CHANNELS,
+    CHANNELS_NAMED,
+    TAKE_LEASE,
+    OwnChannels,
+    gate,
+    own_rows,
+    take_slot_in,
+)
 from notifier.outbox.policy import CircuitBreaker
 from notifier.outbox.records import SELECT_IDS, Claim, Delivery, json_list
 
 if TYPE_CHECKING:
-    from notifier.outbox.database import Database
+    pass
 
 # Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
 # A delivery in flight, in words the live-row indexes match.
@@ -53,15 +61,17 @@ _LAST_CLAIM = (
     "lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE channel = ?1"  # noqa: S608 (constants)
     f" AND {IN_FLIGHT} AND lease_owner = ?2)"
 )
+# ``?1``, ``?2``, ``?3``: the channel's name, the owner, the channel's identity.
 RELEASE = (
     "UPDATE channels SET lease_owner = NULL, lease_expires = 0"  # noqa: S608 (constants)
-    f" WHERE name = ?1 AND {_LAST_CLAIM}"
+    f" WHERE name = ?1 AND identity = ?3 AND {_LAST_CLAIM}"
 )
 # A send closes the circuit; the claim's last one also gives the channel lease back.
 CLOSE_AND_RELEASE = (
     "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"  # noqa: S608 (constants)
     f" lease_owner = CASE WHEN {_LAST_CLAIM} THEN NULL ELSE lease_owner END,"
-    f" lease_expires = CASE WHEN {_LAST_CLAIM} THEN 0 ELSE lease_expires END WHERE name = ?1"
+    f" lease_expires = CASE WHEN {_LAST_CLAIM} THEN 0 ELSE lease_expires END"
+    " WHERE name = ?1 AND identity = ?3"
 )
 # A channel's live deliveries in order; with an identity, only those written for it (or
 # before identities were kept).
@@ -97,7 +107,12 @@ class ClaimTerms:
         return self.identities is None or channel in self.identities
 
     def identity(self, channel: str) -> str | None:
+        """The identity whose deliveries to claim (``None``: every one)."""
         return None if self.identities is None else self.identities.get(channel)
+
+    def key(self, channel: str) -> tuple[str, str]:
+        """The channel's state: its row and send log, by name and identity."""
+        return channel, (self.identities or {}).get(channel, "")
 
 
 def claim_channel(
@@ -138,8 +153,11 @@ def claim_channel(
     for id_, state, next_at, fp, attempts, owner, lease_expires in conn.execute(HEAD, args):
         if fp in held:
             continue
-        if state == "inflight" and owner == terms.owner and lease_expires > now:
-            held.add(fp)  # being sent by another of our claims: its alert waits for it
+        # Being sent, by another claim of ours or under another identity's channel lease
+        # (a delivery written before identities were kept): its alert waits for it.
+        theirs = owner != row[5]
+        if state == "inflight" and lease_expires > now and (owner == terms.owner or theirs):
+            held.add(fp)
             continue
         if fp not in seen:
             seen.add(fp)
@@ -164,7 +182,9 @@ def claim_channel(
     until = now + terms.lease
     ids = json_list(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
-    conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
+    name, identity = terms.key(channel)
+    args = {"name": name, "identity": identity, "owner": terms.owner, "until": until}
+    conn.execute(TAKE_LEASE, {**args, "probe": probe})
     alerts = alerts or {}
     rows = Delivery.read(conn, SELECT_IDS, (ids,))
     found = tuple(Delivery.from_row(r, alerts.get(r["id"])) for r in rows)
@@ -179,7 +199,8 @@ def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: Claim
     slot, so nothing else needs checking.
     """
     first = claim.deliveries[0]
-    if take_slot_in(conn, claim.channel, now, terms.rate_limits.get(claim.channel), first.id):
+    limit = terms.rate_limits.get(claim.channel)
+    if take_slot_in(conn, *terms.key(claim.channel), now, limit, first.id):
         return claim  # cannot happen under the gate; the claim will take its slot itself
     return attrs.evolve(claim, started=True)
 
@@ -189,14 +210,15 @@ def lease_key(channel: str, owner: str) -> tuple[str, str, str]:
     return ("release", channel, owner)
 
 
-def give_back(channel: str, owner: str) -> Callable[[Any], object]:
+def give_back(channel: str, identity: str, owner: str) -> Callable[[Any], object]:
     """The write that ends a claim after a send: circuit closed, lease released."""
-    return lambda conn: conn.execute(CLOSE_AND_RELEASE, (channel, owner))
+    return lambda conn: conn.execute(CLOSE_AND_RELEASE, (channel, owner, identity))
 
 
 def release(
     conn: sqlite3.Connection,
     channel: str,
+    identity: str,
     owner: str,
     now: float,
     ids: Sequence[int] | None = None,
@@ -206,14 +228,11 @@ def release(
     listed = None if ids is None else json_list(ids)
     args = {"now": now, "owner": owner, "channel": channel, "ids": listed}
     back = conn.execute(_BACK_TO_PENDING, args)
-    conn.execute(RELEASE, (channel, owner))
+    conn.execute(RELEASE, (channel, owner, identity))
     return back.rowcount
 
 
-class ClaimingMixin:
-    db: Database
-    identities: Mapping[str, str] | None
-
+class ClaimingMixin(OwnChannels):
     def claim_due(
         self,
         now: float,
@@ -248,7 +267,7 @@ class ClaimingMixin:
         else:
             query, params = CHANNELS_NAMED, (json_list(sorted(set(channels))),)
         with self.db.write("claiming due deliveries") as conn:
-            for row in conn.execute(query, params).fetchall():
+            for row in own_rows(conn.execute(query, params).fetchall(), terms.identities):
                 claim = claim_channel(conn, row, now, due_by, terms)
                 if claim is not None:
                     claims.append(claim)
@@ -271,7 +290,7 @@ class ClaimingMixin:
         :return: how many went back.
         """
         with self.db.write("releasing a channel") as conn:
-            return release(conn, channel, owner, now, ids)
+            return release(conn, channel, self.identity(channel), owner, now, ids)
 
     end_lane = end_claim  # its former name
 

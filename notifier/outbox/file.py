@@ -118,8 +118,34 @@ ALTER TABLE deliveries ADD COLUMN config TEXT NOT NULL DEFAULT '';
 ALTER TABLE deliveries ADD COLUMN delivered_by TEXT
 """
 
+# Version 4: a channel's state (lease, provider's block, circuit, send log) is keyed by
+# its name and identity, so two configurations sharing the file with a channel of one
+# name but other settings each keep their own. Rows from before keep the identity ''.
+_V4 = """
+CREATE TABLE channels_v4 (
+    name TEXT NOT NULL,
+    identity TEXT NOT NULL DEFAULT '',
+    blocked_until REAL NOT NULL DEFAULT 0,
+    circuit TEXT NOT NULL DEFAULT 'closed' CHECK (circuit IN ('closed', 'open', 'half_open')),
+    failures INTEGER NOT NULL DEFAULT 0,
+    open_until REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, identity)
+);
+INSERT INTO channels_v4 (name, blocked_until, circuit, failures, open_until, lease_owner,
+    lease_expires)
+    SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires
+    FROM channels;
+DROP TABLE channels;
+ALTER TABLE channels_v4 RENAME TO channels;
+ALTER TABLE sends ADD COLUMN identity TEXT NOT NULL DEFAULT '';
+DROP INDEX sends_channel_at;
+CREATE INDEX sends_channel_at ON sends (channel, identity, at)
+"""
+
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 VERSION = len(MIGRATIONS)
 
 

@@ -44,7 +44,8 @@ _RETRY = (
     " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
 )
 _CHANNELS = (
-    "INSERT OR IGNORE INTO channels (name) SELECT DISTINCT channel FROM deliveries"
+    "INSERT OR IGNORE INTO channels (name, identity)"
+    " SELECT DISTINCT channel, channel_identity FROM deliveries"
     " WHERE state = 'pending' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
 )
 _PURGE = (
@@ -57,7 +58,7 @@ _PURGE = (
 )
 
 
-_CIRCUITS = "SELECT name, circuit FROM channels ORDER BY name"
+_CIRCUITS = "SELECT name, identity, circuit FROM channels ORDER BY name, identity"
 _LIVE_BY_IDENTITY = (
     "SELECT channel, channel_identity, config, count(*) FROM deliveries"
     " WHERE state IN ('pending', 'inflight') GROUP BY channel, channel_identity, config"
@@ -222,9 +223,22 @@ class MonitorViews:
 
     def circuit_states(self) -> dict[str, str]:
         """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
-        as the file holds it, so every process sharing it reads the same.
+        as the file holds it, so every process sharing it reads the same. A channel's
+        state is its identity's (see :mod:`notifier.identity`): for a channel of this
+        engine's, its own (closed until it has any).
 
         :raises OutboxError: the outbox cannot be read.
         """
         with self.store.db.read("reading circuit states") as conn:
-            return dict(conn.execute(_CIRCUITS).fetchall())
+            rows = conn.execute(_CIRCUITS).fetchall()
+        mine = self.store.identities
+        found: dict[str, str] = {}
+        for name, identity, circuit in rows:
+            own = "" if mine is None else mine.get(name)
+            if own is None:  # a channel this engine does not have: as the file holds it
+                found.setdefault(name, circuit)
+            elif identity == own:
+                found[name] = circuit
+            else:
+                found.setdefault(name, "closed")  # no state of its own yet
+        return found

@@ -17,16 +17,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome, key_of
 from notifier.outbox.channels import (
     CHANNELS_NAMED,
     CLOSE_CIRCUIT,
+    FRESH,
     NEW_CHANNEL,
     TAKE_LEASE,
+    OwnChannels,
     gate,
+    own_rows,
     take_slot_in,
 )
 from notifier.outbox.claiming import ClaimTerms, claim_channel, give_back, lease_key, start_first
@@ -41,7 +44,7 @@ from notifier.outbox.records import (
 )
 
 if TYPE_CHECKING:
-    from notifier.outbox.database import Database
+    pass
 
 PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
 # Every new row, whichever path writes it.
@@ -138,7 +141,7 @@ def enqueue(
         if last - first + 1 != len(rows):
             raise RuntimeError("outbox ids were not handed out consecutively")
         names = sorted({row[1] for row in rows})
-        conn.executemany(NEW_CHANNEL, [(n,) for n in names])
+        conn.executemany(NEW_CHANNEL, [(n, identity(n)) for n in names])
     return out
 
 
@@ -154,11 +157,8 @@ LOOK = (
     " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
     " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
     " AND state IN ('pending', 'inflight'))"
-    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel"
+    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel AND c.identity = :identity"
 )
-_NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
-# A channels row but its name: unblocked, circuit closed, claim free.
-_FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
 
 def write_and_claim_one(
@@ -185,7 +185,7 @@ def write_and_claim_one(
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
     identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
-    look = {"fp": fp, "channel": channel, "dedup": dedup_window > 0}
+    look = {"fp": fp, "channel": channel, "identity": identity, "dedup": dedup_window > 0}
     live, sent, *row, busy = conn.execute(LOOK, look).fetchone()
     if live:
         return None  # coalescing and the dedup rules for a fingerprint in flight
@@ -197,14 +197,14 @@ def write_and_claim_one(
         return None  # older work on the channel goes first
     row = row if row[0] is not None else None
     if row is None:
-        held, channel_row = False, (channel, *_FRESH_CHANNEL)
+        held, channel_row = False, (channel, *FRESH, identity)
     elif held:
         # The release taken back also closed the circuit after the last send.
         if row[2] != "closed" or row[3]:
-            conn.execute(CLOSE_CIRCUIT, (channel,))
-        channel_row = (channel, row[1], *_FRESH_CHANNEL[1:])
+            conn.execute(CLOSE_CIRCUIT, (channel, identity))
+        channel_row = (channel, row[1], *FRESH[1:], identity)
     else:
-        channel_row = tuple(row)
+        channel_row = (*row, identity)
     limit = terms.rate_limits.get(channel)
     g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
@@ -214,7 +214,7 @@ def write_and_claim_one(
                       None, None, identity, origin),
         )  # fmt: skip
         if row is None:
-            conn.execute(NEW_CHANNEL, (channel,))
+            conn.execute(NEW_CHANNEL, (channel, identity))
         return Enqueued(channel, key, fp, Outcome.QUEUED, cursor.lastrowid), None
     until = now + terms.lease
     cursor = conn.execute(
@@ -224,12 +224,12 @@ def write_and_claim_one(
     id_ = cursor.lastrowid
     assert id_ is not None  # an INSERT's cursor holds the new row's id
     probe = terms.breaker is not None and g.admit == 1 and channel_row[2] != "closed"
-    if row is None:
-        conn.execute(_NEW_LEASED, (channel, terms.owner, until))
-    elif not (held and row[6] - now > terms.lease / 2):  # a held lease with long to run stays
-        conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
+    if row is None or not (held and row[6] - now > terms.lease / 2):
+        # A held lease with long to run stays.
+        args = {"name": channel, "identity": identity, "owner": terms.owner, "until": until}
+        conn.execute(TAKE_LEASE, {**args, "probe": probe})
     # The gate found a free slot a moment ago in this same transaction: this takes it.
-    take_slot_in(conn, channel, now, limit, id_)
+    take_slot_in(conn, channel, identity, now, limit, id_)
     delivery = Delivery(
         id_, channel, key, fp, status, text, item.mentions, DeliveryState.INFLIGHT, 0, now,
         None, now, now, now, False, terms.owner, until, identity, origin, loaded=alert,
@@ -238,15 +238,8 @@ def write_and_claim_one(
     return enqueued, Claim(channel, (delivery,), probe, started=True)
 
 
-class WritingMixin:
-    db: Database
-    # The channels this process has, {name: identity}, stamped on what it writes;
-    # None (a bare store): deliveries are written without an identity.
-    identities: Mapping[str, str] | None
+class WritingMixin(OwnChannels):
     origin: str  # the configuration file, stamped on what it writes
-
-    def identity(self, channel: str) -> str:
-        return (self.identities or {}).get(channel, "")
 
     def enqueue_many(
         self, items: Iterable[NewDelivery], *, now: float, dedup_window: float = 0.0
@@ -287,7 +280,8 @@ class WritingMixin:
         except BaseException:
             # Still owed: the lease goes back as the withdrawn write would have.
             if held and lease is not None:
-                self.db.defer(give_back(lease[1], terms.owner), lease)
+                back = give_back(lease[1], self.identity(lease[1]), terms.owner)
+                self.db.defer(back, lease)
             raise
 
     def _write_and_claim(
@@ -304,7 +298,8 @@ class WritingMixin:
                 done = write_and_claim_one(conn, *args, held=held, store=self)
                 claim = done[1] if done is not None else None
                 if held and claim is None:  # not going on under it: give the channel lease back
-                    give_back(prepared[0][0].channel, terms.owner)(conn)
+                    channel = prepared[0][0].channel
+                    give_back(channel, self.identity(channel), terms.owner)(conn)
                 if done is not None:
                     return [done[0]], [claim] if claim is not None else []
             enqueued = enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
@@ -313,12 +308,10 @@ class WritingMixin:
             names = sorted({e.channel for e in enqueued if e.id is not None})
             claims = []
             rows = conn.execute(CHANNELS_NAMED, (json_list(names),)).fetchall()
-            for row in rows:
+            for row in own_rows(rows, terms.identities):
                 claim = claim_channel(conn, row, now, now, terms, written)
                 if claim is not None:
                     claims.append(claim)
             if len(claims) == 1:
                 claims[0] = start_first(conn, claims[0], now, terms)
         return enqueued, claims
-
-    # -- claiming ----------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_the_claim_query_uses_the_partial_index_on_live_rows(store):
     with store.db.read("test") as conn:
         head = conn.execute(f"EXPLAIN QUERY PLAN {_HEAD}", ("ops", 5)).fetchall()
         fps = conn.execute(f"EXPLAIN QUERY PLAN {_LIVE_FPS}", ("[]",)).fetchall()
-        args = {"fp": "f", "channel": "ops", "dedup": 1}
+        args = {"fp": "f", "channel": "ops", "identity": "", "dedup": 1}
         look = str(conn.execute(f"EXPLAIN QUERY PLAN {LOOK}", args).fetchall())
     assert "deliveries_live" in str(head)
     assert "deliveries_live_fingerprint" in str(fps)
