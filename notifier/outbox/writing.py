@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from notifier.models import Outcome, key_of
+from notifier.models import Outcome
 from notifier.outbox.channels import (
     CHANNELS_NAMED,
     CLOSE_CIRCUIT,
@@ -41,6 +41,7 @@ from notifier.outbox.records import (
     Enqueued,
     NewDelivery,
     json_list,
+    prepare,
 )
 
 if TYPE_CHECKING:
@@ -63,30 +64,6 @@ _SENT_FPS = (
     "SELECT fingerprint, channel, status, sent_at FROM dedup"
     " WHERE fingerprint IN (SELECT value FROM json_each(?))"
 )
-# One encoder for every alert: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
-    """Validate and serialise before any transaction, so a bad item changes nothing."""
-    # Per alert: its JSON, and the parts of its key (isoformat() is not free).
-    alerts: dict[int, tuple[str, str, str, str]] = {}
-    prepared: list[tuple[NewDelivery, str, str]] = []
-    for item in items:
-        if not isinstance(item, NewDelivery):
-            raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
-        known = alerts.get(id(item.alert))
-        if known is None:
-            data = item.alert.to_dict()
-            known = alerts[id(item.alert)] = (
-                _ENCODE(data),
-                data["fingerprint"],
-                data["status"],
-                data["starts_at"],
-            )
-        text, fingerprint, status, starts_at = known
-        prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
-    return prepared
 
 
 def enqueue(
