@@ -161,7 +161,7 @@ class ChannelSpec:
     template: Any = None  # a notifier.templates.MessageTemplate from ``template = {...}``
     mention_labels: tuple[str, ...] = ()
     # Waiting outbox deliveries past which one digest tells them; None: the kind's
-    # default (see notifier.outbox.digest), 0: never.
+    # default (see notifier.outbox.policy), 0: never.
     digest_threshold: int | None = None
 
 
