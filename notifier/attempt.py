@@ -51,17 +51,21 @@ class Attempt:
     parts: int = 1
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
-    def receipt(self, *, retried: bool = True) -> Receipt:
+    def receipt(self, *, retried: bool = True, extra: Mapping[str, Any] | None = None) -> Receipt:
         """The receipt users get for this attempt.
 
         :param retried: something (the outbox) retries a retryable failure; when not,
             the error says how to get retries rather than let "busy" read as if someone
             would.
+        :param extra: details added to a delivered receipt's (the outbox's delivery id
+            and key): one receipt built, rather than one built and then copied.
         """
         if self.ok:
             details = dict(self.details)
             if self.parts > 1:
                 details["parts"] = self.parts
+            if extra:
+                details.update(extra)
             return Receipt(
                 channel=self.channel,
                 outcome=Outcome.DELIVERED,

@@ -159,12 +159,17 @@ class AttemptsMixin(OwnChannels):
             returns ``True``.
         """
         if defer and release and not deduplicated:
-            self.db.defer(lambda conn: _record_sent(conn, delivery, owner, now))
             channel = delivery.channel
-            # Kept apart, so the channel's next dispatch from this process can take it
-            # back and go on under the same lease (see notifier.outbox.writing).
             back = give_back(channel, self.identity(channel), owner)
-            self.db.defer(back, key=lease_key(channel, owner))
+            # The release is kept apart, under its key, so the channel's next dispatch
+            # from this process can take it back and go on under the same lease (see
+            # notifier.outbox.writing).
+            self.db.defer_all(
+                (
+                    (None, lambda conn: _record_sent(conn, delivery, owner, now)),
+                    (lease_key(channel, owner), back),
+                )
+            )
             return True
         identity = self.identity(delivery.channel)
         with self.db.write("recording a delivery") as conn:

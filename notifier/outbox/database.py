@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 
 from notifier.errors import OutboxError
 from notifier.filemodes import DIR_MODE, FILE_MODE
@@ -71,10 +71,14 @@ class DeferredWrites:
     def add(self, write: Write, key: Hashable = None) -> None:
         """Keep ``write`` for the next write transaction (called under the file's lock);
         a ``key`` lets :meth:`withdraw` take it back."""
+        self.add_all(((key, write),))
+
+    def add_all(self, writes: Iterable[tuple[Hashable, Write]]) -> None:
+        """Keep each ``(key, write)``, in order, as :meth:`add` would."""
         with self._guard:
             if not self._pending:
                 self._since = time.monotonic()
-            self._pending.append((key, write))
+            self._pending.extend(writes)
             self._adds += 1
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -253,6 +257,11 @@ class Database:
         it back."""
         with self._lock:
             self._deferred.add(write, key)
+
+    def defer_all(self, writes: Iterable[tuple[Hashable, Write]]) -> None:
+        """:meth:`defer` each ``(key, write)``, in order, taking the locks once."""
+        with self._lock:
+            self._deferred.add_all(writes)
 
     def withdraw(self, key: Hashable) -> bool:
         """Take back a deferred write by its key, before it runs; whether it was there."""
