@@ -36,6 +36,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default=THREADS,
         help=f"requests handled at once (default: {THREADS})",
     )
+    p.add_argument(
+        "--no-deliver",
+        dest="deliver",
+        action="store_false",
+        help="only accept into the outbox; notifier worker processes deliver",
+    )
     p.set_defaults(handler=run)
 
 
@@ -44,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from notifier.server.serving import run_until, waitress_server
     from notifier.server.settings import parse_listen
 
-    app = create_app(getattr(args, "config", None), listen=args.listen)
+    deliver: bool = getattr(args, "deliver", True)
+    app = create_app(getattr(args, "config", None), listen=args.listen, deliver=deliver)
     try:
         host, port = parse_listen(app.settings.listen)
         server = waitress_server(app, host, port, threads=max(args.threads, 1))
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         which = "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
         print(
             f"notifier serve: listening on http://{bound[0]}:{bound[1]}, outbox "
-            f"{app.engine.path} ({which})",
+            f"{app.engine.path} ({which})" + ("" if deliver else "; not delivering"),
             file=sys.stderr,
             flush=True,
         )
