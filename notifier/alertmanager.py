@@ -28,9 +28,11 @@ def _strings(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}{key}: expected an object of strings, got {type(value).__name__}")
-    if all(type(k) is type(v) is str for k, v in value.items()):  # as Alertmanager sends
-        return dict(value)
-    return {str(k): str(v) for k, v in value.items()}
+    try:  # text to text, as Alertmanager sends: join takes nothing else
+        "".join([*value, *value.values()])
+    except TypeError:
+        return {str(k): str(v) for k, v in value.items()}
+    return dict(value)
 
 
 def _status(value: Any, where: str) -> Status:
