@@ -24,7 +24,15 @@ from pathlib import Path
 # Run as a script: make the repository root importable so ``benchmarks.*`` resolves.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import durable, serve, startup, statements, webhook_throughput, wework_tokens
+from benchmarks import (
+    durable,
+    scale_out,
+    serve,
+    startup,
+    statements,
+    webhook_throughput,
+    wework_tokens,
+)
 from benchmarks.measure import Figure, machine
 from benchmarks.scenario import Outcome, Settings
 
@@ -38,6 +46,7 @@ SCENARIOS: dict[str, Callable[[Settings, Path], Outcome]] = {
     "startup": lambda s, d: startup.run(s),
     "statements": statements.run,
     "serve": serve.run,
+    "scale-out": scale_out.run,
 }
 
 

@@ -2,7 +2,8 @@
 
 The file is found from ``--config`` or ``NOTIFIER_CONFIG``. Top-level tables:
 ``[channels.<name>]`` (``kind`` plus that kind's options), ``[[routes]]``,
-``[dispatcher]``, ``[outbox]`` and ``[render]`` (how templates show times). Any option
+``[dispatcher]``, ``[outbox]``, ``[celery]`` (deliveries on Celery workers) and
+``[render]`` (how templates show times). Any option
 may read an environment variable with ``{ env = "NAME" }`` (optionally ``default =
 "..."``). Every problem is collected with its file, key path and what was expected, then
 raised together as one
@@ -34,11 +35,12 @@ from notifier.templates import RenderSettings
 from notifier.values import INVALID, Issues, is_env_ref, option_values, resolve
 
 if TYPE_CHECKING:
+    from notifier.celery.settings import CelerySettings
     from notifier.plugins import PluginHost
 
 CONFIG_ENV = "NOTIFIER_CONFIG"
 DEFAULT_FILE = "notifier.toml"
-TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "render", "server")
+TOP_LEVEL = ("channels", "routes", "dispatcher", "outbox", "celery", "render", "server")
 # Keys every channel accepts besides its kind's own options.
 CHANNEL_KEYS = (
     "kind",
@@ -104,6 +106,7 @@ class Config:
     base_dir: Path = Path(".")
     render: RenderSettings = attrs.field(factory=RenderSettings)
     server: ServerSettings = attrs.field(factory=ServerSettings)
+    celery: CelerySettings | None = None  # None: no [celery] table
 
 
 def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
@@ -193,8 +196,19 @@ def parse_config(
             issues.add("outbox", "a table ([outbox])")
             outbox = None
     server = ServerSettings.from_table(data.get("server"), issues, env)
+    celery = None
+    if "celery" in data:
+        from notifier.celery.settings import CelerySettings  # only configs with [celery] pay
+
+        celery = CelerySettings.from_table(data["celery"], issues, env, base_dir)
+        if outbox is not None and outbox.get("enabled", True) is not False:
+            issues.add(
+                "celery",
+                "one way to queue deliveries: [celery] or [outbox], not both "
+                "(docs/scale-out.md says when to move from the outbox)",
+            )
     issues.raise_if_any()
-    return Config(file, channels, routes, dispatcher, outbox, base_dir, render, server)
+    return Config(file, channels, routes, dispatcher, outbox, base_dir, render, server, celery)
 
 
 def parse_channel(

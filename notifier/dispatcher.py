@@ -1,6 +1,7 @@
 """The dispatcher: the public API. Builds the configured channels, routes each alert
 and delivers it to every chosen channel at once, on the channels' lanes
-(:mod:`notifier.lanes`), or through the durable outbox when ``[outbox]`` is configured.
+(:mod:`notifier.lanes`), or through the durable outbox when ``[outbox]`` is configured,
+or enqueues one Celery task per delivery when ``[celery]`` is (:mod:`notifier.celery`).
 
 The dispatcher fans out over channels itself rather than through one 1:N hook call,
 because pluggy stops at the first exception.
@@ -47,6 +48,9 @@ from notifier.routing import Target, resolve
 from notifier.templates import Rendering, template_format
 
 if TYPE_CHECKING:
+    from notifier.celery.jobs import CeleryDelivery
+    from notifier.celery.settings import CelerySettings
+    from notifier.celery.state import SharedState
     from notifier.outbox import OutboxDelivery, OutboxSettings
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,7 @@ class Dispatcher:
         clock: Clock = SYSTEM_CLOCK,
         outbox: OutboxSettings | bool | None = None,
         pacers: Mapping[str, Pacer] | None = None,
+        celery: CelerySettings | bool | None = None,
     ) -> None:
         """
         :param pacers: ``{channel: pacer}`` replacing the in-memory
@@ -81,9 +86,17 @@ class Dispatcher:
         install_log_redaction()  # also on the loggers of the plugins just loaded
         self.clock = clock
         self._lanes = Lanes(self.host)
+        self.celery: CeleryDelivery | None = None
+        scale = self._shared_state(celery)
+        shared = scale[1] if scale else None
         workers = config.dispatcher.workers
         observe = self.host.http_request if self.host.observes_http else None
-        context = BuildContext(clock=clock, pool_size=workers, observe=observe)
+        tokens = None
+        if shared is not None:
+            from notifier.celery.tokens import RedisTokenStore
+
+            tokens = RedisTokenStore(shared.client, shared.prefix, clock=clock, url=shared.url)
+        context = BuildContext(clock=clock, pool_size=workers, observe=observe, tokens=tokens)
         self.channels: dict[str, LiveChannel] = {}
         chosen_pacers: dict[str, Pacer] = {}
         issues: list[ConfigIssue] = []
@@ -117,10 +130,33 @@ class Dispatcher:
         )
         self.outbox: OutboxDelivery | None = None
         if issues:
+            if shared is not None:
+                shared.close()
             self.close()
             raise ConfigError(issues)
-        if config.outbox is not None or outbox:
+        if scale is not None:
+            from notifier.celery.jobs import CeleryDelivery
+
+            settings, shared = scale
+            specs = {name: live.spec for name, live in self.channels.items()}
+            self.celery = CeleryDelivery(settings, shared, specs, clock=clock)
+        elif config.outbox is not None or outbox:
             self._open_outbox(outbox)
+
+    def _shared_state(
+        self, override: CelerySettings | bool | None
+    ) -> tuple[CelerySettings, SharedState] | None:
+        """The Redis state of ``[celery]`` (or of ``override``), when deliveries go to
+        Celery workers (docs/scale-out.md); connects lazily, so no server need answer yet."""
+        if override is False:
+            return None
+        settings = override if not isinstance(override, bool) else None
+        settings = settings or self.config.celery
+        if settings is None:
+            return None
+        from notifier.celery.state import SharedState
+
+        return settings, SharedState.for_settings(settings)
 
     def _open_outbox(self, override: OutboxSettings | bool | None) -> None:
         """Write every delivery to the durable outbox first (``[outbox]``, docs/outbox.md)."""
@@ -148,6 +184,7 @@ class Dispatcher:
         outbox: OutboxSettings | bool | None = None,
         plugins: Iterable[object] = (),
         pacers: Mapping[str, Pacer] | None = None,
+        celery: CelerySettings | bool | None = None,
     ) -> Self:
         """Load plugins and the config file (``path`` or ``$NOTIFIER_CONFIG``), build
         every channel. Raises :class:`ConfigError` listing every problem.
@@ -162,7 +199,7 @@ class Dispatcher:
         host = host or PluginHost.load(env=env, extra=plugins)
         config = load_config(path, host, env)
         clock = clock or SYSTEM_CLOCK
-        return cls(config, host=host, clock=clock, outbox=outbox, pacers=pacers)
+        return cls(config, host=host, clock=clock, outbox=outbox, pacers=pacers, celery=celery)
 
     # -- dispatching ----------------------------------------------------------------
 
@@ -181,9 +218,13 @@ class Dispatcher:
         """Deliver many alerts at once; receipts in alert order, then route order.
 
         With the outbox, every delivery is written first (one transaction) and what
-        cannot be finished now stays queued (receipt outcome ``queued``).
+        cannot be finished now stays queued (receipt outcome ``queued``). With
+        ``[celery]``, every delivery is a task for the workers (``queued``), or, when the
+        broker or Redis cannot be reached, ``failed`` saying so.
         """
         chosen = [(alert, t) for alert in alerts for t in self.targets(alert)]
+        if self.celery is not None:
+            return self.celery.submit(chosen)
         if self.outbox is not None:
             from notifier.outbox import NewDelivery
 
@@ -353,6 +394,9 @@ class Dispatcher:
         outbox: OutboxDelivery | None = getattr(self, "outbox", None)
         if outbox is not None:
             outbox.close()  # lets lanes finish the delivery in hand
+        celery: CeleryDelivery | None = getattr(self, "celery", None)
+        if celery is not None:
+            celery.close()
         for live in self.channels.values():
             # Do not wait: a hung delivery already has its timeout receipt.
             live.lane.shutdown(wait=False, cancel_futures=True)

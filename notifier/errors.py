@@ -223,3 +223,13 @@ class OutboxWriteError(OutboxError):
 
     The dispatcher then attempts them directly; their receipts say they are not durable.
     """
+
+
+class QueueUnavailable(NotifierError):
+    """The task broker or the shared Redis state (``[celery]``) cannot be reached.
+
+    Nothing was queued by the call that raised it; the same call may succeed once the
+    service answers again.
+    """
+
+    retryable = True

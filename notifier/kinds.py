@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from notifier.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from notifier.http.auth import TokenStore
 
 _TYPE_NAMES: dict[type, str] = {
     str: "a string",
@@ -158,7 +161,7 @@ class ChannelSpec:
     template: Any = None  # a notifier.templates.MessageTemplate from ``template = {...}``
     mention_labels: tuple[str, ...] = ()
     # Waiting outbox deliveries past which one digest tells them; None: the kind's
-    # default (see notifier.outbox.digest), 0: never.
+    # default (see notifier.outbox.policy), 0: never.
     digest_threshold: int | None = None
 
 
@@ -169,11 +172,15 @@ class BuildContext:
     :param pool_size: how many deliveries may run at once; size connection pools to it.
     :param observe: call with each :class:`~notifier.http.events.RequestEvent`; forwards to
         the ``notifier_http_request`` hook.
+    :param tokens: a :class:`~notifier.http.auth.TokenStore` shared by every process that
+        delivers (``[celery]``), for kinds that fetch access tokens to give their
+        :class:`~notifier.http.auth.TokenCache`; ``None``: each process fetches its own.
     """
 
     clock: Clock = SYSTEM_CLOCK
     pool_size: int = 8
     observe: Callable[[Any], None] | None = None
+    tokens: TokenStore | None = None
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@
 A :class:`Pacer` hands out send slots. Each send to a rate-limited channel takes exactly
 one slot, from whichever backend is in force: :class:`~notifier.ratelimit.SlidingWindow`
 in memory when the dispatcher delivers directly, the outbox's send log (shared by every
-process on the file, :class:`notifier.outbox.attempts.SendLogPacer`) when the outbox
+process on the file, :class:`notifier.outbox.channels.SendLogPacer`) when the outbox
 delivers. Another backend (one shared through a server) plugs in per channel through
 ``Dispatcher(pacers=...)``.
 """

@@ -186,8 +186,14 @@ def test_the_docs_have_configuration_examples():
 
 
 # Values a fake environment tries for each variable an example reads, in turn, until the
-# kind accepts one: "1" converts to every option type; some options want a URL or a flag.
-FAKE_VALUES = ("1", "https://hooks.example.com/hook/0123456789abcdef", "true")
+# kind accepts one: "1" converts to every option type; some options want a URL (a Redis
+# one for [celery]) or a flag.
+FAKE_VALUES = (
+    "1",
+    "https://hooks.example.com/hook/0123456789abcdef",
+    "true",
+    "redis://127.0.0.1:6379/0",
+)
 
 
 def env_references(data: object, prefix: str = "") -> dict[str, str]:

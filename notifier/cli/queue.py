@@ -1,4 +1,5 @@
-"""``notifier queue``: what the outbox holds; dead letters listed, retried or purged."""
+"""``notifier queue``: what the outbox (or, with ``[celery]``, the shared Redis state)
+holds; dead letters listed, retried or purged."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="show the outbox: counts by channel and state; list, retry or purge dead letters",
         description="Without options: how many deliveries each channel has in each state. "
         "--dead lists dead letters with their last error (secrets masked); --retry ID... "
-        "queues dead letters again, --purge ID... deletes them (--all for every one).",
+        "queues dead letters again, --purge ID... deletes them (--all for every one). With "
+        "[celery]: queued, in retry and dead per channel, from the shared Redis state.",
     )
     action = p.add_mutually_exclusive_group()
     action.add_argument("--dead", action="store_true", help="list dead letters")
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.all and args.retry is None and args.purge is None:
         raise UsageError("--all goes with --retry or --purge")
     config = load_config(getattr(args, "config", None), PluginHost.load())
+    if config.celery is not None:
+        from notifier.cli.scaled import queue
+
+        return queue(config.celery, args)
     settings = settings_from_config(config)
     if settings is None:
         raise UsageError(f"{config.file} has no [outbox] table: there is no outbox to show")

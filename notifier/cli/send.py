@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     receipts: list[tuple[Alert, Receipt]] = []
     progress = Progress(len(alerts))
     dispatcher, not_durable = _open_dispatcher(getattr(args, "config", None))
+    # Queued for the Celery workers is done, as far as sending goes; queued in the outbox
+    # is still waiting for a retry.
+    handed_over = dispatcher.celery is not None
     with dispatcher:
         unrouted = 0
         for batch in _batches(alerts):
@@ -207,9 +210,13 @@ def run(args: argparse.Namespace) -> int:
             f"notifier send: {unrouted} alert(s) matched no route and went nowhere", file=sys.stderr
         )
     _print(receipts, as_json=args.json, many=len(alerts) > 1)
+    not_queued = [r for _, r in receipts if handed_over and r.outcome.value == "failed"]
+    if not_queued:
+        print(f"notifier send: error: {not_queued[0].error}", file=sys.stderr)
     if problems:
         return USAGE
-    return OK if not unrouted and all(r.ok for _, r in receipts) else FAILED
+    done = [r.ok or (handed_over and r.outcome.value == "queued") for _, r in receipts]
+    return OK if not unrouted and all(done) else FAILED
 
 
 def _open_dispatcher(config: str | None) -> tuple[Dispatcher, str | None]:

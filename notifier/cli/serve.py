@@ -59,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
         bound = server.socket.getsockname()
-        which = "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
+        if app.celery is not None:
+            into = f"Celery queue {app.celery.settings.queue!r} ([celery])"
+        else:
+            which = (
+                "[outbox]" if app.dispatcher.config.outbox is not None else "default, no [outbox]"
+            )
+            into = f"outbox {app.engine.path} ({which})"
         print(
-            f"notifier serve: listening on http://{bound[0]}:{bound[1]}, outbox "
-            f"{app.engine.path} ({which})" + ("" if deliver else "; not delivering"),
+            f"notifier serve: listening on http://{bound[0]}:{bound[1]}, {into}"
+            + ("" if deliver else "; not delivering"),
             file=sys.stderr,
             flush=True,
         )

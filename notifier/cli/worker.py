@@ -20,17 +20,32 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Deliver due deliveries from the [outbox] until stopped (SIGINT or "
         "SIGTERM finish the delivery in hand, then exit). With --once, deliver everything "
         "due now, waiting for rate limits and provider pauses, then exit: 0 when nothing "
-        "failed permanently, 1 otherwise.",
+        "failed permanently, 1 otherwise. With [celery] in the configuration, run a Celery "
+        "worker that delivers the queue's tasks until stopped (docs/scale-out.md).",
     )
     p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="with [celery]: deliveries this worker runs at once (default: [celery] concurrency)",
+    )
     p.add_argument("--json", action="store_true", help="print the --once summary as JSON")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from notifier.config import load_config
     from notifier.dispatcher import Dispatcher
+    from notifier.plugins import PluginHost
 
-    with Dispatcher.from_config(getattr(args, "config", None)) as dispatcher:
+    host = PluginHost.load()
+    config = load_config(getattr(args, "config", None), host)
+    if config.celery is not None:
+        return _celery(config.celery, config.file, args)
+    if args.concurrency is not None:
+        raise UsageError("--concurrency goes with [celery]; the outbox's is [outbox] workers")
+    with Dispatcher.from_config(getattr(args, "config", None), host=host) as dispatcher:
         engine = dispatcher.outbox
         if engine is None:
             raise UsageError(
@@ -46,6 +61,20 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: stop.set())
         print(f"notifier worker: delivering from {engine.store.path}", file=sys.stderr)
         engine.run_forever(stop)
+    return OK
+
+
+def _celery(settings: Any, file: str, args: argparse.Namespace) -> int:
+    from notifier.celery.admin import run_worker
+
+    if args.once:
+        raise UsageError(
+            "--once drains the [outbox]; a [celery] worker delivers until stopped "
+            "(notifier queue shows what is left)"
+        )
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError(f"--concurrency must be 1 or more, got {args.concurrency}")
+    run_worker(settings, file, concurrency=args.concurrency, verbosity=getattr(args, "verbose", 0))
     return OK
 
 

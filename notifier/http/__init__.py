@@ -19,6 +19,7 @@ from notifier.http.auth import (
     QueryKeyAuth,
     TokenCache,
     TokenFetcher,
+    TokenStore,
     credential_id,
     endpoint_token_fetcher,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "Step",
     "TokenCache",
     "TokenFetcher",
+    "TokenStore",
     "answers_read_with",
     "check_status",
     "client_from_options",

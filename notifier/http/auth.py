@@ -16,7 +16,7 @@ import hashlib
 import json as jsonlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -54,6 +54,29 @@ def _as_secret(value: str | Secret) -> Secret:
 # --------------------------------------------------------------------------------------
 
 
+class TokenStore(Protocol):
+    """Where processes share access tokens, so that many processes (Celery workers on
+    several machines) fetch one token per credential instead of one each.
+
+    A :class:`TokenCache` given a store still caches the token in memory; only when it
+    has none does it ask the store, which answers with the shared token or, when there is
+    none, lets exactly one caller across all processes run ``fetch`` while the others wait
+    for its token. :class:`notifier.celery.tokens.RedisTokenStore` is the Redis one.
+    """
+
+    def get(self, identity: str, fetch: Callable[[], tuple[str, float]]) -> tuple[str, float]:
+        """The shared token of ``identity`` and the seconds it stays usable.
+
+        :param fetch: returns a fresh ``(token, seconds usable)``; called by at most one
+            caller at a time across every process sharing the store.
+        """
+        ...
+
+    def invalidate(self, identity: str, token: str) -> bool:
+        """Drop ``token`` if it is still the shared one of ``identity``."""
+        ...
+
+
 class _Flight:
     """One token fetch in progress; the threads that wait for it share its outcome."""
 
@@ -76,6 +99,8 @@ class TokenCache:
     :param identity: names the credential (see :func:`credential_id`).
     :param margin: seconds before expiry at which the token counts as expired, so a
         token does not die between being read and reaching the provider.
+    :param store: shares the token with other processes (see :class:`TokenStore`);
+        ``None``: this process fetches its own.
     """
 
     def __init__(
@@ -85,10 +110,12 @@ class TokenCache:
         identity: str = "",
         margin: float = 60.0,
         clock: Clock = SYSTEM_CLOCK,
+        store: TokenStore | None = None,
     ) -> None:
         self._fetch = fetch
         self.identity = identity
         self.margin = margin
+        self.store = store
         self._cache: ExpiringCache[str] = ExpiringCache(maxsize=1, clock=clock)
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
@@ -121,14 +148,11 @@ class TokenCache:
 
     def _lead(self, flight: _Flight) -> None:
         try:
-            self.fetches += 1
-            token, expires_in = self._fetch()
-            if not token:
-                raise AuthError("token endpoint answered without a token")
-            register(token)  # from now on redact() masks it wherever it shows up
-            ttl = float(expires_in) - self.margin
-            if ttl <= 0:  # a token shorter-lived than the margin: use half its life
-                ttl = float(expires_in) / 2
+            if self.store is None:
+                token, ttl = self._fresh()
+            else:
+                token, ttl = self.store.get(self.identity, self._fresh)
+                register(token)
             with self._lock:
                 self._cache.put("token", token, ttl)
             flight.token = token
@@ -144,9 +168,24 @@ class TokenCache:
                 self._flight = None
             flight.done.set()
 
+    def _fresh(self) -> tuple[str, float]:
+        """A new token from the provider and the seconds it stays usable (its lifetime
+        less the margin)."""
+        self.fetches += 1
+        token, expires_in = self._fetch()
+        if not token:
+            raise AuthError("token endpoint answered without a token")
+        register(token)  # from now on redact() masks it wherever it shows up
+        ttl = float(expires_in) - self.margin
+        if ttl <= 0:  # a token shorter-lived than the margin: use half its life
+            ttl = float(expires_in) / 2
+        return token, ttl
+
     def invalidate(self, token: str) -> bool:
         """Drop ``token`` if it is still the cached one; a token another thread already
         replaced stays replaced (so N threads seeing one expiry cause one refetch)."""
+        if self.store is not None:
+            self.store.invalidate(self.identity, token)
         with self._lock:
             if self._cache.get("token") == token:
                 self._cache.pop("token")

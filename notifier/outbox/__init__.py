@@ -12,22 +12,25 @@ identity. See ``docs/outbox.md`` and ``docs/architecture.md``.
 Modules, in the order a delivery meets them:
 
 - :mod:`~.settings`: the ``[outbox]`` table and where the file lives;
-- :mod:`~.database`: the connection and its transactions, with :mod:`~.deferred`
-  (a delivery's record riding with the next write) and :mod:`~.schema` (tables,
-  migrations);
-- :mod:`~.records`: the rows as values (states, deliveries, claims, receipts);
+- :mod:`~.file`: the file itself (creating, opening, recognising it, its tables and
+  migrations, what its errors mean), and :mod:`~.database`: the connection's
+  transactions and the records that ride along with the next one (group commit);
+- :mod:`~.records`: the rows as values, read by column name, and :class:`DeliveryState`,
+  the one list of states;
 - :mod:`~.writing`: writing deliveries (coalescing, dedup, the one-delivery fast path);
 - :mod:`~.claiming`: claiming a channel's due deliveries under its channel lease, and
-  what stops a claim (lease, provider's block, circuit, send slots);
+  the lease's life (renewed, given back, taken back from stopped workers);
+- :mod:`~.channels`: a channel's shared state: what stops a claim (lease, provider's
+  block, circuit, send slots), when it can next be claimed, the send log as a pacer;
 - :mod:`~.sending`: sending a claim through the :class:`~notifier.deliverer.Deliverer`,
-  each alert in order, and :mod:`~.digest` (many waiting deliveries in one message);
-- :mod:`~.attempts`: recording each attempt (delivered, retry, dead), and the send log
-  as a pacer;
-- :mod:`~.policy`: the pure rules (backoff, circuit breaker, dedup window);
-- :mod:`~.store`: :class:`OutboxStore`, the file's operations in one place, with
-  :mod:`~.admin` (operator views);
-- :mod:`~.engine`: :class:`OutboxDelivery`, joining store, rules and a runner
-  (:mod:`~.runner`: where claims are sent, and which worker sends them).
+  each alert in order, or as one digest;
+- :mod:`~.attempts`: recording each attempt (delivered, retry, dead);
+- :mod:`~.policy`: the pure rules (backoff, circuit breaker, dedup window, digests);
+- :mod:`~.store`: :class:`OutboxStore`, the file's operations in one place, and the
+  operators' and monitors' views;
+- :mod:`~.engine`: :class:`OutboxDelivery`, joining store, rules and a runner, and
+  :mod:`~.runner`: where claims are sent, by which worker, and the loops that keep
+  delivering (drain, worker, leases kept, housekeeping).
 
 Words: a *claim* is the due deliveries of one channel that one worker took, held under
 the channel's *channel lease*; the dispatcher's *lanes* (:mod:`notifier.lanes`) are

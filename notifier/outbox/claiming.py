@@ -1,30 +1,77 @@
-"""Claiming one channel: its due prefix, under the claimer's channel lease.
+"""Claims and their channel leases: claiming a channel's due prefix, renewing the
+leases while claims run, giving them back, and taking back what stopped workers held.
 
-Shared by :meth:`OutboxStore.claim_due` (every channel, its own transaction) and
-:meth:`OutboxStore.enqueue_and_claim` (the channels just written to, inside the
-transaction that wrote them, so a dispatch costs one write transaction before its send).
+:func:`claim_channel` is shared by :meth:`ClaimingMixin.claim_due` (every channel, its
+own transaction) and :meth:`~notifier.outbox.writing.WritingMixin.enqueue_and_claim`
+(the channels just written to, inside the transaction that wrote them, so a dispatch
+costs one write transaction before its send).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from notifier.kinds import RateLimit
 from notifier.models import Alert
-from notifier.outbox.policy import CircuitBreaker, CircuitState
-from notifier.outbox.records import DELIVERY_COLUMNS, Claim, Delivery
-from notifier.ratelimit import window
+from notifier.outbox.channels import (
+    ALL_CHANNELS,
+    CHANNELS_NAMED,
+    TAKE_LEASE,
+    OwnChannels,
+    gate,
+    own_rows,
+    take_slot_in,
+)
+from notifier.outbox.policy import CircuitBreaker
+from notifier.outbox.records import SELECT_IDS, Claim, Delivery, json_list
 
-# Id lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
-# on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
-SELECT_IDS = (
-    f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 (constants only)
-    " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+if TYPE_CHECKING:
+    pass
+
+# Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
+# A delivery in flight, in words the live-row indexes match.
+IN_FLIGHT = "state IN ('pending', 'inflight') AND state = 'inflight'"
+_RENEW_CHANNEL_LEASES = (
+    "UPDATE channels SET lease_expires = ? WHERE lease_owner = ? AND lease_expires > ?"
+)
+_RENEW_DELIVERY_LEASES = (
+    f"UPDATE deliveries SET lease_expires = ? WHERE {IN_FLIGHT}"  # noqa: S608 (constants)
+    " AND lease_owner = ? AND lease_expires > ?"
+)
+# A claim's deliveries still in flight go back to pending: ``:ids`` (a JSON array), or
+# all of ``:owner``'s (on ``:channel``, or everywhere when it is NULL).
+_BACK_TO_PENDING = (
+    "UPDATE deliveries SET state = 'pending', lease_owner = NULL,"  # noqa: S608 (constants)
+    f" lease_expires = NULL, updated_at = :now WHERE {IN_FLIGHT}"
+    " AND lease_owner = :owner AND (:channel IS NULL OR channel = :channel)"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+)
+_OWNERS = (
+    "SELECT lease_owner FROM channels WHERE lease_owner IS NOT NULL UNION"  # noqa: S608 (constants)
+    f" SELECT lease_owner FROM deliveries WHERE {IN_FLIGHT}"
+)
+_DROP_LEASES = "UPDATE channels SET lease_owner = NULL, lease_expires = 0 WHERE lease_owner = ?"
+# The owner may run several claims of a channel (channels.gate): the channel lease is
+# given back with the last of them, when none of its deliveries on it is in flight.
+_LAST_CLAIM = (
+    "lease_owner = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE channel = ?1"  # noqa: S608 (constants)
+    f" AND {IN_FLIGHT} AND lease_owner = ?2)"
+)
+# ``?1``, ``?2``, ``?3``: the channel's name, the owner, the channel's identity.
+RELEASE = (
+    "UPDATE channels SET lease_owner = NULL, lease_expires = 0"  # noqa: S608 (constants)
+    f" WHERE name = ?1 AND identity = ?3 AND {_LAST_CLAIM}"
+)
+# A send closes the circuit; the claim's last one also gives the channel lease back.
+CLOSE_AND_RELEASE = (
+    "UPDATE channels SET circuit = 'closed', failures = 0, open_until = 0,"  # noqa: S608 (constants)
+    f" lease_owner = CASE WHEN {_LAST_CLAIM} THEN NULL ELSE lease_owner END,"
+    f" lease_expires = CASE WHEN {_LAST_CLAIM} THEN 0 ELSE lease_expires END"
+    " WHERE name = ?1 AND identity = ?3"
 )
 # A channel's live deliveries in order; with an identity, only those written for it (or
 # before identities were kept).
@@ -34,35 +81,12 @@ HEAD = (
     " WHERE channel = :channel AND state IN ('pending', 'inflight')"
     " AND (:identity IS NULL OR channel_identity IN (:identity, '')) ORDER BY id"
 )
-# When the channel's next delivery can go: the earliest due time of the first live
-# delivery of each alert (later ones wait for it): the channel's wake-up time.
-EARLIEST = (
-    "SELECT min(next_attempt_at) FROM deliveries AS d"
-    " WHERE channel = :channel AND state IN ('pending', 'inflight')"
-    " AND (:identity IS NULL OR channel_identity IN (:identity, ''))"
-    " AND NOT EXISTS (SELECT 1 FROM deliveries AS e WHERE e.fingerprint = d.fingerprint"
-    " AND e.channel = d.channel AND e.state IN ('pending', 'inflight') AND e.id < d.id)"
-)
 # Folding more than this many waiting deliveries into one digest gains nothing.
 DIGEST_MOST = 1000
-CHANNELS = "SELECT name, blocked_until, circuit, failures, open_until, lease_owner, lease_expires"
-CHANNELS_NAMED = (
-    f"{CHANNELS} FROM channels WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name"  # noqa: S608
-)
 _CLAIM = (
     "UPDATE deliveries SET state = 'inflight', lease_owner = ?, lease_expires = ?,"
     " updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
-# A channel's row, made when its first delivery is written.
-NEW_CHANNEL = "INSERT OR IGNORE INTO channels (name) VALUES (?)"
-TAKE_LEASE = (
-    "UPDATE channels SET lease_owner = ?, lease_expires = ?,"
-    " circuit = CASE WHEN ? THEN 'half_open' ELSE circuit END WHERE name = ?"
-)
-
-
-def _json(values: Iterable[Any]) -> str:
-    return json.dumps(list(values))
 
 
 @attrs.frozen
@@ -83,7 +107,12 @@ class ClaimTerms:
         return self.identities is None or channel in self.identities
 
     def identity(self, channel: str) -> str | None:
+        """The identity whose deliveries to claim (``None``: every one)."""
         return None if self.identities is None else self.identities.get(channel)
+
+    def key(self, channel: str) -> tuple[str, str]:
+        """The channel's state: its row and send log, by name and identity."""
+        return channel, (self.identities or {}).get(channel, "")
 
 
 def claim_channel(
@@ -124,8 +153,11 @@ def claim_channel(
     for id_, state, next_at, fp, attempts, owner, lease_expires in conn.execute(HEAD, args):
         if fp in held:
             continue
-        if state == "inflight" and owner == terms.owner and lease_expires > now:
-            held.add(fp)  # being sent by another of our claims: its alert waits for it
+        # Being sent, by another claim of ours or under another identity's channel lease
+        # (a delivery written before identities were kept): its alert waits for it.
+        theirs = owner != row[5]
+        if state == "inflight" and lease_expires > now and (owner == terms.owner or theirs):
+            held.add(fp)
             continue
         if fp not in seen:
             seen.add(fp)
@@ -148,9 +180,11 @@ def claim_channel(
     if not digest:
         take = take[:count]
     until = now + terms.lease
-    ids = _json(take)
+    ids = json_list(take)
     conn.execute(_CLAIM, (terms.owner, until, now, ids))
-    conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
+    name, identity = terms.key(channel)
+    args = {"name": name, "identity": identity, "owner": terms.owner, "until": until}
+    conn.execute(TAKE_LEASE, {**args, "probe": probe})
     alerts = alerts or {}
     rows = Delivery.read(conn, SELECT_IDS, (ids,))
     found = tuple(Delivery.from_row(r, alerts.get(r["id"])) for r in rows)
@@ -165,98 +199,114 @@ def start_first(conn: sqlite3.Connection, claim: Claim, now: float, terms: Claim
     slot, so nothing else needs checking.
     """
     first = claim.deliveries[0]
-    if take_slot_in(conn, claim.channel, now, terms.rate_limits.get(claim.channel), first.id):
+    limit = terms.rate_limits.get(claim.channel)
+    if take_slot_in(conn, *terms.key(claim.channel), now, limit, first.id):
         return claim  # cannot happen under the gate; the claim will take its slot itself
     return attrs.evolve(claim, started=True)
 
 
-_WINDOW = "SELECT at FROM sends WHERE channel = ? AND at > ? ORDER BY at"
+def lease_key(channel: str, owner: str) -> tuple[str, str, str]:
+    """The key of the deferred write that gives ``owner``'s claim on ``channel`` back."""
+    return ("release", channel, owner)
 
 
-@attrs.frozen
-class Gate:
-    """Whether a channel may be claimed now: ``admit`` deliveries (``None``: no limit)."""
-
-    admit: int | None
-    ready_at: float
-    reason: str  # ready | leased | blocked | circuit | rate_limit
+def give_back(channel: str, identity: str, owner: str) -> Callable[[Any], object]:
+    """The write that ends a claim after a send: circuit closed, lease released."""
+    return lambda conn: conn.execute(CLOSE_AND_RELEASE, (channel, owner, identity))
 
 
-@attrs.frozen
-class Wake:
-    """When a channel with queued work can next be claimed, and why not before."""
-
-    channel: str
-    head_due_at: float
-    ready_at: float
-    reason: str
-
-
-def slots(
-    conn: sqlite3.Connection, channel: str, now: float, limit: RateLimit | None
-) -> tuple[int | None, float]:
-    """Free send slots of ``channel`` under ``limit`` now, and seconds until one frees.
-
-    ``(None, 0.0)`` when the channel has no limit. Never more than ``limit.count`` sends
-    start in any window of ``limit.per`` seconds.
-    """
-    if limit is None:
-        return None, 0.0
-    span = window(limit)
-    times = [row[0] for row in conn.execute(_WINDOW, (channel, now - span))]
-    free = limit.count - len(times)
-    if free > 0:
-        return free, 0.0
-    return 0, times[len(times) - limit.count] + span - now
-
-
-def gate(
-    conn: sqlite3.Connection,
-    row: tuple[Any, ...],
-    now: float,
-    limit: RateLimit | None,
-    breaker: CircuitBreaker | None,
-    claimer: str | None = None,
-) -> Gate:
-    """What stops claiming a channel now, from its ``channels`` row and send log.
-
-    :param claimer: who would claim. The claim's holder may claim more of the channel
-        while its circuit is closed: a send that hangs holds back its own alert only,
-        not the channel (the claim skips deliveries the holder has in flight).
-    """
-    name, blocked_until, circuit, failures, open_until, owner, lease_expires = row
-    if owner and lease_expires > now and (owner != claimer or circuit != "closed"):
-        return Gate(0, lease_expires, "leased")
-    if blocked_until > now:
-        return Gate(0, blocked_until, "blocked")
-    admit = None
-    if breaker is not None:
-        admit = breaker.admits(CircuitState(circuit, failures, open_until), now)
-        if admit == 0:
-            return Gate(0, open_until, "circuit")
-    free, wait = slots(conn, name, now, limit)
-    if free == 0:
-        return Gate(0, now + wait, "rate_limit")
-    if free is not None:
-        admit = free if admit is None else min(admit, free)
-    return Gate(admit, now, "ready")
-
-
-def take_slot_in(
+def release(
     conn: sqlite3.Connection,
     channel: str,
+    identity: str,
+    owner: str,
     now: float,
-    limit: RateLimit | None,
-    delivery_id: int | None,
-) -> float:
-    if limit is None:
-        return 0.0
-    conn.execute("DELETE FROM sends WHERE channel = ? AND at <= ?", (channel, now - window(limit)))
-    free, wait = slots(conn, channel, now, limit)
-    if free == 0:
-        return wait
-    conn.execute(
-        "INSERT INTO sends (channel, at, delivery_id) VALUES (?, ?, ?)",
-        (channel, now, delivery_id),
-    )
-    return 0.0
+    ids: Sequence[int] | None = None,
+) -> int:
+    """End a claim: its deliveries still in flight (``ids``; all of ``owner``'s on the
+    channel when ``None``) go back to pending; the lease goes with the owner's last claim."""
+    listed = None if ids is None else json_list(ids)
+    args = {"now": now, "owner": owner, "channel": channel, "ids": listed}
+    back = conn.execute(_BACK_TO_PENDING, args)
+    conn.execute(RELEASE, (channel, owner, identity))
+    return back.rowcount
+
+
+class ClaimingMixin(OwnChannels):
+    def claim_due(
+        self,
+        now: float,
+        limit: int,
+        owner: str,
+        lease: float,
+        *,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        breaker: CircuitBreaker | None = None,
+        due_by: float | None = None,
+        terms: ClaimTerms | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> list[Claim]:
+        """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
+
+        Takes at most ``limit`` deliveries per channel, no more than its rate limit has
+        free slots for, one when its circuit wants a probe, and none from a channel
+        another worker holds, the provider blocked, or whose circuit is open. In-flight
+        deliveries whose lease expired (their worker died) are claimed again.
+
+        :param due_by: claim only deliveries due by then (default ``now``): a pass that
+            started earlier leaves alone what failed and was rescheduled during it.
+        :param channels: claim only on these channels (default: every channel).
+        """
+        if terms is None:
+            terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker, self.identities)
+        due_by = now if due_by is None else min(due_by, now)
+        claims = []
+        params: tuple[str, ...] = ()
+        if channels is None:
+            query = ALL_CHANNELS
+        else:
+            query, params = CHANNELS_NAMED, (json_list(sorted(set(channels))),)
+        with self.db.write("claiming due deliveries") as conn:
+            for row in own_rows(conn.execute(query, params).fetchall(), terms.identities):
+                claim = claim_channel(conn, row, now, due_by, terms)
+                if claim is not None:
+                    claims.append(claim)
+        return claims
+
+    def renew(self, owner: str, now: float, lease: float) -> None:
+        """Extend every lease ``owner`` holds to ``now + lease``: it is still at work."""
+        until = now + lease
+        with self.db.write("renewing leases") as conn:
+            conn.execute(_RENEW_CHANNEL_LEASES, (until, owner, now))
+            conn.execute(_RENEW_DELIVERY_LEASES, (until, owner, now))
+
+    def end_claim(
+        self, channel: str, owner: str, now: float, ids: Sequence[int] | None = None
+    ) -> int:
+        """Give up the claim: deliveries still in flight under ``owner`` go back to pending.
+
+        :param ids: only these (one claim's): the owner's other claims of the channel
+            go on, and the lease is given back with the last of them.
+        :return: how many went back.
+        """
+        with self.db.write("releasing a channel") as conn:
+            return release(conn, channel, self.identity(channel), owner, now, ids)
+
+    end_lane = end_claim  # its former name
+
+    def recover_orphans(self, alive: Callable[[str], bool], now: float) -> int:
+        """Release channel leases and deliveries held by workers that ``alive`` says are gone.
+
+        A worker killed mid-delivery leaves its lease behind; without this its
+        deliveries would wait for the lease to expire.
+
+        :return: how many deliveries went back to pending.
+        """
+        with self.db.write("recovering deliveries of stopped workers") as conn:
+            owners = {row[0] for row in conn.execute(_OWNERS)}
+            back = 0
+            for owner in sorted(o for o in owners if o and not alive(o)):
+                args = {"now": now, "owner": owner, "channel": None, "ids": None}
+                back += conn.execute(_BACK_TO_PENDING, args).rowcount
+                conn.execute(_DROP_LEASES, (owner,))
+        return back

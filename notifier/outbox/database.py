@@ -1,13 +1,23 @@
-"""One SQLite connection to the outbox file: opening, migrating, transactions, errors.
+"""One SQLite connection to the outbox file: its transactions, and the records that
+ride along with the next one (group commit).
 
-The file runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives
-the process being killed (it is in the WAL, which the OS holds), and commits cost no
-fsync; ``synchronous = "full"`` also survives power loss, at a cost per commit. Several
-processes may share one file; ``busy_timeout`` makes each wait for the others' short
-write transactions instead of failing at once.
+Several processes may share one file; ``busy_timeout`` makes each wait for the others'
+short write transactions instead of failing at once. Opening, recognising and
+migrating the file, and what its errors mean, are :mod:`~.file`'s.
 
-Every ``sqlite3`` exception is translated here into an :class:`~notifier.errors.OutboxError`
-that says what is wrong with the file and what to do about it.
+**Group commit.**
+Recording a successful send was the second of a dispatch's two write transactions, and
+it may wait: the delivery was written durably before it was sent, and until its outcome
+is recorded it stays in flight under this process's channel lease, which is exactly what a
+crash during the send leaves behind. So the record is kept in memory and written at the
+start of the next write transaction (in a stream of dispatches, the next dispatch's),
+or by a background thread once it has waited :data:`FLUSH_AFTER` seconds, or before the
+file is read or closed, or when the interpreter exits. A stream of dispatches then costs
+one write transaction each.
+
+A crash before the record is written leaves the delivery in flight; recovery sends it
+again under the same idempotency key. That is at most one delivery per channel claim,
+as a crash in the middle of a send would leave.
 """
 
 from __future__ import annotations
@@ -15,104 +25,121 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from notifier.errors import OutboxError
-from notifier.filemodes import DIR_MODE, FILE_MODE, make_dirs, parse_mode
-from notifier.filemodes import create as create_file
-from notifier.outbox import schema
-from notifier.outbox.deferred import DeferredWrites, Write
-from notifier.outbox.settings import MEMORY, resolve
+from notifier.filemodes import DIR_MODE, FILE_MODE
+from notifier.outbox import file as outbox_file
+from notifier.outbox.settings import MEMORY
 
 log = logging.getLogger("notifier.outbox")
 
-SYNCHRONOUS = ("normal", "full")
 CHECK_FILE_EVERY = 2.0  # seconds between looks at whether the file is still ours
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _KEPT: list[sqlite3.Connection] = []  # connections to files deleted under us, see close()
 
 
-def _file_identity(path: str) -> tuple[int, int] | None:
-    if path == MEMORY:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
+FLUSH_AFTER = 0.02  # seconds a record may wait for a transaction to ride along with
+
+Write = Callable[[sqlite3.Connection], object]
 
 
-def refuse_foreign(path: str) -> None:
-    """Raise unless ``path`` is empty, or a notifier outbox of a schema this notifier
-    knows, read from its header before SQLite opens it: opening a database in WAL mode
-    writes to it, and no command may write to a file that is not ours.
+class DeferredWrites:
+    """Pending writes, and the thread that flushes them when nothing else does.
 
-    :raises OutboxError: naming what the file is instead.
+    :param flush: opens (and commits) a write transaction, which applies what is
+        pending; called from the background thread.
     """
-    try:
-        with open(path, "rb") as file:
-            header = file.read(100)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise OutboxError(f"cannot read outbox {path}: {exc.strerror}") from exc
-    if not header:
-        return
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise OutboxError(
-            f"outbox {path} is corrupt or not a SQLite database (no SQLite header); it is "
-            f"left untouched: move it aside and notifier starts a new one"
-        )
-    version = int.from_bytes(header[60:64], "big")
-    app_id = int.from_bytes(header[68:72], "big")
-    pages = int.from_bytes(header[28:32], "big")
-    if app_id not in (0, schema.APPLICATION_ID) or (app_id == 0 and pages > 1):
-        raise OutboxError(f"{path} is a SQLite database but not a notifier outbox")
-    if version > schema.VERSION:
-        raise OutboxError(
-            f"outbox {path} has schema version {version}, newer than this notifier "
-            f"understands ({schema.VERSION}); upgrade notifier"
-        )
 
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
+        self._pending: list[tuple[Hashable, Write]] = []
+        self._since = 0.0
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = False
+        self._adds = 0
+        self._stop = False
+        self._thread: threading.Thread | None = None
 
-WAL_PAGES = 5000  # pages in the write-ahead log before a checkpoint
+    def __bool__(self) -> bool:
+        return bool(self._pending)
 
+    def add(self, write: Write, key: Hashable = None) -> None:
+        """Keep ``write`` for the next write transaction (called under the file's lock);
+        a ``key`` lets :meth:`withdraw` take it back."""
+        with self._guard:
+            if not self._pending:
+                self._since = time.monotonic()
+            self._pending.append((key, write))
+            self._adds += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="notifier-outbox-records", daemon=True
+                )
+                self._thread.start()
+            elif self._idle:
+                self._wake.set()  # only a sleeping thread needs waking; a ticking one looks
 
-def translate(exc: sqlite3.Error, path: str, doing: str) -> OutboxError:
-    """An :class:`OutboxError` for ``exc``, raised while ``doing`` something to ``path``."""
-    text = str(exc)
-    lower = text.lower()
-    if "locked" in lower or "busy" in lower:
-        return OutboxError(
-            f"outbox {path} is locked by another process ({doing}); it is busy for longer "
-            f"than busy_timeout allows: retry, or raise [outbox] busy_timeout",
-            retryable=True,
-        )
-    if "not a database" in lower or "malformed" in lower or "corrupt" in lower:
-        return OutboxError(
-            f"outbox {path} is corrupt or not a SQLite database ({text}); move it aside "
-            f"(queued deliveries in it are lost) and notifier starts a new one"
-        )
-    if "unable to open" in lower or "readonly" in lower or "read-only" in lower:
-        return OutboxError(
-            f"cannot write outbox {path} ({text}): check that its directory exists and is "
-            f"writable, or set [outbox] path"
-        )
-    if "disk is full" in lower or "i/o error" in lower:
-        return OutboxError(
-            f"outbox {path}: {doing} failed: {text}; check the free space on its filesystem "
-            f"and that the file, its -wal and -shm files and its directory are writable, or "
-            f"set [outbox] path",
-            retryable=True,
-        )
-    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in lower:
-        return OutboxError(f"outbox {path} is closed")
-    return OutboxError(f"outbox {path}: {doing} failed: {text}")
+    def withdraw(self, key: Hashable) -> bool:
+        """Take back the pending write added with ``key``; whether there was one."""
+        with self._guard:
+            for i, (pending_key, _) in enumerate(self._pending):
+                if pending_key == key:
+                    del self._pending[i]
+                    return True
+        return False
+
+    def take(self) -> list[Write]:
+        """What is pending, to apply in the transaction being opened."""
+        with self._guard:
+            pending, self._pending = self._pending, []
+        return [write for _, write in pending]
+
+    def restore(self, writes: list[Write]) -> None:
+        """Put back writes whose transaction rolled back: they are still owed."""
+        if writes:
+            with self._guard:
+                self._pending[:0] = [(None, write) for write in writes]
+                self._since = min(self._since, time.monotonic())
+
+    def _run(self) -> None:
+        # Ticks every FLUSH_AFTER while records keep coming, and sleeps until the next
+        # add() once a whole tick passed without one: waking it on every add() would
+        # cost a thread switch per dispatch, more than the transaction it saves.
+        seen = -1
+        while True:
+            with self._guard:
+                if self._stop:
+                    return
+                self._idle = quiet = self._adds == seen and not self._pending
+                seen = self._adds
+                wait = FLUSH_AFTER
+                if self._pending:
+                    wait = self._since + FLUSH_AFTER - time.monotonic()
+            if quiet:
+                self._wake.wait()
+            elif wait > 0:
+                self._wake.wait(wait)
+            else:
+                try:
+                    self._flush()
+                except Exception as exc:  # a busy or broken file: say so, try again
+                    log.warning("outbox: recording deliveries failed, will retry: %s", exc)
+                    self._wake.wait(1.0)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        """Stop the thread; the caller flushes what is left."""
+        with self._guard:
+            self._stop = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
 
 class Database:
@@ -127,7 +154,7 @@ class Database:
         self._conn = conn
         # The file opened, by device and inode: a file deleted, moved or replaced at the
         # path under this process is noticed (see check_file), not silently kept on.
-        self._identity = _file_identity(path)
+        self._identity = outbox_file.file_id(path)
         self._checked = time.monotonic()
         self.stale: str | None = None
         self._lock = threading.RLock()
@@ -151,56 +178,12 @@ class Database:
         :param dir_mode: permissions (octal) of missing directories created for it.
         :raises OutboxError: the file is corrupt, locked, not an outbox, or not writable.
         """
-        if synchronous not in SYNCHRONOUS:
-            raise OutboxError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
-        file_bits, dir_bits = parse_mode(file_mode), parse_mode(dir_mode)
-        if file_bits is None or dir_bits is None:
-            raise OutboxError(
-                f'file_mode and dir_mode must be octal permission bits such as "0600", '
-                f"got {file_mode!r} and {dir_mode!r}"
-            )
-        path = resolve(path)
-        if path != MEMORY:
-            parent = os.path.dirname(os.path.abspath(path))
-            try:
-                make_dirs(parent, dir_bits)
-            except OSError as exc:
-                raise OutboxError(
-                    f"cannot create the outbox directory {parent}: {exc.strerror}; "
-                    f"set [outbox] path to a writable place"
-                ) from exc
-            if os.path.isdir(path):
-                raise OutboxError(f"outbox path {path} is a directory; name a file")
-            try:
-                # The alerts it holds are nobody else's business: SQLite would create the
-                # file 0644, and its -wal and -shm files with the file's mode.
-                create_file(path, file_bits)
-            except OSError as exc:
-                raise OutboxError(
-                    f"cannot create outbox {path}: {exc.strerror}; check that its directory "
-                    f"is writable and has free space, or set [outbox] path"
-                ) from exc
-            refuse_foreign(path)
-        try:
-            conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise translate(exc, path, "opening") from exc
+        path = outbox_file.create(path, synchronous, file_mode, dir_mode)
+        conn = outbox_file.connect(path, busy_timeout, synchronous)
         db = cls(path, conn)
         try:
-            with db._translated("opening"):
-                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-                # A bigger page cache keeps the indexes in memory during large batches.
-                conn.execute("PRAGMA cache_size = -16000")
-                # A checkpoint copies each changed page once and flushes the file: a
-                # stream of dispatches rewrites the same few pages, so checkpointing
-                # every 5,000 WAL pages (about 20 MB) instead of SQLite's 1,000 copies
-                # and flushes far less per dispatch.
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
-            db._migrate()
+            with db.write("upgrading its schema") as migrating:
+                outbox_file.migrate(migrating, path)
         except BaseException:
             conn.close()
             raise
@@ -215,7 +198,7 @@ class Database:
         try:
             yield
         except sqlite3.Error as exc:
-            raise translate(exc, self.path, doing) from exc
+            raise outbox_file.translate(exc, self.path, doing) from exc
 
     def check_file(self) -> None:
         """Raise when the file at ``path`` is no longer the one this process opened.
@@ -223,7 +206,7 @@ class Database:
         :raises OutboxError: it was deleted, moved or replaced; logged once as an error.
         """
         if self.stale is None and self._identity is not None:
-            now = _file_identity(self.path)
+            now = outbox_file.file_id(self.path)
             if now != self._identity:
                 what = "deleted or moved" if now is None else "replaced by another file"
                 self.stale = (
@@ -262,12 +245,12 @@ class Database:
                     self._deferred.restore(owed)
                     raise
             except sqlite3.Error as exc:
-                raise translate(exc, self.path, doing) from exc
+                raise outbox_file.translate(exc, self.path, doing) from exc
 
     def defer(self, write: Write, key: Hashable = None) -> None:
         """Run ``write`` at the start of the next write transaction, or within
-        :data:`~notifier.outbox.deferred.FLUSH_AFTER` seconds (see
-        :mod:`notifier.outbox.deferred`); ``key`` lets :meth:`withdraw` take it back."""
+        :data:`FLUSH_AFTER` seconds (group commit); ``key`` lets :meth:`withdraw` take
+        it back."""
         with self._lock:
             self._deferred.add(write, key)
 
@@ -293,32 +276,6 @@ class Database:
                 self.flush()
             with self._translated(doing):
                 yield self._conn
-
-    def _migrate(self) -> None:
-        with self.write("upgrading its schema") as conn:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id not in (0, schema.APPLICATION_ID):
-                raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
-            if version == 0:
-                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
-                    raise OutboxError(f"{self.path} is a SQLite database but not a notifier outbox")
-            if version > schema.VERSION:
-                raise OutboxError(
-                    f"outbox {self.path} has schema version {version}, newer than this "
-                    f"notifier understands ({schema.VERSION}); upgrade notifier"
-                )
-            if version == schema.VERSION and app_id == schema.APPLICATION_ID:
-                return  # writing nothing: a file on a full disk still opens
-            for script in schema.MIGRATIONS[version:]:
-                # executescript would COMMIT first; run statement by statement instead so
-                # a failed migration leaves the file as it was.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {schema.VERSION}")
 
     def check(self) -> str:
         """SQLite's ``quick_check`` verdict: ``"ok"`` or the problems found."""

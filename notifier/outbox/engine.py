@@ -16,70 +16,36 @@ from __future__ import annotations
 
 import collections
 import functools
-import logging
 import os
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 
-from notifier.attempt import Attempt
 from notifier.clock import SYSTEM_CLOCK, Clock
-from notifier.deliverer import ChannelInfo, Deliverer
+from notifier.deliverer import Deliverer, DeliverFn, FunctionDeliverer
 from notifier.errors import OutboxError, OutboxWriteError
 from notifier.kinds import RateLimit
-from notifier.models import Alert, DeliveryContext, Receipt
-from notifier.outbox.attempts import SendLogPacer
-from notifier.outbox.claiming import ClaimTerms, Wake
-from notifier.outbox.digest import default_threshold
-from notifier.outbox.records import (
-    Claim,
-    DeliveryState,
-    DrainReport,
-    Enqueued,
-    NewDelivery,
-    Round,
-    receipts_for,
+from notifier.models import Receipt
+from notifier.outbox.channels import SendLogPacer
+from notifier.outbox.claiming import ClaimTerms
+from notifier.outbox.policy import digest_thresholds
+from notifier.outbox.records import Claim, DeliveryState, Enqueued, NewDelivery, Round, receipts_for
+from notifier.outbox.runner import (
+    ChannelPools,
+    InlineRunner,
+    Runner,
+    ThreadPoolRunner,
+    WorkerLoops,
+    worker_id,
 )
-from notifier.outbox.runner import InlineRunner, Runner, ThreadPoolRunner, owner_alive, worker_id
 from notifier.outbox.sending import SendContext, send_claim
 from notifier.outbox.settings import OutboxSettings
-from notifier.outbox.store import OutboxStore
-from notifier.ratelimit import window
+from notifier.outbox.store import MonitorViews, OutboxStore
 
-log = logging.getLogger("notifier.outbox")
-
-MAINTENANCE_EVERY = 60.0  # seconds between pruning runs of a long-lived worker
-LIVENESS_EVERY = 2.0  # seconds between looks for leases of stopped workers on this host
-RENEWALS = 3  # lease renewals per lease period while claims run
-_MIN_WAIT = 0.001
-_WAITABLE = ("ready", "rate_limit", "blocked")  # what drain() waits out
-_CIRCUITS = "SELECT name, circuit FROM channels ORDER BY name"
-
-DeliverFn = Callable[[str, Alert, DeliveryContext], Receipt]
+__all__ = ["FunctionDeliverer", "OutboxDelivery", "attach"]
 
 
-class FunctionDeliverer:
-    """A :class:`Deliverer` over a plain ``deliver`` function that returns receipts
-    (tests, and callers from before the deliverer): it knows no channel's facts."""
-
-    def __init__(self, deliver: DeliverFn) -> None:
-        self.deliver = deliver
-
-    @property
-    def channels(self) -> Mapping[str, ChannelInfo]:
-        return {}
-
-    def attempt(
-        self, channel: str, alert: Alert, context: DeliveryContext, *, paced: bool = False
-    ) -> Attempt:
-        return Attempt.from_receipt(self.deliver(channel, alert, context))
-
-    def pace_with(self, pacers: Mapping[str, object]) -> None:
-        pass
-
-
-class OutboxDelivery:
+class OutboxDelivery(WorkerLoops, MonitorViews):
     """Delivers through ``deliverer`` with everything written to ``store`` first."""
 
     def __init__(
@@ -106,7 +72,7 @@ class OutboxDelivery:
         :param concurrency: ``{channel: workers}``: deliveries of different alerts a
             channel sends at once (1 when not given).
         :param digests: ``{channel: threshold}``: waiting deliveries past which they are
-            folded into one digest message (see :mod:`notifier.outbox.digest`).
+            folded into one digest message (see :mod:`notifier.outbox.policy`).
         :param identities: ``{channel: identity}`` of the channels this process has
             (see :mod:`notifier.identity`): only their deliveries are delivered
             here. ``None``: every channel in the file.
@@ -120,7 +86,7 @@ class OutboxDelivery:
         if concurrency is None:
             concurrency = {n: c.workers for n, c in channels.items()}
         if digests is None:
-            digests = _digests(channels.values())
+            digests = digest_thresholds(channels.values())
         if identities is None and channels:
             identities = {n: c.identity for n, c in channels.items()}
         self.deliverer = deliverer
@@ -136,19 +102,11 @@ class OutboxDelivery:
         # A runner of this process's threads gains nothing from being handed one claim;
         # any other runner (one that runs claims elsewhere) gets every claim.
         self._inline = isinstance(self.runner, ThreadPoolRunner | InlineRunner)
-        self._stop = threading.Event()
-        self._stop_events: list[threading.Event] = [self._stop]
-        self._last_maintenance = float("-inf")
-        self._recovered = False
-        self._background: threading.Thread | None = None
+        self._start_loops()
         # Channels whose claims this engine is running, for concurrent submit() calls.
         self._busy: collections.Counter[str] = collections.Counter()
         self._ended = 0  # claims run to their end, for submit() to notice one just ended
         self._running = threading.Condition()
-        self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._pools_lock = threading.Lock()
-        self._heartbeat: threading.Thread | None = None
-        self._last_liveness = float("-inf")
         self.digests = dict(digests or {})
         # Each send takes one slot, from the send log every process on the file shares.
         deliverer.pace_with(
@@ -164,18 +122,8 @@ class OutboxDelivery:
             rng=rng or random.Random(),
             stopping=self.stopping,
             concurrency=dict(concurrency or {}),
-            pool=self._pool,
+            pool=ChannelPools(concurrency or {}),
         )
-
-    def _pool(self, channel: str, workers: int) -> ThreadPoolExecutor:
-        """The threads a channel's claim sends different alerts on at once."""
-        with self._pools_lock:
-            pool = self._pools.get(channel)
-            if pool is None:
-                size = max(workers, self._send.concurrency.get(channel, 1))
-                pool = ThreadPoolExecutor(size, thread_name_prefix=f"notifier-outbox-{channel}")
-                self._pools[channel] = pool
-            return pool
 
     @classmethod
     def open(
@@ -190,9 +138,6 @@ class OutboxDelivery:
             dir_mode=settings.dir_mode,
         )
         return cls(store, deliverer, settings=settings, **kwargs)  # type: ignore[arg-type]
-
-    def stopping(self) -> bool:
-        return any(event.is_set() for event in self._stop_events)
 
     # -- writing and delivering ----------------------------------------------------------
 
@@ -340,196 +285,6 @@ class OutboxDelivery:
             raise failure
         return Round(sum(len(c.deliveries) for c in claims), receipts)
 
-    def drain(
-        self, until_idle: bool = True, on_wait: Callable[[str], None] | None = None
-    ) -> DrainReport:
-        """Deliver everything due now; with ``until_idle``, wait out rate limits too.
-
-        Deliveries that are not due when the drain starts (waiting out a backoff or an
-        open circuit), and those that fail during it, are left queued.
-
-        :param on_wait: called with one line saying what each wait is for (``waiting
-            42 s for channel 'robot''s rate limit (20 per 60 s)``) before it starts;
-            without it, the line is logged at INFO.
-        """
-        start = self.clock.time()
-        outcomes: collections.Counter[str] = collections.Counter()
-        rounds, waited = 0, 0.0
-        while not self.stopping():
-            done = self.process(due_by=start)
-            rounds += 1
-            outcomes.update(r.outcome.value for r in done.receipts.values())
-            if done.claimed:
-                continue
-            if not until_idle:
-                break
-            now = self.clock.time()
-            wakes = self.store.wakes(
-                now, rate_limits=self.rate_limits, breaker=self.settings.breaker
-            )
-            ready = [w for w in wakes if w.head_due_at <= start and w.reason in _WAITABLE]
-            if not ready:
-                break
-            wake = min(ready, key=lambda w: w.ready_at)
-            pause = max(wake.ready_at - now, _MIN_WAIT)
-            (on_wait or log.info)(self._waiting_for(wake, pause))
-            self.clock.sleep(pause)
-            waited += pause
-        return DrainReport(dict(outcomes), rounds, waited)
-
-    def _waiting_for(self, wake: Wake, pause: float) -> str:
-        """One line for a wait of ``drain``: how long, on which channel, for what."""
-        seconds = f"{pause:.0f} s" if pause >= 1 else f"{pause:.2g} s"
-        channel = wake.channel
-        if wake.reason == "rate_limit":
-            limit = self.rate_limits.get(channel)
-            terms = f" ({limit.count} per {limit.per:g} s)" if limit else ""
-            return f"waiting {seconds} for channel {channel}'s rate limit{terms}"
-        if wake.reason == "blocked":
-            return f"waiting {seconds}: channel {channel}'s provider asked for a pause"
-        return f"waiting {seconds} for channel {channel}'s next delivery to fall due"
-
-    def run_forever(self, stop: threading.Event) -> None:
-        """Deliver due work until ``stop`` is set; sleep until the next is due."""
-        self._stop_events.append(stop)
-        try:
-            self.recover()
-            while not self.stopping():
-                try:
-                    self._look_after_peers()
-                    done = self.process()
-                    self.maintain()
-                except OutboxError as exc:  # locked or full: say so, keep going
-                    log.warning("outbox: %s", exc)
-                    stop.wait(self.settings.poll_interval)
-                    continue
-                if not done.claimed:
-                    stop.wait(self._idle_wait())
-        finally:
-            self._stop_events.remove(stop)
-
-    def start_background(self) -> threading.Thread:
-        """Keep delivering retries and backlogs on a daemon thread until :meth:`close`.
-
-        For applications that dispatch from a long-running process instead of running
-        ``notifier worker`` beside it.
-        """
-        if self._background is None:
-            self._background = threading.Thread(
-                target=self.run_forever, args=(self._stop,), name="notifier-outbox", daemon=True
-            )
-            self._background.start()
-        return self._background
-
-    def _keep_leases(self) -> None:
-        """Renew this engine's leases while its claims run, so they can be short: a
-        worker killed mid-delivery leaves leases that run out in seconds, not minutes."""
-        if self._heartbeat is not None:
-            return
-        with self._running:
-            if self._heartbeat is not None:
-                return
-            self._heartbeat = threading.Thread(
-                target=self._renew_leases, name="notifier-outbox-leases", daemon=True
-            )
-            self._heartbeat.start()
-
-    def _renew_leases(self) -> None:
-        every = max(self.settings.lease / RENEWALS, 0.05)
-        while not self._stop.wait(every):
-            with self._running:
-                busy = any(n > 0 for n in self._busy.values())
-            if not busy:
-                continue
-            try:
-                self.store.renew(self.owner, self.clock.time(), self.settings.lease)
-            except OutboxError as exc:  # busy or gone: the next beat tries again
-                log.warning("outbox: renewing leases failed: %s", exc)
-
-    def _idle_wait(self) -> float:
-        now = self.clock.time()
-        wakes = self.store.wakes(now, rate_limits=self.rate_limits, breaker=self.settings.breaker)
-        poll = self.settings.poll_interval
-        soonest = min((w.ready_at for w in wakes), default=now + poll)
-        return min(max(soonest - now, 0.01), poll)
-
-    # -- what a server or a monitor asks of the outbox ---------------------------------
-    # A process that accepts deliveries and delivers them itself (``notifier serve``)
-    # needs these answers; they keep it away from the store's file and tables.
-
-    @property
-    def path(self) -> str:
-        """The outbox file (``:memory:`` for one in memory)."""
-        return self.store.path
-
-    def writable(self) -> str | None:
-        """Why a delivery could not be written now, or ``None`` when it could.
-
-        Takes the write lock in an empty transaction, as every write must first, so a
-        file another process holds beyond ``busy_timeout``, a full disk or a file moved
-        away are each answered with their one-line reason.
-        """
-        try:
-            with self.store.db.write("checking it is writable"):
-                pass
-        except OutboxError as exc:
-            return str(exc)
-        return None
-
-    def idle_wait(self) -> float:
-        """Seconds a delivery loop that found nothing to claim may wait before it looks
-        again: until the soonest queued delivery falls due (a backoff ends, a rate
-        window or a provider's pause opens), at most ``poll_interval``. A loop that is
-        told of new deliveries (as ``notifier serve`` is) wakes earlier for them.
-
-        :raises OutboxError: the outbox cannot be read.
-        """
-        return self._idle_wait()
-
-    def delivery_counts(self) -> dict[str, dict[str, int]]:
-        """``{channel: {state: number}}`` of every delivery the file keeps, whichever
-        process wrote or delivered it.
-
-        :raises OutboxError: the outbox cannot be read.
-        """
-        return self.store.counts()
-
-    def circuit_states(self) -> dict[str, str]:
-        """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
-        as the file holds it, so every process sharing it reads the same.
-
-        :raises OutboxError: the outbox cannot be read.
-        """
-        with self.store.db.read("reading circuit states") as conn:
-            return dict(conn.execute(_CIRCUITS).fetchall())
-
-    # -- housekeeping ------------------------------------------------------------------
-
-    def recover(self) -> int:
-        """Put back deliveries held by workers on this host that are no longer running."""
-        back = self.store.recover_orphans(owner_alive, self.clock.time())
-        self._recovered = True
-        if back:
-            log.info("outbox: %d in-flight deliveries of stopped workers queued again", back)
-        return back
-
-    def _look_after_peers(self) -> None:
-        """Every few seconds, take back what workers on this host that stopped held."""
-        now = self.clock.time()
-        if now - self._last_liveness >= LIVENESS_EVERY:
-            self._last_liveness = now
-            self.recover()
-
-    def maintain(self, force: bool = False) -> None:
-        """Prune old send times and dedup rows; drop delivered rows past keep_delivered."""
-        now = self.clock.time()
-        if not force and now - self._last_maintenance < MAINTENANCE_EVERY:
-            return
-        self._last_maintenance = now
-        longest = max((window(r) for r in self.rate_limits.values()), default=0.0)
-        self.store.prune(now, dedup_window=self.settings.dedup_window, longest_window=longest)
-        self.store.purge(DeliveryState.DELIVERED, older_than=now - self.settings.keep_delivered)
-
     def close(self) -> None:
         """Stop claims between deliveries, shut our runner down, close the store."""
         self._stop.set()
@@ -537,10 +292,7 @@ class OutboxDelivery:
             self._background.join()
         if self._own_runner:
             self.runner.shutdown(wait=True)
-        with self._pools_lock:
-            for pool in self._pools.values():
-                pool.shutdown(wait=True)
-            self._pools.clear()
+        self._send.pool.shutdown()
         self.store.close()
 
     def __enter__(self) -> OutboxDelivery:
@@ -548,18 +300,6 @@ class OutboxDelivery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _digests(channels: Iterable[ChannelInfo]) -> dict[str, int]:
-    """``{channel: threshold}`` of the channels that fold a backlog into a digest."""
-    found = {}
-    for c in channels:
-        threshold = c.digest_threshold
-        if threshold is None:
-            threshold = default_threshold(c.rate_limit)
-        if threshold:
-            found[c.name] = threshold
-    return found
 
 
 def attach(

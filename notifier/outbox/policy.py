@@ -2,7 +2,9 @@
 
 * :class:`Backoff`: when to try a failed delivery again;
 * :class:`CircuitBreaker`: when to stop trying a channel for a while, and when to probe it;
-* :func:`is_duplicate`: whether an alert was already sent within the dedup window.
+* :func:`is_duplicate`: whether an alert was already sent within the dedup window;
+* digests (:func:`build_digest`, :func:`digest_thresholds`): many waiting deliveries of
+  one channel told in one message.
 
 They hold no state of their own; the store keeps it, so every process sharing an outbox
 file applies the same rules to the same facts.
@@ -11,10 +13,18 @@ file applies the same rules to the same facts.
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
+
+from notifier.kinds import RateLimit
+from notifier.models import SEVERITIES, Alert, Status
+
+if TYPE_CHECKING:
+    from notifier.deliverer import ChannelInfo
 
 # Growth stops here: 2**64 seconds is far past any cap, and the float stays finite.
 _MAX_EXPONENT = 64
@@ -113,3 +123,87 @@ def is_duplicate(status: str, sent: Mapping[str, float], now: float, window: flo
             and (resolved_at is None or resolved_at < firing_at)
         )
     return resolved_at is not None and (firing_at is None or resolved_at >= firing_at)
+
+
+# -- digests ----------------------------------------------------------------------------
+# A channel whose rate limit holds a backlog (a robot allowed 20 messages a minute facing
+# an alert storm of 300) would take a quarter of an hour to tell its people one message
+# at a time. Past the channel's ``digest_threshold`` of waiting deliveries, the outbox
+# claims all of them and sends one digest instead: how many are firing and resolved, then
+# the alerts most severe first, then "and N more". The folded deliveries are recorded as
+# delivered by that digest.
+
+# A digest's text stays well inside every shipped provider's message limit (WeCom and
+# DingTalk robots take 4,096 bytes of markdown, Feishu and Slack more), so it is sent as
+# one message, using one send slot.
+DIGEST_BYTES = 1_500
+DIGEST_LINE = 120  # characters of one alert's line
+# Per-minute limits fold a backlog of half the window's messages.
+PER_MINUTE = 60.0
+
+
+def default_threshold(limit: RateLimit | None) -> int:
+    """The digest threshold of a channel that does not set one: on for kinds limited
+    per minute or slower (half their window's messages, at least 2), off otherwise."""
+    if limit is None or limit.per < PER_MINUTE:
+        return 0
+    return max(2, limit.count // 2)
+
+
+def _line(alert: Alert) -> str:
+    title = " ".join(alert.title.split())
+    text = f"[{alert.severity}] {alert.status.value}: {title}"
+    return text if len(text) <= DIGEST_LINE else text[: DIGEST_LINE - 1] + "…"
+
+
+def build_digest(channel: str, alerts: Sequence[Alert]) -> Alert:
+    """One alert telling ``alerts`` (in the order written; a later status of the same
+    fingerprint replaces an earlier one, so a resolution follows its firing)."""
+    latest: dict[str, Alert] = {}
+    for alert in alerts:
+        latest.pop(alert.fingerprint, None)  # re-inserted: keeps the order of the last
+        latest[alert.fingerprint] = alert
+    told = list(latest.values())
+    firing = [a for a in told if a.status is Status.FIRING]
+    resolved = len(told) - len(firing)
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    # Firing before resolved, most severe first; the order written breaks ties.
+    ordered = sorted(
+        enumerate(told), key=lambda p: (p[1].status is not Status.FIRING, rank[p[1].severity], p[0])
+    )
+    lines: list[str] = []
+    used = 0
+    for n, (_, alert) in enumerate(ordered):
+        line = _line(alert)
+        size = len(line.encode()) + 1
+        rest = len(ordered) - n
+        # Room is kept for the "and N more" line whenever alerts are left after this one.
+        reserve = 0 if rest == 1 else len(f"and {rest} more".encode()) + 1
+        if used + size + reserve > DIGEST_BYTES:
+            lines.append(f"and {rest} more")
+            break
+        lines.append(line)
+        used += size
+    key = hashlib.sha256("\n".join(sorted(latest)).encode()).hexdigest()[:16]
+    severity = min((a.severity for a in firing), key=rank.__getitem__, default="info")
+    return Alert(
+        title=f"{len(told)} alerts on {channel}: {len(firing)} firing, {resolved} resolved",
+        body="\n".join(lines),
+        severity=severity,
+        status=Status.FIRING if firing else Status.RESOLVED,
+        fingerprint=f"digest-{key}",
+        labels={"notifier_digest": str(len(told))},
+        source="notifier digest",
+    )
+
+
+def digest_thresholds(channels: Iterable[ChannelInfo]) -> dict[str, int]:
+    """``{channel: threshold}`` of the channels that fold a backlog into a digest."""
+    found = {}
+    for c in channels:
+        threshold = c.digest_threshold
+        if threshold is None:
+            threshold = default_threshold(c.rate_limit)
+        if threshold:
+            found[c.name] = threshold
+    return found

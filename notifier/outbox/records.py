@@ -1,4 +1,5 @@
-"""What the outbox stores: delivery states, new and stored deliveries, enqueue results.
+"""What the outbox stores: delivery states, new deliveries (validated and encoded by
+:func:`prepare` before any transaction) and stored ones, enqueue results, claims.
 
 A *delivery* is one alert on one channel. Its idempotency key is a stable hash of what
 makes it the same notification (fingerprint, status, channel, start time), so every retry
@@ -15,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from notifier.models import Alert, Outcome, Receipt, delivery_key
+from notifier.models import Alert, Outcome, Receipt, delivery_key, key_of
 
 
 class DeliveryState(enum.StrEnum):
@@ -64,6 +65,32 @@ class NewDelivery:
     @property
     def key(self) -> str:
         return idempotency_key(self.alert, self.channel)
+
+
+# One encoder for every alert: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
+    """Validate and serialise before any transaction, so a bad item changes nothing."""
+    # Per alert: its JSON, and the parts of its key (isoformat() is not free).
+    alerts: dict[int, tuple[str, str, str, str]] = {}
+    prepared: list[tuple[NewDelivery, str, str]] = []
+    for item in items:
+        if not isinstance(item, NewDelivery):
+            raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
+        known = alerts.get(id(item.alert))
+        if known is None:
+            data = item.alert.to_dict()
+            known = alerts[id(item.alert)] = (
+                _ENCODE(data),
+                data["fingerprint"],
+                data["status"],
+                data["starts_at"],
+            )
+        text, fingerprint, status, starts_at = known
+        prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
+    return prepared
 
 
 @attrs.frozen
@@ -184,6 +211,17 @@ DELIVERY_COLUMNS = (
     " lease_owner, lease_expires, channel_identity, config, delivered_by"
 )
 
+# Lists travel as one JSON array parameter (json_each), never spliced into SQL.
+SELECT_IDS = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 (constants only)
+    " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+)
+
+
+def json_list(values: Iterable[Any]) -> str:
+    """``values`` as one JSON array, the form a list of ids or names is bound in."""
+    return json.dumps(list(values))
+
 
 @attrs.frozen
 class Claim:
@@ -199,7 +237,7 @@ class Claim:
     deliveries: tuple[Delivery, ...]
     probe: bool = False
     started: bool = False
-    digest: bool = False  # folded into one digest message (see notifier.outbox.digest)
+    digest: bool = False  # folded into one digest message (see notifier.outbox.policy)
 
 
 @attrs.frozen

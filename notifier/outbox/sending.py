@@ -21,9 +21,9 @@ from notifier.deliverer import Deliverer
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_key
 from notifier.outbox.attempts import LEASE_LOST
-from notifier.outbox.digest import build as build_digest
-from notifier.outbox.policy import is_duplicate
+from notifier.outbox.policy import build_digest, is_duplicate
 from notifier.outbox.records import Claim, Delivery
+from notifier.outbox.runner import ChannelPools
 from notifier.outbox.settings import OutboxSettings
 from notifier.outbox.store import OutboxStore
 from notifier.redact import redact
@@ -47,7 +47,7 @@ class SendContext:
     # {channel: deliveries of different alerts sent at once}: the channel's workers.
     concurrency: Mapping[str, int] = attrs.field(factory=dict)
     # The thread pool of a channel's claim, by channel and size.
-    pool: Callable[[str, int], Any] = attrs.field(default=None)
+    pool: ChannelPools = attrs.field(factory=lambda: ChannelPools({}))
 
 
 def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) -> Receipt:
@@ -124,17 +124,15 @@ class _Sending:
             if now - d.enqueued_at >= settings.max_age:
                 error = f"not delivered within max_age ({settings.max_age:g}s)"
                 error += f"; last error: {d.last_error}" if d.last_error else ""
-                store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
                 self.released |= last
-                self.receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                self.receipts[d.id] = _unsendable(ctx, d, now, error, release=last)
                 continue
             try:
                 alert = d.alert()
             except ValueError as exc:
-                error = f"stored alert is unreadable: {exc}"
-                store.mark_dead(d, owner, now, error, count_attempt=False, release=last)
                 self.released |= last
-                self.receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                error = f"stored alert is unreadable: {exc}"
+                self.receipts[d.id] = _unsendable(ctx, d, now, error, release=last)
                 continue
             window = settings.dedup_window
             if (
@@ -202,8 +200,7 @@ def run_digest(ctx: SendContext, claim: Claim) -> dict[int, Receipt]:
                 folded.append((d, d.alert()))
             except ValueError as exc:
                 error = f"stored alert is unreadable: {exc}"
-                store.mark_dead(d, owner, now, error, count_attempt=False)
-                receipts[d.id] = _ours(d, outcome=Outcome.FAILED, error=redact(error))
+                receipts[d.id] = _unsendable(ctx, d, now, error)
         if not folded:
             return receipts
         ids = [d.id for d, _ in folded]
@@ -235,35 +232,27 @@ def run_digest(ctx: SendContext, claim: Claim) -> dict[int, Receipt]:
     return receipts
 
 
+def _unsendable(
+    ctx: SendContext, d: Delivery, now: float, error: str, *, release: bool = False
+) -> Receipt:
+    """Keep ``d`` as a dead letter without an attempt (too old, or unreadable)."""
+    ctx.store.mark_dead(d, ctx.owner, now, error, count_attempt=False, release=release)
+    return _ours(d, outcome=Outcome.FAILED, error=redact(error))
+
+
 def _report(title: str, receipt: Receipt, now: float) -> None:
     """One line for a settled attempt, saying what the outbox does next."""
+    channel, error, details = receipt.channel, receipt.error, receipt.details or {}
     if receipt.ok:
-        deliveries.info(
-            "%s: %s %r (%d attempt(s))",
-            receipt.channel,
-            receipt.outcome.value,
-            title,
-            receipt.attempts,
-        )
-        return
-    if receipt.outcome is Outcome.QUEUED:
+        args = (channel, receipt.outcome.value, title, receipt.attempts)
+        deliveries.info("%s: %s %r (%d attempt(s))", *args)
+    elif receipt.outcome is Outcome.QUEUED:
         wait = max((receipt.next_attempt_at or now) - now, 0.0)
-        paced = (receipt.details or {}).get("rate_limited")
-        (deliveries.info if paced else deliveries.warning)(
-            "%s: queued %r, next attempt in %.1fs: %s",
-            receipt.channel,
-            title,
-            wait,
-            receipt.error,
-        )
-        return
-    deliveries.warning(
-        "%s: failed %r, kept as dead letter %s: %s",
-        receipt.channel,
-        title,
-        (receipt.details or {}).get("delivery_id"),
-        receipt.error,
-    )
+        log_at = deliveries.info if details.get("rate_limited") else deliveries.warning
+        log_at("%s: queued %r, next attempt in %.1fs: %s", channel, title, wait, error)
+    else:
+        dead = details.get("delivery_id")
+        deliveries.warning("%s: failed %r, kept as dead letter %s: %s", channel, title, dead, error)
 
 
 def _judged(deliveries: list[Delivery], i: int) -> bool:

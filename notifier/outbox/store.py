@@ -1,46 +1,76 @@
-"""The outbox's hot path: write deliveries, claim due ones, record how each attempt went.
+"""The outbox file's operations in one place, and what operators and monitors see.
 
-Ordering: per alert. A claim takes the channel's *channel lease* and its due deliveries; a
-delivery not due yet (waiting out its backoff) holds back only the later deliveries of
-its own alert (fingerprint), so a resolution never overtakes its firing and different
-alerts never wait for each other.
+:class:`OutboxStore` joins the operations of writing (:mod:`~.writing`), claiming and
+leases (:mod:`~.claiming`), channel state and send slots (:mod:`~.channels`) and
+recording attempts (:mod:`~.attempts`), and holds the operators' own: counts, dead
+letters, retry, purge, pruning. Every method is one short transaction, so processes
+sharing the file see each other's claims, sends and circuit changes at once.
 
-Every method is one short transaction, so processes sharing the file see each other's
-claims, sends and circuit changes at once.
+:class:`MonitorViews` is the engine's answers to a process that accepts deliveries and
+delivers them itself (``notifier serve``), which keep it away from the file and tables.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
+from notifier.errors import OutboxError
 from notifier.filemodes import DIR_MODE, FILE_MODE
-from notifier.kinds import RateLimit
-from notifier.outbox.admin import AdminMixin
-from notifier.outbox.attempts import AttemptsMixin, give_back, lease_key
-from notifier.outbox.claiming import (
-    CHANNELS,
-    CHANNELS_NAMED,
-    EARLIEST,
-    SELECT_IDS,
-    ClaimTerms,
-    Wake,
-    claim_channel,
-    gate,
-    start_first,
-)
+from notifier.outbox.attempts import AttemptsMixin
+from notifier.outbox.channels import ChannelsMixin
+from notifier.outbox.claiming import ClaimingMixin
 from notifier.outbox.database import Database
-from notifier.outbox.policy import CircuitBreaker
-from notifier.outbox.records import Claim, Delivery, Enqueued, NewDelivery
-from notifier.outbox.writing import enqueue, prepare, write_and_claim_one
+from notifier.outbox.records import DELIVERY_COLUMNS, SELECT_IDS, Delivery, DeliveryState, json_list
+from notifier.outbox.writing import WritingMixin
+
+# Dedup rows are kept at least this long, so "a resolved alert is sent once" holds for a
+# day even with a short dedup window.
+DEDUP_MEMORY = 86_400.0
 
 
-def _json(values: Iterable[Any]) -> str:
-    return json.dumps(list(values))
+# ":ids" is a JSON array of ids, or NULL for every one; nothing is spliced into SQL.
+_COUNTS = (
+    "SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state"
+    " ORDER BY channel, state"
+)
+_DEAD = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'dead'"  # noqa: S608 (constants)
+    " AND (:channel IS NULL OR channel = :channel) ORDER BY id LIMIT :limit"
+)
+_RETRY = (
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now,"
+    " enqueued_at = :now, updated_at = :now WHERE state = 'dead'"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+)
+_CHANNELS = (
+    "INSERT OR IGNORE INTO channels (name, identity)"
+    " SELECT DISTINCT channel, channel_identity FROM deliveries"
+    " WHERE state = 'pending' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+)
+_PURGE = (
+    "DELETE FROM deliveries WHERE state = :state"
+    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
+    " AND (:before IS NULL OR updated_at < :before)"
+    # Ids are the largest id + 1 (schema version 2): the sweep by age keeps the newest
+    # row so that no id is given out twice; an operator's purge deletes what it names.
+    " AND (:before IS NULL OR :ids IS NOT NULL OR id < (SELECT max(id) FROM deliveries))"
+)
 
 
-class OutboxStore(AttemptsMixin, AdminMixin):
+_CIRCUITS = "SELECT name, identity, circuit FROM channels ORDER BY name, identity"
+_LIVE_BY_IDENTITY = (
+    "SELECT channel, channel_identity, config, count(*) FROM deliveries"
+    " WHERE state IN ('pending', 'inflight') GROUP BY channel, channel_identity, config"
+    " ORDER BY channel, config"
+)
+
+
+def _ids(ids: Sequence[int] | None) -> str | None:
+    return None if ids is None else json.dumps([int(i) for i in ids])
+
+
+class OutboxStore(WritingMixin, ClaimingMixin, ChannelsMixin, AttemptsMixin):
     """Durable deliveries in one SQLite file; see :mod:`notifier.outbox` for the model."""
 
     def __init__(self, db: Database) -> None:
@@ -54,9 +84,6 @@ class OutboxStore(AttemptsMixin, AdminMixin):
         """Write deliveries for these channels, from the configuration ``origin``."""
         self.identities = dict(identities)
         self.origin = origin
-
-    def identity(self, channel: str) -> str:
-        return (self.identities or {}).get(channel, "")
 
     @classmethod
     def open(
@@ -86,152 +113,132 @@ class OutboxStore(AttemptsMixin, AdminMixin):
     def close(self) -> None:
         self.db.close()
 
-    # -- writing -----------------------------------------------------------------------
-
-    def enqueue_many(
-        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float = 0.0
-    ) -> list[Enqueued]:
-        """Write deliveries in one transaction; one :class:`Enqueued` per item, in order.
-
-        A delivery whose idempotency key is already queued is not written twice
-        (``coalesced``); one sent within ``dedup_window`` is not written at all.
-        Everything is validated and serialised before the transaction starts, so a bad
-        item leaves the outbox untouched.
-        """
-        prepared = prepare(items)
-        if not prepared:
-            return []
-        with self.db.write("queueing deliveries") as conn:
-            return enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
-
-    def enqueue_and_claim(
-        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
-    ) -> tuple[list[Enqueued], list[Claim]]:
-        """Write deliveries and, in the same transaction, claim their channels.
-
-        Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
-        older deliveries first, none while another worker holds it), so order and rate
-        limits hold. When a single channel is claimed, its first send slot is taken too:
-        the caller sends it at once. Claimed deliveries written now carry their
-        in-memory alert.
-        """
-        prepared = prepare(items)
-        if not prepared:
-            return [], []
-        # This process's lease on the channel, idle since its last send, whose release
-        # is still pending: the single path goes on under it rather than give it back.
-        lease = lease_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
-        held = lease is not None and self.db.withdraw(lease)
-        try:
-            return self._write_and_claim(prepared, now, dedup_window, terms, held)
-        except BaseException:
-            # Still owed: the lease goes back as the withdrawn write would have.
-            if held and lease is not None:
-                self.db.defer(give_back(lease[1], terms.owner), lease)
-            raise
-
-    def _write_and_claim(
-        self,
-        prepared: list[tuple[NewDelivery, str, str]],
-        now: float,
-        dedup_window: float,
-        terms: ClaimTerms,
-        held: bool,
-    ) -> tuple[list[Enqueued], list[Claim]]:
-        with self.db.write("queueing deliveries") as conn:
-            if len(prepared) == 1:
-                args = (*prepared[0], now, dedup_window, terms)
-                done = write_and_claim_one(conn, *args, held=held, store=self)
-                claim = done[1] if done is not None else None
-                if held and claim is None:  # not going on under it: give the channel lease back
-                    give_back(prepared[0][0].channel, terms.owner)(conn)
-                if done is not None:
-                    return [done[0]], [claim] if claim is not None else []
-            enqueued = enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
-            written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
-                       if e.id is not None and not e.coalesced}  # fmt: skip
-            names = sorted({e.channel for e in enqueued if e.id is not None})
-            claims = []
-            rows = conn.execute(CHANNELS_NAMED, (_json(names),)).fetchall()
-            for row in rows:
-                claim = claim_channel(conn, row, now, now, terms, written)
-                if claim is not None:
-                    claims.append(claim)
-            if len(claims) == 1:
-                claims[0] = start_first(conn, claims[0], now, terms)
-        return enqueued, claims
-
-    # -- claiming ----------------------------------------------------------------------
-
-    def claim_due(
-        self,
-        now: float,
-        limit: int,
-        owner: str,
-        lease: float,
-        *,
-        rate_limits: Mapping[str, RateLimit] | None = None,
-        breaker: CircuitBreaker | None = None,
-        due_by: float | None = None,
-        terms: ClaimTerms | None = None,
-        channels: Iterable[str] | None = None,
-    ) -> list[Claim]:
-        """Move due deliveries to in flight under ``owner``'s lease, per channel in order.
-
-        Takes at most ``limit`` deliveries per channel, no more than its rate limit has
-        free slots for, one when its circuit wants a probe, and none from a channel
-        another worker holds, the provider blocked, or whose circuit is open. In-flight
-        deliveries whose lease expired (their worker died) are claimed again.
-
-        :param due_by: claim only deliveries due by then (default ``now``): a pass that
-            started earlier leaves alone what failed and was rescheduled during it.
-        :param channels: claim only on these channels (default: every channel).
-        """
-        if terms is None:
-            terms = ClaimTerms(owner, lease, limit, rate_limits or {}, breaker, self.identities)
-        due_by = now if due_by is None else min(due_by, now)
-        claims = []
-        params: tuple[str, ...] = ()
-        if channels is None:
-            query = f"{CHANNELS} FROM channels ORDER BY name"
-        else:
-            query, params = CHANNELS_NAMED, (json.dumps(sorted(set(channels))),)
-        with self.db.write("claiming due deliveries") as conn:
-            for row in conn.execute(query, params).fetchall():
-                claim = claim_channel(conn, row, now, due_by, terms)
-                if claim is not None:
-                    claims.append(claim)
-        return claims
-
-    def wakes(
-        self,
-        now: float,
-        *,
-        rate_limits: Mapping[str, RateLimit] | None = None,
-        breaker: CircuitBreaker | None = None,
-    ) -> list[Wake]:
-        """For each channel of ours with queued work: when it can next be claimed, and
-        why not before."""
-        rate_limits = rate_limits or {}
-        found = []
-        mine = self.identities
-        with self.db.read("reading the queue") as conn:
-            for row in conn.execute(f"{CHANNELS} FROM channels ORDER BY name").fetchall():
-                if mine is not None and row[0] not in mine:
-                    continue
-                identity = None if mine is None else mine[row[0]]
-                args = {"channel": row[0], "identity": identity}
-                due = conn.execute(EARLIEST, args).fetchone()[0]
-                if due is None:
-                    continue
-                g = gate(conn, row, now, rate_limits.get(row[0]), breaker)
-                found.append(Wake(row[0], due, max(due, g.ready_at), g.reason))
-        return found
-
     def get(self, ids: Iterable[int]) -> dict[int, Delivery]:
         """The stored deliveries with these ids (missing ones are left out)."""
         found: dict[int, Delivery] = {}
         with self.db.read("reading deliveries") as conn:
-            for row in Delivery.read(conn, SELECT_IDS, (_json(ids),)):
+            for row in Delivery.read(conn, SELECT_IDS, (json_list(ids),)):
                 found[row["id"]] = Delivery.from_row(row)
+        return found
+
+    # -- what operators see and do --------------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` over every delivery kept."""
+        found: dict[str, dict[str, int]] = {}
+        with self.db.read("counting deliveries") as conn:
+            for channel, state, number in conn.execute(_COUNTS):
+                found.setdefault(channel, {})[state] = number
+        return found
+
+    def waiting_elsewhere(self, identities: Mapping[str, str]) -> list[tuple[str, str, int]]:
+        """``(channel, config, waiting)`` for queued deliveries of channels that the
+        configuration with these ``{channel: identity}`` does not have, or has with
+        other settings: another configuration's process delivers them."""
+        found = []
+        with self.db.read("reading the queue") as conn:
+            for channel, identity, config, number in conn.execute(_LIVE_BY_IDENTITY):
+                mine = identities.get(channel)
+                if mine is not None and identity in (mine, ""):
+                    continue
+                found.append((channel, config or "unknown", number))
+        return found
+
+    def dead_letters(self, *, channel: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Dead letters, oldest first, with their (redacted) last errors."""
+        args = {"channel": channel, "limit": limit}
+        with self.db.read("listing dead letters") as conn:
+            rows = Delivery.read(conn, _DEAD, args)
+        return [Delivery.from_row(r) for r in rows]
+
+    def retry_dead(self, now: float, ids: Sequence[int] | None = None) -> int:
+        """Queue dead letters again (all of them when ``ids`` is ``None``).
+
+        They start over: attempts at 0, due now, ``max_age`` counted from now. Each keeps
+        its id, so it takes its original place in its channel's order.
+        """
+        args = {"now": now, "ids": _ids(ids)}
+        with self.db.write("retrying dead letters") as conn:
+            moved = conn.execute(_RETRY, args).rowcount
+            conn.execute(_CHANNELS, {"ids": args["ids"]})
+        return moved
+
+    def purge(
+        self,
+        state: DeliveryState = DeliveryState.DEAD,
+        *,
+        ids: Sequence[int] | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete finished deliveries: dead letters by default, or delivered ones.
+
+        :param older_than: only those last updated before this time.
+        """
+        state = DeliveryState(state)
+        if state not in (DeliveryState.DEAD, DeliveryState.DELIVERED):
+            raise ValueError("only dead and delivered deliveries can be purged")
+        args = {"state": state.value, "ids": _ids(ids), "before": older_than}
+        with self.db.write("purging deliveries") as conn:
+            return conn.execute(_PURGE, args).rowcount
+
+    def prune(self, now: float, *, dedup_window: float, longest_window: float) -> None:
+        """Forget send times older than any rate window and dedup rows past their use."""
+        keep = max(dedup_window, DEDUP_MEMORY)
+        with self.db.write("pruning") as conn:
+            conn.execute("DELETE FROM sends WHERE at <= ?", (now - longest_window,))
+            conn.execute("DELETE FROM dedup WHERE sent_at <= ?", (now - keep,))
+
+
+class MonitorViews:
+    """The engine's answers about its outbox, for servers and monitors."""
+
+    store: OutboxStore
+
+    @property
+    def path(self) -> str:
+        """The outbox file (``:memory:`` for one in memory)."""
+        return self.store.path
+
+    def writable(self) -> str | None:
+        """Why a delivery could not be written now, or ``None`` when it could.
+
+        Takes the write lock in an empty transaction, as every write must first, so a
+        file another process holds beyond ``busy_timeout``, a full disk or a file moved
+        away are each answered with their one-line reason.
+        """
+        try:
+            with self.store.db.write("checking it is writable"):
+                pass
+        except OutboxError as exc:
+            return str(exc)
+        return None
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """``{channel: {state: number}}`` of every delivery the file keeps, whichever
+        process wrote or delivered it.
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        return self.store.counts()
+
+    def circuit_states(self) -> dict[str, str]:
+        """``{channel: "closed" | "open" | "half_open"}``: each channel's circuit breaker
+        as the file holds it, so every process sharing it reads the same. A channel's
+        state is its identity's (see :mod:`notifier.identity`): for a channel of this
+        engine's, its own (closed until it has any).
+
+        :raises OutboxError: the outbox cannot be read.
+        """
+        with self.store.db.read("reading circuit states") as conn:
+            rows = conn.execute(_CIRCUITS).fetchall()
+        mine = self.store.identities
+        found: dict[str, str] = {}
+        for name, identity, circuit in rows:
+            own = "" if mine is None else mine.get(name)
+            if own is None:  # a channel this engine does not have: as the file holds it
+                found.setdefault(name, circuit)
+            elif identity == own:
+                found[name] = circuit
+            else:
+                found.setdefault(name, "closed")  # no state of its own yet
         return found

@@ -20,20 +20,32 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from notifier.models import Outcome, key_of
-from notifier.outbox.attempts import CLOSE_CIRCUIT
-from notifier.outbox.claiming import (
+from notifier.models import Outcome
+from notifier.outbox.channels import (
+    CHANNELS_NAMED,
+    CLOSE_CIRCUIT,
+    FRESH,
     NEW_CHANNEL,
     TAKE_LEASE,
-    ClaimTerms,
+    OwnChannels,
     gate,
+    own_rows,
     take_slot_in,
 )
+from notifier.outbox.claiming import ClaimTerms, claim_channel, give_back, lease_key, start_first
 from notifier.outbox.policy import is_duplicate
-from notifier.outbox.records import Claim, Delivery, DeliveryState, Enqueued, NewDelivery
+from notifier.outbox.records import (
+    Claim,
+    Delivery,
+    DeliveryState,
+    Enqueued,
+    NewDelivery,
+    json_list,
+    prepare,
+)
 
 if TYPE_CHECKING:
-    from notifier.outbox.store import OutboxStore
+    pass
 
 PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
 # Every new row, whichever path writes it.
@@ -43,8 +55,7 @@ _INSERT = (
     " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " ?, ?)"
 )
-# Key lists travel as one JSON array parameter (json_each), never spliced into SQL; queries
-# on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
+# Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
 LIVE_FPS = (
     "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
@@ -53,34 +64,6 @@ _SENT_FPS = (
     "SELECT fingerprint, channel, status, sent_at FROM dedup"
     " WHERE fingerprint IN (SELECT value FROM json_each(?))"
 )
-# One encoder for every alert: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json(values: Iterable[Any]) -> str:
-    return json.dumps(list(values))
-
-
-def prepare(items: Iterable[NewDelivery]) -> list[tuple[NewDelivery, str, str]]:
-    """Validate and serialise before any transaction, so a bad item changes nothing."""
-    # Per alert: its JSON, and the parts of its key (isoformat() is not free).
-    alerts: dict[int, tuple[str, str, str, str]] = {}
-    prepared: list[tuple[NewDelivery, str, str]] = []
-    for item in items:
-        if not isinstance(item, NewDelivery):
-            raise TypeError(f"enqueue_many takes NewDelivery items, got {item!r}")
-        known = alerts.get(id(item.alert))
-        if known is None:
-            data = item.alert.to_dict()
-            known = alerts[id(item.alert)] = (
-                _ENCODE(data),
-                data["fingerprint"],
-                data["status"],
-                data["starts_at"],
-            )
-        text, fingerprint, status, starts_at = known
-        prepared.append((item, key_of(fingerprint, status, starts_at, item.channel), text))
-    return prepared
 
 
 def enqueue(
@@ -97,7 +80,7 @@ def enqueue(
     # a fingerprint with one queued is not judged a duplicate until that is settled.
     live: dict[str, int] = {}
     busy: set[tuple[str, str]] = set()
-    fps = _json({item.alert.fingerprint for item, _, _ in prepared})
+    fps = json_list({item.alert.fingerprint for item, _, _ in prepared})
     for fp, channel, key, id_ in conn.execute(LIVE_FPS, (fps,)):
         live[key] = id_
         busy.add((fp, channel))
@@ -135,14 +118,14 @@ def enqueue(
         if last - first + 1 != len(rows):
             raise RuntimeError("outbox ids were not handed out consecutively")
         names = sorted({row[1] for row in rows})
-        conn.executemany(NEW_CHANNEL, [(n,) for n in names])
+        conn.executemany(NEW_CHANNEL, [(n, identity(n)) for n in names])
     return out
 
 
 # All the fast path reads, in one statement: whether the fingerprint has a live delivery,
 # when its statuses were last sent on the channel (with a dedup window), the channel's
 # row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
-# the partial indexes' WHERE text (schema.LIVE) exactly.
+# the partial indexes' WHERE text (file.LIVE) exactly.
 LOOK = (
     "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"
     " AND fingerprint = :fp),"
@@ -151,11 +134,8 @@ LOOK = (
     " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
     " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
     " AND state IN ('pending', 'inflight'))"
-    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel"
+    " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel AND c.identity = :identity"
 )
-_NEW_LEASED = "INSERT INTO channels (name, lease_owner, lease_expires) VALUES (?, ?, ?)"
-# A channels row but its name: unblocked, circuit closed, claim free.
-_FRESH_CHANNEL = (0.0, "closed", 0, 0.0, None, 0.0)
 
 
 def write_and_claim_one(
@@ -168,12 +148,12 @@ def write_and_claim_one(
     terms: ClaimTerms,
     *,
     held: bool = False,
-    store: OutboxStore | None = None,
+    store: WritingMixin | None = None,
 ) -> tuple[Enqueued, Claim | None] | None:
     """Write ``item`` (its alert encoded as ``text``) and claim it when its channel is free.
 
     :param held: ``terms.owner`` still holds the channel's lease from its last send, whose
-        release it took back (:func:`~notifier.outbox.attempts.lease_key`): the channel
+        release it took back (:func:`~notifier.outbox.claiming.lease_key`): the channel
         is idle and ours, and its lease is kept when it still has long to run.
     :return: what was written and the claim (its send slot taken: send at once), or no
         claim when the channel cannot be claimed now; ``None``, with nothing written, when
@@ -182,7 +162,7 @@ def write_and_claim_one(
     alert, channel = item.alert, item.channel
     fp = alert.fingerprint
     identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
-    look = {"fp": fp, "channel": channel, "dedup": dedup_window > 0}
+    look = {"fp": fp, "channel": channel, "identity": identity, "dedup": dedup_window > 0}
     live, sent, *row, busy = conn.execute(LOOK, look).fetchone()
     if live:
         return None  # coalescing and the dedup rules for a fingerprint in flight
@@ -194,14 +174,14 @@ def write_and_claim_one(
         return None  # older work on the channel goes first
     row = row if row[0] is not None else None
     if row is None:
-        held, channel_row = False, (channel, *_FRESH_CHANNEL)
+        held, channel_row = False, (channel, *FRESH, identity)
     elif held:
         # The release taken back also closed the circuit after the last send.
         if row[2] != "closed" or row[3]:
-            conn.execute(CLOSE_CIRCUIT, (channel,))
-        channel_row = (channel, row[1], *_FRESH_CHANNEL[1:])
+            conn.execute(CLOSE_CIRCUIT, (channel, identity))
+        channel_row = (channel, row[1], *FRESH[1:], identity)
     else:
-        channel_row = tuple(row)
+        channel_row = (*row, identity)
     limit = terms.rate_limits.get(channel)
     g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
@@ -211,7 +191,7 @@ def write_and_claim_one(
                       None, None, identity, origin),
         )  # fmt: skip
         if row is None:
-            conn.execute(NEW_CHANNEL, (channel,))
+            conn.execute(NEW_CHANNEL, (channel, identity))
         return Enqueued(channel, key, fp, Outcome.QUEUED, cursor.lastrowid), None
     until = now + terms.lease
     cursor = conn.execute(
@@ -221,15 +201,94 @@ def write_and_claim_one(
     id_ = cursor.lastrowid
     assert id_ is not None  # an INSERT's cursor holds the new row's id
     probe = terms.breaker is not None and g.admit == 1 and channel_row[2] != "closed"
-    if row is None:
-        conn.execute(_NEW_LEASED, (channel, terms.owner, until))
-    elif not (held and row[6] - now > terms.lease / 2):  # a held lease with long to run stays
-        conn.execute(TAKE_LEASE, (terms.owner, until, probe, channel))
+    if row is None or not (held and row[6] - now > terms.lease / 2):
+        # A held lease with long to run stays.
+        args = {"name": channel, "identity": identity, "owner": terms.owner, "until": until}
+        conn.execute(TAKE_LEASE, {**args, "probe": probe})
     # The gate found a free slot a moment ago in this same transaction: this takes it.
-    take_slot_in(conn, channel, now, limit, id_)
+    take_slot_in(conn, channel, identity, now, limit, id_)
     delivery = Delivery(
         id_, channel, key, fp, status, text, item.mentions, DeliveryState.INFLIGHT, 0, now,
         None, now, now, now, False, terms.owner, until, identity, origin, loaded=alert,
     )  # fmt: skip
     enqueued = Enqueued(channel, key, fp, Outcome.QUEUED, id_)
     return enqueued, Claim(channel, (delivery,), probe, started=True)
+
+
+class WritingMixin(OwnChannels):
+    origin: str  # the configuration file, stamped on what it writes
+
+    def enqueue_many(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float = 0.0
+    ) -> list[Enqueued]:
+        """Write deliveries in one transaction; one :class:`Enqueued` per item, in order.
+
+        A delivery whose idempotency key is already queued is not written twice
+        (``coalesced``); one sent within ``dedup_window`` is not written at all.
+        Everything is validated and serialised before the transaction starts, so a bad
+        item leaves the outbox untouched.
+        """
+        prepared = prepare(items)
+        if not prepared:
+            return []
+        with self.db.write("queueing deliveries") as conn:
+            return enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
+
+    def enqueue_and_claim(
+        self, items: Iterable[NewDelivery], *, now: float, dedup_window: float, terms: ClaimTerms
+    ) -> tuple[list[Enqueued], list[Claim]]:
+        """Write deliveries and, in the same transaction, claim their channels.
+
+        Each channel written to is claimed as :meth:`claim_due` would (its due prefix,
+        older deliveries first, none while another worker holds it), so order and rate
+        limits hold. When a single channel is claimed, its first send slot is taken too:
+        the caller sends it at once. Claimed deliveries written now carry their
+        in-memory alert.
+        """
+        prepared = prepare(items)
+        if not prepared:
+            return [], []
+        # This process's lease on the channel, idle since its last send, whose release
+        # is still pending: the single path goes on under it rather than give it back.
+        lease = lease_key(prepared[0][0].channel, terms.owner) if len(prepared) == 1 else None
+        held = lease is not None and self.db.withdraw(lease)
+        try:
+            return self._write_and_claim(prepared, now, dedup_window, terms, held)
+        except BaseException:
+            # Still owed: the lease goes back as the withdrawn write would have.
+            if held and lease is not None:
+                back = give_back(lease[1], self.identity(lease[1]), terms.owner)
+                self.db.defer(back, lease)
+            raise
+
+    def _write_and_claim(
+        self,
+        prepared: list[tuple[NewDelivery, str, str]],
+        now: float,
+        dedup_window: float,
+        terms: ClaimTerms,
+        held: bool,
+    ) -> tuple[list[Enqueued], list[Claim]]:
+        with self.db.write("queueing deliveries") as conn:
+            if len(prepared) == 1:
+                args = (*prepared[0], now, dedup_window, terms)
+                done = write_and_claim_one(conn, *args, held=held, store=self)
+                claim = done[1] if done is not None else None
+                if held and claim is None:  # not going on under it: give the channel lease back
+                    channel = prepared[0][0].channel
+                    give_back(channel, self.identity(channel), terms.owner)(conn)
+                if done is not None:
+                    return [done[0]], [claim] if claim is not None else []
+            enqueued = enqueue(conn, prepared, now, dedup_window, self.identity, self.origin)
+            written = {e.id: item.alert for e, (item, _, _) in zip(enqueued, prepared, strict=True)
+                       if e.id is not None and not e.coalesced}  # fmt: skip
+            names = sorted({e.channel for e in enqueued if e.id is not None})
+            claims = []
+            rows = conn.execute(CHANNELS_NAMED, (json_list(names),)).fetchall()
+            for row in own_rows(rows, terms.identities):
+                claim = claim_channel(conn, row, now, now, terms, written)
+                if claim is not None:
+                    claims.append(claim)
+            if len(claims) == 1:
+                claims[0] = start_first(conn, claims[0], now, terms)
+        return enqueued, claims

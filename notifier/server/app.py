@@ -28,11 +28,12 @@ from notifier.alertmanager import parse_notification
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.config import load_config
 from notifier.dispatcher import Dispatcher
-from notifier.errors import OutboxError
+from notifier.errors import NotifierError, OutboxError
 from notifier.groups import AlertGroup
 from notifier.models import Link
 from notifier.outbox.records import NewDelivery
 from notifier.plugins import PluginHost
+from notifier.routing import Target
 from notifier.server.auth import Credentials
 from notifier.server.commit import GroupCommit
 from notifier.server.ingest import Budgets, alert_deliveries, notification_deliveries, parse_alerts
@@ -118,23 +119,25 @@ class NotifierApp:
         """
         if not 0 < delivery_share <= 1:
             raise ValueError(f"delivery_share is a share of the time, 0 to 1; got {delivery_share}")
-        if dispatcher.outbox is None:
+        if dispatcher.outbox is None and dispatcher.celery is None:
             raise ValueError("notifier serve delivers through an outbox; the dispatcher has none")
         self.dispatcher = dispatcher
-        self.engine = dispatcher.outbox
+        # With [celery] the workers deliver: requests become tasks, nothing runs here.
+        self.celery = dispatcher.celery
+        self.engine: Any = dispatcher.outbox
         self.settings = settings or dispatcher.config.server
         self.metrics = metrics
         metrics.engine = self.engine
         metrics.kinds.update({n: c.spec.kind for n, c in dispatcher.channels.items()})
         self.credentials = Credentials(self.settings.tokens, self.settings.users)
         self.budgets = Budgets(dispatcher)
-        self.commits = GroupCommit(self.engine.enqueue)
+        self.commits = GroupCommit(self.engine.enqueue) if self.engine is not None else None
         self.delivery_share = delivery_share
         self._accepted = 0  # requests accepted so far: did any arrive during a round?
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if deliver:
+        if deliver and self.celery is None:
             self._thread = threading.Thread(
                 target=self._deliver_forever, name="notifier-serve-delivery", daemon=True
             )
@@ -244,6 +247,12 @@ class NotifierApp:
         raise Refused(404, f"no such endpoint: {path}")
 
     def _ready(self) -> Answer:
+        if self.celery is not None:
+            try:
+                self.celery.state.ping()
+            except NotifierError as exc:
+                raise Refused(503, str(exc), (("Retry-After", "5"),)) from None
+            return _json(200, {"status": "ready", "queue": self.celery.settings.queue})
         problem = self.engine.writable()
         if problem is not None:
             raise Refused(503, f"outbox not writable: {problem}", (("Retry-After", "5"),))
@@ -283,20 +292,35 @@ class NotifierApp:
             raise Refused(400, "body is not JSON this server reads: nested too deeply") from None
 
     def _accept(self, deliveries: list[NewDelivery], alerts: int, source: str, rid: str) -> Answer:
-        try:
-            done = self.commits.write(deliveries)
-        except OutboxError as exc:
-            raise Refused(
-                503, f"cannot store the deliveries: {exc}", (("Retry-After", "5"),)
-            ) from None
-        self._accepted += 1
-        self._wake.set()
+        if self.celery is not None:
+            ids: list[Any] = self._queue(deliveries)
+        else:
+            assert self.commits is not None
+            try:
+                done = self.commits.write(deliveries)
+            except OutboxError as exc:
+                raise Refused(
+                    503, f"cannot store the deliveries: {exc}", (("Retry-After", "5"),)
+                ) from None
+            self._accepted += 1
+            self._wake.set()
+            ids = [e.id for e in done if e.id is not None]
         self.metrics.alerts_received.labels(source).inc(alerts)
-        ids = [e.id for e in done if e.id is not None]
         log.info(
             "[%s] accepted %d alert(s) from %s as %d delivery(ies)", rid, alerts, source, len(ids)
         )
         return _json(200, {"accepted": alerts, "ids": ids})
+
+    def _queue(self, deliveries: list[NewDelivery]) -> list[Any]:
+        """One Celery task per delivery; their ids. A 503 when the broker or Redis is
+        away: the sender retries, and what was queued before is then a duplicate."""
+        assert self.celery is not None
+        try:
+            return [self.celery.enqueue(d.alert, Target(d.channel, d.mentions)) for d in deliveries]
+        except NotifierError as exc:
+            raise Refused(
+                503, f"cannot queue the deliveries: {exc}", (("Retry-After", "5"),)
+            ) from None
 
 
 def _method(method: str, allowed: str) -> None:
@@ -337,8 +361,12 @@ def create_app(
     host = PluginHost.load(env=env, extra=[metrics, *plugins])
     loaded = load_config(config, host, env)
     settings = loaded.server if listen is None else loaded.server.listening_on(listen)
-    dispatcher = Dispatcher(loaded, host=host, clock=clock or SYSTEM_CLOCK, outbox=True)
+    outbox = loaded.celery is None  # with [celery], the workers deliver
+    dispatcher = Dispatcher(loaded, host=host, clock=clock or SYSTEM_CLOCK, outbox=outbox)
     try:
+        if dispatcher.celery is not None:
+            log.info("notifier serve: queueing for Celery workers (%s)", loaded.celery)
+            return NotifierApp(dispatcher, metrics, settings=settings, deliver=False)
         assert dispatcher.outbox is not None
         where = "[outbox]" if loaded.outbox is not None else "the default outbox (no [outbox])"
         log.info("notifier serve: delivering through %s at %s", where, dispatcher.outbox.path)

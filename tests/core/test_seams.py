@@ -19,7 +19,7 @@ from notifier.identity import channel_identity
 from notifier.kinds import RateLimit
 from notifier.models import DeliveryContext, Outcome
 from notifier.outbox import OutboxSettings, OutboxStore
-from notifier.outbox.attempts import SendLogPacer
+from notifier.outbox.channels import SendLogPacer
 from notifier.plugins import PluginHost
 from notifier.ratelimit import SlidingWindow
 

@@ -83,7 +83,7 @@ def test_a_held_lane_is_given_back_when_the_next_dispatch_cannot_use_it(
 def test_a_held_lane_is_still_given_back_when_the_next_write_fails(
     make_engine, db_path, monkeypatch
 ):
-    import notifier.outbox.store as store_module
+    import notifier.outbox.writing as store_module
 
     engine = make_engine(store=OutboxStore.open(db_path))
     engine.submit(items(["first"], "ops"))

@@ -3,7 +3,8 @@
 Every channel gets one :class:`~notifier.http.HttpClient` sized and clocked by the host's
 :class:`~notifier.kinds.BuildContext`. Direct channels with the same API root, corp id and
 secret share one access token (WeCom rate-limits ``gettoken``; a second token per process
-only wastes quota).
+only wastes quota); with the host's shared token store (``BuildContext.tokens``) every
+process delivering for the deployment shares it too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from notifier_wework.robot import RobotChannel
 #: a group robot takes at most 20 messages in any 60 seconds
 ROBOT_RATE = RateLimit(20, 60.0)
 
-_tokens: weakref.WeakValueDictionary[tuple[str, str, int], TokenCache] = (
+_tokens: weakref.WeakValueDictionary[tuple[str, str, int, int], TokenCache] = (
     weakref.WeakValueDictionary()
 )
 _tokens_lock = threading.Lock()
@@ -48,13 +49,15 @@ def _token_cache(spec: ChannelSpec, context: BuildContext, client: HttpClient) -
     """The token cache for this credential, shared with live channels that use it."""
     o = spec.options
     identity = credential_id(client.api_root, o["corp_id"], o["secret"])
-    key = (client.api_root, identity, id(context.clock))
+    key = (client.api_root, identity, id(context.clock), id(context.tokens))
     with _tokens_lock:
         cache = _tokens.get(key)
         if cache is None:
             params = {"corpid": o["corp_id"], "corpsecret": o["secret"]}
             fetch = endpoint_token_fetcher(client, GETTOKEN, params)
-            cache = _tokens[key] = TokenCache(fetch, identity=identity, clock=context.clock)
+            cache = _tokens[key] = TokenCache(
+                fetch, identity=identity, clock=context.clock, store=context.tokens
+            )
         return cache
 
 
