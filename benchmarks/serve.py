@@ -2,7 +2,7 @@
 serve``, against a bare waitress WSGI app that reads the body and answers 200.
 
 Each side runs in its own process under waitress with the same thread count; 32 client
-threads in this process keep one HTTP/1.1 connection each and post 10-alert
+threads (in two client processes of 16) keep one HTTP/1.1 connection each and post 10-alert
 notifications, each distinct (so none is deduplicated), as fast as answers come. The
 notifier side answers 200 only once the deliveries are in the outbox file (WAL,
 ``synchronous = normal``) and delivers them to a ``jsonl`` channel in the same process, as
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ ALERTS = 10
 RATIO_TARGET = 0.5
 P99_TARGET_MS = 50.0
 THREADS = 16  # notifier serve's default (--threads), and the bare app's
+# Client processes, 32 / N connections each, the same for both apps. One process of 32
+# posting threads takes turns on one interpreter; more let the client use both cores
+# (NOTIFIER_BENCH_CLIENT_PROCESSES=1: the single process of earlier runs).
+CLIENT_PROCESSES = int(os.environ.get("NOTIFIER_BENCH_CLIENT_PROCESSES", "2"))
 
 CONFIG = """
 [channels.audit]
@@ -109,16 +114,17 @@ def body(load: int, client: int, n: int) -> bytes:
     ).encode()  # fmt: skip
 
 
-def load(server: Server, seconds: float) -> dict[str, Any]:
-    """32 keep-alive clients posting for ``seconds``: answers per second, latencies, the
-    server's CPU time per answer and, for a notifier, what it delivered meanwhile."""
-    port = server.port
+def post(
+    port: int, this: int, indices: range, seconds: float, ready: Callable[[], None]
+) -> dict[str, Any]:
+    """Keep-alive clients ``indices`` posting to ``port`` for ``seconds`` once ``ready()``
+    returns: their latencies, the non-200 answers and when the posting began and ended
+    (``perf_counter``, which is system-wide on Linux)."""
     latencies: list[float] = []
     failures = [0]
-    this = next(_LOADS)  # every notification of every run distinct: none deduplicated
     lock = threading.Lock()
-    ready = threading.Barrier(CLIENTS + 1)  # every client has built its bodies
-    start = threading.Barrier(CLIENTS + 1)  # the deadline is set
+    built = threading.Barrier(len(indices) + 1)  # every client has built its bodies
+    start = threading.Barrier(len(indices) + 1)  # the deadline is set
     deadline = [0.0]
 
     def client(index: int) -> None:
@@ -126,7 +132,7 @@ def load(server: Server, seconds: float) -> dict[str, Any]:
         mine: list[float] = []
         n = 0
         bodies = [body(this, index, k) for k in range(4000)]  # built before the clock starts
-        ready.wait()
+        built.wait()
         start.wait()
         while time.perf_counter() < deadline[0]:
             began = time.perf_counter()
@@ -143,30 +149,77 @@ def load(server: Server, seconds: float) -> dict[str, Any]:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in indices]
     for t in threads:
         t.start()
-    ready.wait()
-    delivered, cpu = server.delivered(), server.cpu()
+    built.wait()
+    ready()
     # Set before the clients are released: each reads it as soon as it passes the barrier.
     began = time.perf_counter()
     deadline[0] = began + seconds
     start.wait()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - began
+    return {"latencies": latencies, "failures": failures[0], "began": began,
+            "ended": time.perf_counter()}  # fmt: skip
+
+
+def load(server: Server, seconds: float) -> dict[str, Any]:
+    """32 keep-alive clients posting for ``seconds``, in ``CLIENT_PROCESSES`` processes
+    of their own: answers per second, latencies, the server's CPU time per answer and,
+    for a notifier, what it delivered meanwhile."""
+    this = next(_LOADS)  # every notification of every run distinct: none deduplicated
+    before: dict[str, Any] = {}
+
+    def snapshot() -> None:
+        before.update(delivered=server.delivered(), cpu=server.cpu())
+
+    share = CLIENTS // CLIENT_PROCESSES
+    groups = [range(k * share, (k + 1) * share) for k in range(CLIENT_PROCESSES)]
+    if CLIENT_PROCESSES == 1:
+        parts = [post(server.port, this, groups[0], seconds, snapshot)]
+    else:
+        command = [sys.executable, "-m", "benchmarks.serve", "client", str(server.port)]
+        clients = [
+            subprocess.Popen(
+                [*command, str(this), str(group.start), str(group.stop), str(seconds)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            )
+            for group in groups
+        ]  # fmt: skip
+        for c in clients:
+            assert c.stdout is not None and c.stdout.readline().strip() == "ready"
+        snapshot()
+        for c in clients:
+            assert c.stdin is not None
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        parts = [json.loads(c.communicate()[0]) for c in clients]
+    elapsed = max(p["ended"] for p in parts) - min(p["began"] for p in parts)
     delivered_after, cpu_after, queued = server.delivered(), server.cpu(), server.queued()
-    ordered = sorted(latencies)
+    ordered = sorted(x for p in parts for x in p["latencies"])
+    cpu = before["cpu"]
     return {
         "per_second": len(ordered) / elapsed,
         "p50_ms": statistics.median(ordered) * 1000,
         "p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000,
         "requests": len(ordered),
-        "failures": failures[0],
-        "delivered_per_second": (delivered_after - delivered) / elapsed,
+        "failures": sum(p["failures"] for p in parts),
+        "delivered_per_second": (delivered_after - before["delivered"]) / elapsed,
         "queued_after": queued,
         "server_cpu_ms": (cpu_after - cpu) / len(ordered) * 1000 if cpu is not None else None,
     }
+
+
+def client_process(port: int, this: int, first: int, stop: int, seconds: float) -> None:
+    """A client process: says "ready" once its clients are connected and their bodies
+    built, posts once a line arrives on stdin, then prints what :func:`post` measured."""
+
+    def ready() -> None:
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+    print(json.dumps(post(port, this, range(first, stop), seconds, ready)), flush=True)
 
 
 class Server:
@@ -265,4 +318,8 @@ def run(settings: Settings, workdir: Path) -> Outcome:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "client":
+        port, this, first, stop = (int(a) for a in sys.argv[2:6])
+        client_process(port, this, first, stop, float(sys.argv[6]))
+    else:
+        serve(sys.argv[1], sys.argv[2])

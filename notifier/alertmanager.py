@@ -12,6 +12,7 @@ values count as ``warning``), ``generatorURL`` its first link. An ``endsAt`` of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from notifier.groups import AlertGroup
@@ -27,9 +28,11 @@ def _strings(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}{key}: expected an object of strings, got {type(value).__name__}")
-    if all(type(k) is type(v) is str for k, v in value.items()):  # as Alertmanager sends
-        return dict(value)
-    return {str(k): str(v) for k, v in value.items()}
+    try:  # text to text, as Alertmanager sends: join takes nothing else
+        "".join([*value, *value.values()])
+    except TypeError:
+        return {str(k): str(v) for k, v in value.items()}
+    return dict(value)
 
 
 def _status(value: Any, where: str) -> Status:
@@ -53,6 +56,9 @@ def alert_from_alertmanager(data: Mapping[str, Any], where: str = "") -> Alert:
     title = annotations.get("summary") or labels.get("alertname") or "alert"
     severity = labels.get("severity", "warning").lower()
     generator = data.get("generatorURL")
+    quick = _usual(data, labels, annotations, title, severity, generator, where)
+    if quick is not None:
+        return quick
     # Alertmanager always sends startsAt; without one the alert starts now.
     started: dict[str, Any] = {"starts_at": data["startsAt"]} if data.get("startsAt") else {}
     try:
@@ -71,6 +77,53 @@ def alert_from_alertmanager(data: Mapping[str, Any], where: str = "") -> Alert:
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}{exc}") from None
+
+
+def _usual(
+    data: Mapping[str, Any],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    title: str,
+    severity: str,
+    generator: Any,
+    where: str,
+) -> Alert | None:
+    """The alert of an entry as Alertmanager writes it (text that encodes, a fingerprint,
+    UTC times), each field checked once; ``None`` for anything else, which ``Alert(...)``
+    checks (and explains) field by field."""
+    fingerprint = data.get("fingerprint")
+    started = data.get("startsAt")
+    if not fingerprint or type(fingerprint) is not str or type(started) is not str:
+        return None
+    if not title.strip():
+        return None
+    try:
+        texts = [*labels, *labels.values(), *annotations, *annotations.values(), fingerprint]
+        "\x00".join(texts).encode()
+        ended = _ended(data.get("endsAt"))
+        return Alert.from_checked(
+            title=title,
+            body=annotations.get("description", ""),
+            severity=severity if severity in SEVERITIES else "warning",
+            labels=labels,
+            annotations=annotations,
+            status=_status(data.get("status"), where),
+            fingerprint=fingerprint,
+            starts_at=_utc(started),
+            ends_at=None if ended is None else _utc(ended),
+            links=(Link(str(generator), "Source"),) if generator else (),
+            source=SOURCE,
+        )
+    except (TypeError, ValueError):  # a UnicodeEncodeError too
+        return None
+
+
+def _utc(text: str) -> datetime:
+    """A time written in UTC, as Alertmanager writes them; ValueError for any other."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is not UTC:
+        raise ValueError(f"not a UTC time: {text!r}")
+    return parsed
 
 
 def parse_notification(data: Any) -> AlertGroup:

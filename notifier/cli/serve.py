@@ -36,6 +36,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default=THREADS,
         help=f"requests handled at once (default: {THREADS})",
     )
+    p.add_argument(
+        "--no-deliver",
+        dest="deliver",
+        action="store_false",
+        help="only accept into the outbox; notifier worker processes deliver",
+    )
     p.set_defaults(handler=run)
 
 
@@ -44,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from notifier.server.serving import run_until, waitress_server
     from notifier.server.settings import parse_listen
 
-    app = create_app(getattr(args, "config", None), listen=args.listen)
+    deliver: bool = getattr(args, "deliver", True)
+    app = create_app(getattr(args, "config", None), listen=args.listen, deliver=deliver)
     try:
         host, port = parse_listen(app.settings.listen)
         server = waitress_server(app, host, port, threads=max(args.threads, 1))
@@ -60,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             )
             into = f"outbox {app.engine.path} ({which})"
         print(
-            f"notifier serve: listening on http://{bound[0]}:{bound[1]}, {into}",
+            f"notifier serve: listening on http://{bound[0]}:{bound[1]}, {into}"
+            + ("" if deliver else "; not delivering"),
             file=sys.stderr,
             flush=True,
         )

@@ -89,18 +89,29 @@ def group_message(group: AlertGroup, alerts: tuple[Alert, ...], truncated: int =
             Link(group.external_url, "Alertmanager"),
             Link(silence_url(group.external_url, matchers), "Silence"),
         )
-    return Alert(
-        title=title,
-        body="\n".join(lines),
-        severity=min((a.severity for a in alerts), key=SEVERITIES.index),
-        labels=dict(group.common_labels or {}),
-        annotations=dict(group.common_annotations or {}),
-        status=Status.FIRING if firing else Status.RESOLVED,
-        fingerprint="am-" + hashlib.sha256(key.encode()).hexdigest()[:24],
-        starts_at=min(a.starts_at for a in alerts),
-        links=links,
-        source=alerts[0].source,
-    )
+    fields: dict[str, Any] = {
+        "title": title,
+        "body": "\n".join(lines),
+        "severity": min((a.severity for a in alerts), key=SEVERITIES.index),
+        "labels": dict(group.common_labels or {}),
+        "annotations": dict(group.common_annotations or {}),
+        "status": Status.FIRING if firing else Status.RESOLVED,
+        "fingerprint": "am-" + hashlib.sha256(key.encode()).hexdigest()[:24],
+        "starts_at": min(a.starts_at for a in alerts),
+        "ends_at": None,
+        "links": links,
+        "source": alerts[0].source,
+    }
+    # Made of checked alerts and links; only the group's own maps and title are text no
+    # alert has vouched for yet.
+    labels, annotations = fields["labels"], fields["annotations"]
+    try:
+        "\x00".join(
+            [title, *labels, *labels.values(), *annotations, *annotations.values()]
+        ).encode()
+    except (TypeError, UnicodeEncodeError):
+        return Alert(**fields)
+    return Alert.from_checked(**fields)
 
 
 def split(alerts: tuple[Alert, ...], budget: int | None) -> list[tuple[Alert, ...]]:

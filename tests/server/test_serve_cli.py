@@ -117,3 +117,37 @@ def test_a_public_address_without_credentials_is_refused(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "needs tokens or users" in done.stderr
+
+
+@pytest.mark.slow
+def test_no_deliver_accepts_and_leaves_delivery_to_a_worker(tmp_path):
+    config = tmp_path / "notifier.toml"
+    config.write_text(
+        '[channels.audit]\nkind = "jsonl"\npath = "audit.jsonl"\n'
+        f'[outbox]\npath = "outbox.db"\n[server]\nlisten = "127.0.0.1:{free_port()}"\n',
+        encoding="utf-8",
+    )
+    process = start(config, "--no-deliver")
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        base = first.split("listening on ")[1].split(",")[0]
+        body = notification([am_alert(1), am_alert(2)])
+        answer = requests.post(base + "/api/v1/alertmanager", json=body, timeout=10)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert answer.status_code == 200, answer.text
+    assert first.rstrip().endswith("; not delivering")
+    with sqlite3.connect(tmp_path / "outbox.db") as conn:
+        assert conn.execute("SELECT state FROM deliveries").fetchall() == [("pending",)]
+    assert not (tmp_path / "audit.jsonl").exists()
+    worker = subprocess.run(
+        [sys.executable, "-m", "notifier", "worker", "--config", str(config), "--once"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and "2 firing" in lines[0]
