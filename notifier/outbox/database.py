@@ -34,6 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from notifier.errors import OutboxError
 from notifier.filemodes import DIR_MODE, FILE_MODE
 from notifier.outbox import file as outbox_file
+from notifier.outbox.checkpoints import Checkpointer
 from notifier.outbox.settings import MEMORY
 
 log = logging.getLogger("notifier.outbox")
@@ -153,9 +154,16 @@ class Database:
     writer at a time anyway, and the outbox's transactions are short.
     """
 
-    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: str, conn: sqlite3.Connection, checkpoints: sqlite3.Connection | None = None
+    ) -> None:
+        """
+        :param checkpoints: a second connection to the same file, for checkpoints off
+            the writing thread (see :mod:`~.checkpoints`).
+        """
         self.path = path
         self._conn = conn
+        self._checkpointer = Checkpointer(checkpoints) if checkpoints is not None else None
         # The file opened, by device and inode: a file deleted, moved or replaced at the
         # path under this process is noticed (see check_file), not silently kept on.
         self._identity = outbox_file.file_id(path)
@@ -184,12 +192,18 @@ class Database:
         """
         path = outbox_file.create(path, synchronous, file_mode, dir_mode)
         conn = outbox_file.connect(path, busy_timeout, synchronous)
-        db = cls(path, conn)
+        second = None
         try:
+            # Opened with the first, so both are connections to the same file.
+            if path != MEMORY:
+                second = outbox_file.connect(path, busy_timeout, synchronous)
+            db = cls(path, conn, second)
             with db.write("upgrading its schema") as migrating:
                 outbox_file.migrate(migrating, path)
         except BaseException:
             conn.close()
+            if second is not None:
+                second.close()
             raise
         return db
 
@@ -243,6 +257,8 @@ class Database:
                         write(conn)
                     yield conn
                     conn.execute("COMMIT")
+                    if self._checkpointer is not None:
+                        self._checkpointer.committed()
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -295,6 +311,8 @@ class Database:
     def close(self) -> None:
         _OPEN.discard(self)
         self._deferred.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         try:
             self.flush()
         except OutboxError as exc:  # still in flight in the file: recovery sends it again
@@ -305,7 +323,11 @@ class Database:
                 # deletes the -wal and -shm files *at the path*: those of whatever file
                 # is there now. The stale connection is kept open instead.
                 _KEPT.append(self._conn)
+                if self._checkpointer is not None:
+                    _KEPT.append(self._checkpointer.conn)
                 return
+            if self._checkpointer is not None:
+                self._checkpointer.conn.close()
             self._conn.close()
 
 

@@ -229,3 +229,38 @@ def test_a_long_stream_of_small_writes_keeps_the_write_ahead_log_bounded(db_path
         store.close()
     # 6,000 transactions of a few pages each would be over 100 MB of log.
     assert wal < (outbox_file.WAL_PAGES + 500) * 4096
+
+
+def test_a_second_connection_checkpoints_the_log_off_the_writing_thread(db_path):
+    from notifier.outbox.checkpoints import EVERY
+
+    store = OutboxStore.open(db_path)
+    # The writing connection's own checkpoints off: only the checkpointer reuses the log.
+    store.db._conn.execute("PRAGMA wal_autocheckpoint = 0")
+    checkpointer = store.db._checkpointer
+    assert checkpointer is not None
+
+    written = 0
+
+    def write_and_wait(rounds: int) -> int:
+        # Up to a checkpoint's transaction, the last one: the checkpoint copies all.
+        nonlocal written
+        while True:
+            store.enqueue_many([NewDelivery(Alert(title=f"a{written}"), "ops")], now=1.0)
+            written += 1
+            if checkpointer._commits % EVERY == 0:
+                break
+        with checkpointer.done:
+            assert checkpointer.done.wait_for(lambda: checkpointer.count >= rounds, timeout=30)
+        return Path(db_path + "-wal").stat().st_size
+
+    try:
+        first = write_and_wait(1)
+        # Each later stretch starts over at the log's beginning, so the log stays about
+        # the size of one stretch (a log never reused would be 2, 3, 4 times it).
+        sizes = [write_and_wait(n) for n in (2, 3, 4)]
+        assert max(sizes) < first * 1.5
+        assert store.counts()["ops"]["pending"] == written >= 3 * EVERY
+        assert checkpointer.conn.total_changes == 0  # only checkpoints went through it
+    finally:
+        store.close()
