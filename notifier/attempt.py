@@ -109,41 +109,38 @@ class Attempt:
         reading for an error nobody classified.
         """
         details = dict(receipt.details or {})
+        common: dict[str, Any] = {
+            "kind": receipt.kind,
+            "fingerprint": receipt.fingerprint,
+            "attempts": receipt.attempts,
+            "latency_ms": receipt.latency_ms,
+        }
         if receipt.ok:
             parts = details.pop("parts", 1)
             return cls(
                 receipt.channel,
                 True,
-                kind=receipt.kind,
-                fingerprint=receipt.fingerprint,
-                attempts=receipt.attempts,
-                latency_ms=receipt.latency_ms,
                 message_id=receipt.message_id,
                 parts=parts if isinstance(parts, int) else 1,
                 details=details,
+                **common,
             )
-        retry_after = details.get("retry_after")
+        retry_after = details.pop("retry_after", None)
         try:
             retry_after = None if retry_after is None else max(float(retry_after), 0.0)
         except (TypeError, ValueError):
             retry_after = None
-        rate_limited = bool(details.get("rate_limited"))
-        retryable = bool(details.get("retryable")) or rate_limited
-        code, request_id = details.pop("code", None), details.pop("request_id", None)
-        for fact in ("retryable", "rate_limited", "retry_after"):
-            details.pop(fact, None)
+        rate_limited = bool(details.pop("rate_limited", False))
+        retryable = bool(details.pop("retryable", False)) or rate_limited
         return cls(
             receipt.channel,
             False,
-            kind=receipt.kind,
-            fingerprint=receipt.fingerprint,
-            attempts=receipt.attempts,
-            latency_ms=receipt.latency_ms,
             error=receipt.error,
             retryable=retryable,
             rate_limited=rate_limited,
             retry_after=retry_after,
-            code=code,
-            request_id=request_id,
+            code=details.pop("code", None),
+            request_id=details.pop("request_id", None),
             details=details,
+            **common,
         )

@@ -19,7 +19,7 @@ import attrs
 
 from notifier.kinds import Option
 from notifier.limits import DAY, MAX_WORKERS
-from notifier.outbox.policy import Backoff, CircuitBreaker
+from notifier.outbox.policy import Backoff
 from notifier.outbox.settings import OPTIONS as OUTBOX_OPTIONS
 from notifier.redact import register
 from notifier.values import Issues, option_values
@@ -75,6 +75,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     *(o for o in OUTBOX_OPTIONS if o.name in _SHARED),
 )
+_OUTBOX_DEFAULTS = {o.name: o.default for o in OUTBOX_OPTIONS if o.name in _SHARED}
 
 
 def redacted_url(url: str) -> str:
@@ -103,13 +104,14 @@ class CelerySettings:
     lost_after: float = 0.0
     concurrency: int = 8
     connect_timeout: float = 5.0
-    max_attempts: int = 30
-    max_age: float = 86_400.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 600.0
-    dedup_window: float = 300.0
-    breaker_threshold: int = 5
-    breaker_cooldown: float = 5.0
+    # The outbox's defaults, so the two read the same.
+    max_attempts: int = _OUTBOX_DEFAULTS["max_attempts"]
+    max_age: float = _OUTBOX_DEFAULTS["max_age"]
+    backoff_initial: float = _OUTBOX_DEFAULTS["backoff_initial"]
+    backoff_max: float = _OUTBOX_DEFAULTS["backoff_max"]
+    dedup_window: float = _OUTBOX_DEFAULTS["dedup_window"]
+    breaker_threshold: int = _OUTBOX_DEFAULTS["breaker_threshold"]
+    breaker_cooldown: float = _OUTBOX_DEFAULTS["breaker_cooldown"]
 
     @classmethod
     def from_table(
@@ -146,7 +148,8 @@ class CelerySettings:
             )
         elif isinstance(state, str) and _scheme(state) not in REDIS_SCHEMES:
             issues.add("celery.state", f"a redis:// URL, got {redacted_url(state)!r}")
-        low, high = values.get("backoff_initial", 1.0), values.get("backoff_max", 600.0)
+        low = values.get("backoff_initial", _OUTBOX_DEFAULTS["backoff_initial"])
+        high = values.get("backoff_max", _OUTBOX_DEFAULTS["backoff_max"])
         if high < low:
             issues.add("celery.backoff_max", f"a number >= backoff_initial ({low:g}), got {high:g}")
         if len(issues.found) > before:
@@ -172,7 +175,3 @@ class CelerySettings:
     @property
     def backoff(self) -> Backoff:
         return Backoff(self.backoff_initial, max(self.backoff_max, self.backoff_initial))
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)
