@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 from notifier.errors import OutboxError
 from notifier.filemodes import create as create_file
@@ -261,7 +262,7 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> sqlite3.Connect
         raise translate(exc, path, "opening") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        _journal_in_wal(conn, busy_timeout)
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         # A bigger page cache keeps the indexes in memory during large batches.
         conn.execute("PRAGMA cache_size = -16000")
@@ -276,6 +277,26 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> sqlite3.Connect
         conn.close()
         raise
     return conn
+
+
+def _journal_in_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put ``conn`` in WAL mode, waiting up to ``busy_timeout`` for the file.
+
+    SQLite answers "database is locked" here at once, without its busy handler, while
+    another process creates the file, switches it to WAL or closes the last connection
+    to it (a checkpoint): two processes starting together on a new outbox hit that.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def file_id(path: str) -> tuple[int, int] | None:

@@ -264,3 +264,43 @@ def test_a_second_connection_checkpoints_the_log_off_the_writing_thread(db_path)
         assert checkpointer.conn.total_changes == 0  # only checkpoints went through it
     finally:
         store.close()
+
+
+class _LockedAtFirst(sqlite3.Connection):
+    """A connection whose first switches to WAL find the file locked, as when another
+    process creates the file or checkpoints it on closing at the same moment."""
+
+    refusals = 0
+
+    def execute(self, sql, *args):
+        if "journal_mode = WAL" in sql and _LockedAtFirst.refusals > 0:
+            _LockedAtFirst.refusals -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def locked_at_first(monkeypatch):
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        sqlite3, "connect", lambda *a, **k: connect(*a, factory=_LockedAtFirst, **k)
+    )
+    return _LockedAtFirst
+
+
+def test_opening_waits_out_a_file_locked_while_another_process_sets_it_up(
+    tmp_path, locked_at_first
+):
+    locked_at_first.refusals = 3
+    conn = outbox_file.connect(str(tmp_path / "outbox.db"), 5.0, "normal")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    assert locked_at_first.refusals == 0
+
+
+def test_opening_a_file_locked_past_busy_timeout_is_a_clear_error(tmp_path, locked_at_first):
+    locked_at_first.refusals = 10**9
+    with pytest.raises(OutboxError, match="locked by another process"):
+        outbox_file.connect(str(tmp_path / "outbox.db"), 0.05, "normal")
