@@ -145,8 +145,17 @@ DROP INDEX sends_channel_at;
 CREATE INDEX sends_channel_at ON sends (channel, identity, at)
 """
 
+# Version 5: no index of finished deliveries. Every dispatch moved a row into it (one
+# more page written per commit, about a sixth of the write); the sweep of delivered rows
+# walks the oldest ids instead (store._SWEEP). Dead letters, which are few and listed by
+# operators, keep an index of their own, which no delivery that succeeds touches.
+_V5 = """
+DROP INDEX deliveries_finished;
+CREATE INDEX deliveries_dead ON deliveries (state) WHERE state = 'dead'
+"""
+
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 VERSION = len(MIGRATIONS)
 
 

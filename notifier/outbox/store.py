@@ -48,13 +48,19 @@ _CHANNELS = (
     " SELECT DISTINCT channel, channel_identity FROM deliveries"
     " WHERE state = 'pending' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
 )
-_PURGE = (
-    "DELETE FROM deliveries WHERE state = :state"
-    " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
-    " AND (:before IS NULL OR updated_at < :before)"
-    # Ids are the largest id + 1 (schema version 2): the sweep by age keeps the newest
-    # row so that no id is given out twice; an operator's purge deletes what it names.
-    " AND (:before IS NULL OR :ids IS NOT NULL OR id < (SELECT max(id) FROM deliveries))"
+_PURGE = "DELETE FROM deliveries WHERE state = :state"
+_PURGE_IDS = (
+    "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(:ids))"
+    " AND state = :state AND (:before IS NULL OR updated_at < :before)"
+)
+# The sweep by age, with no index of finished deliveries (schema version 5): ids grow
+# with time, so it walks the ids up to the first delivery written since the cut-off and
+# reads little more than it deletes. It keeps the newest row so that no id is given out
+# twice (ids are the largest id + 1, schema version 2).
+_SWEEP = (
+    "DELETE FROM deliveries WHERE id < coalesce((SELECT id FROM deliveries"
+    " WHERE created_at >= :before ORDER BY id LIMIT 1), (SELECT max(id) FROM deliveries))"
+    " AND state = :state AND updated_at < :before"
 )
 
 
@@ -178,8 +184,12 @@ class OutboxStore(WritingMixin, ClaimingMixin, ChannelsMixin, AttemptsMixin):
         if state not in (DeliveryState.DEAD, DeliveryState.DELIVERED):
             raise ValueError("only dead and delivered deliveries can be purged")
         args = {"state": state.value, "ids": _ids(ids), "before": older_than}
+        if ids is not None:
+            statement = _PURGE_IDS
+        else:
+            statement = _PURGE if older_than is None else _SWEEP
         with self.db.write("purging deliveries") as conn:
-            return conn.execute(_PURGE, args).rowcount
+            return conn.execute(statement, args).rowcount
 
     def prune(self, now: float, *, dedup_window: float, longest_window: float) -> None:
         """Forget send times older than any rate window and dedup rows past their use."""

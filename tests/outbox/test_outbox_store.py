@@ -239,6 +239,23 @@ def test_purging_removes_dead_letters_by_id_or_all_and_delivered_ones_by_age(sto
         store.purge(DeliveryState.PENDING)
 
 
+def test_the_sweep_by_age_stops_at_the_first_young_delivery_and_keeps_the_newest_row(store):
+    queue(store, ["a", "b", "stuck"])
+    queue(store, ["young"], now=T0 + 100)
+    [claim] = store.claim_due(T0 + 100, 10, "w", 60)
+    a, b, _, young = claim.deliveries
+    store.mark_delivered(a, "w", T0 + 1)
+    store.mark_delivered(b, "w", T0 + 1)
+    store.mark_delivered(young, "w", T0 + 101)
+    store.end_lane("ops", "w", T0 + 101)
+    # Older than T0 + 50: a and b; "stuck" is still queued and "young" was written since.
+    assert store.purge(DeliveryState.DELIVERED, older_than=T0 + 50) == 2
+    assert store.counts() == {"ops": {"delivered": 1, "pending": 1}}
+    # Everything is old now, but the newest row stays: ids are never given out twice.
+    assert store.purge(DeliveryState.DELIVERED, older_than=T0 + 1000) == 0
+    assert store.counts() == {"ops": {"delivered": 1, "pending": 1}}
+
+
 def test_a_resolved_alert_has_its_own_key(store):
     firing = alert("disk")
     resolved = alert("disk", status=Status.RESOLVED, starts_at=firing.starts_at)
