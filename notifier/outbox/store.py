@@ -184,10 +184,7 @@ class OutboxStore(WritingMixin, ClaimingMixin, ChannelsMixin, AttemptsMixin):
         if state not in (DeliveryState.DEAD, DeliveryState.DELIVERED):
             raise ValueError("only dead and delivered deliveries can be purged")
         args = {"state": state.value, "ids": _ids(ids), "before": older_than}
-        if ids is not None:
-            statement = _PURGE_IDS
-        else:
-            statement = _PURGE if older_than is None else _SWEEP
+        statement = _PURGE_IDS if ids is not None else _PURGE if older_than is None else _SWEEP
         with self.db.write("purging deliveries") as conn:
             return conn.execute(statement, args).rowcount
 

@@ -184,7 +184,9 @@ def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
             ).fetchall()
         # No index of finished deliveries since version 5; one of dead letters only.
         assert {n for (n,) in indexes} == {
-            "deliveries_live", "deliveries_live_fingerprint", "deliveries_dead"
+            "deliveries_live",
+            "deliveries_live_fingerprint",
+            "deliveries_dead",
         }
         assert store.get([written_id])[written_id].alert().title == "kept"
         [later] = store.enqueue_many([NewDelivery(alert("new"), "ops")], now=2.0)
