@@ -56,9 +56,18 @@ _DEAD = (
     " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
     " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
 )
-_SENT = "INSERT OR REPLACE INTO dedup (fingerprint, status, channel, sent_at) VALUES (?, ?, ?, ?)"
+# Every send on record of the deliveries ``{where}`` picks: a delivered row that was
+# sent (not found a duplicate) says so itself, and the dedup table keeps what rows
+# purged since said (schema version 5), so recording a send writes no second row.
+SENT_ROWS = (
+    "SELECT fingerprint, channel, status, sent_at AS at FROM dedup WHERE {where}"
+    " UNION ALL SELECT fingerprint, channel, status, updated_at FROM deliveries"
+    " WHERE {where} AND state = 'delivered' AND deduplicated = 0"
+)
+ONE_CHANNEL = "fingerprint = :fp AND channel = :channel"
 # When each status of a fingerprint was last sent on a channel: the dedup window.
-SENT_TIMES = "SELECT status, sent_at FROM dedup WHERE fingerprint = ? AND channel = ?"
+_ONE = SENT_ROWS.format(where=ONE_CHANNEL)
+SENT_TIMES = f"SELECT status, max(at) AS at FROM ({_ONE}) GROUP BY status"  # noqa: S608
 _FOLDED = (
     "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?,"
     " delivered_by = ?, lease_owner = NULL, lease_expires = NULL"
@@ -79,10 +88,7 @@ def _error(text: str) -> str:
 
 
 def _record_sent(conn: sqlite3.Connection, delivery: Delivery, owner: str, now: float) -> bool:
-    done = conn.execute(_DELIVERED, (1, False, now, delivery.id, owner)).rowcount
-    if done:
-        conn.execute(_SENT, (delivery.fingerprint, delivery.status, delivery.channel, now))
-    return bool(done)
+    return bool(conn.execute(_DELIVERED, (1, False, now, delivery.id, owner)).rowcount)
 
 
 def _record_delivered(
@@ -246,9 +252,7 @@ class AttemptsMixin(OwnChannels):
         done = 0
         with self.db.write("recording a digest") as conn:
             for d in deliveries:
-                if conn.execute(_FOLDED, (now, by, d.id, owner)).rowcount:
-                    done += 1
-                    conn.execute(_SENT, (d.fingerprint, d.status, d.channel, now))
+                done += conn.execute(_FOLDED, (now, by, d.id, owner)).rowcount
             if deliveries:
                 channel = deliveries[0].channel
                 identity = self.identity(channel)
@@ -265,5 +269,5 @@ class AttemptsMixin(OwnChannels):
     def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:
         """When each status of ``fingerprint`` was last sent on ``channel``."""
         with self.db.read("reading the dedup window") as conn:
-            rows = conn.execute(SENT_TIMES, (fingerprint, channel)).fetchall()
+            rows = conn.execute(SENT_TIMES, {"fp": fingerprint, "channel": channel}).fetchall()
         return dict(rows)

@@ -145,13 +145,17 @@ DROP INDEX sends_channel_at;
 CREATE INDEX sends_channel_at ON sends (channel, identity, at)
 """
 
-# Version 5: no index of finished deliveries. Every dispatch moved a row into it (one
-# more page written per commit, about a sixth of the write); the sweep of delivered rows
-# walks the oldest ids instead (store._SWEEP). Dead letters, which are few and listed by
-# operators, keep an index of their own, which no delivery that succeeds touches.
+# Version 5: a dispatch's commit writes fewer pages. No index of finished deliveries
+# (every delivery moved into it); the sweep of delivered rows walks the oldest ids
+# instead (store._SWEPT), and dead letters, few and listed by operators, keep an index of
+# their own. A send is recorded on its delivery's row alone: the dedup window reads
+# delivered rows by fingerprint (an index on every row, which a change of state leaves
+# alone) and the dedup table keeps only what rows said before they were purged.
 _V5 = """
 DROP INDEX deliveries_finished;
-CREATE INDEX deliveries_dead ON deliveries (state) WHERE state = 'dead'
+CREATE INDEX deliveries_dead ON deliveries (state) WHERE state = 'dead';
+DROP INDEX deliveries_live_fingerprint;
+CREATE INDEX deliveries_fingerprint ON deliveries (fingerprint, channel)
 """
 
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.

@@ -30,6 +30,7 @@ from notifier.errors import OutboxError
 from notifier.kinds import RateLimit
 from notifier.outbox.records import DeliveryState, DrainReport, Round
 from notifier.outbox.settings import OutboxSettings
+from notifier.outbox.store import dedup_memory
 from notifier.ratelimit import window
 
 if TYPE_CHECKING:
@@ -318,4 +319,8 @@ class WorkerLoops:
         self._last_maintenance = now
         longest = max((window(r) for r in self.rate_limits.values()), default=0.0)
         self.store.prune(now, dedup_window=self.settings.dedup_window, longest_window=longest)
-        self.store.purge(DeliveryState.DELIVERED, older_than=now - self.settings.keep_delivered)
+        self.store.purge(
+            DeliveryState.DELIVERED,
+            older_than=now - self.settings.keep_delivered,
+            remember_since=dedup_memory(now, self.settings.dedup_window),
+        )

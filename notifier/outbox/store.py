@@ -29,6 +29,11 @@ from notifier.outbox.writing import WritingMixin
 DEDUP_MEMORY = 86_400.0
 
 
+def dedup_memory(now: float, dedup_window: float) -> float:
+    """The earliest send the dedup window may still ask about."""
+    return now - max(dedup_window, DEDUP_MEMORY)
+
+
 # ":ids" is a JSON array of ids, or NULL for every one; nothing is spliced into SQL.
 _COUNTS = (
     "SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state"
@@ -48,19 +53,28 @@ _CHANNELS = (
     " SELECT DISTINCT channel, channel_identity FROM deliveries"
     " WHERE state = 'pending' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))"
 )
-_PURGE = "DELETE FROM deliveries WHERE state = :state"
-_PURGE_IDS = (
-    "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(:ids))"
-    " AND state = :state AND (:before IS NULL OR updated_at < :before)"
-)
-# The sweep by age, with no index of finished deliveries (schema version 5): ids grow
-# with time, so it walks the ids up to the first delivery written since the cut-off and
-# reads little more than it deletes. It keeps the newest row so that no id is given out
-# twice (ids are the largest id + 1, schema version 2).
-_SWEEP = (
-    "DELETE FROM deliveries WHERE id < coalesce((SELECT id FROM deliveries"
-    " WHERE created_at >= :before ORDER BY id LIMIT 1), (SELECT max(id) FROM deliveries))"
-    " AND state = :state AND updated_at < :before"
+# The deliveries a purge deletes, by what it was given. By age (the sweep), with no
+# index of finished deliveries (schema version 5): ids grow with time, so it walks the
+# ids up to the first delivery written since the cut-off and reads little more than it
+# deletes; and it keeps the newest row so that no id is given out twice (ids are the
+# largest id + 1, schema version 2).
+_PURGED = {
+    "ids": "id IN (SELECT value FROM json_each(:ids)) AND state = :state"
+    " AND (:before IS NULL OR updated_at < :before)",
+    "age": "id < coalesce((SELECT id FROM deliveries WHERE created_at >= :before"
+    " ORDER BY id LIMIT 1), (SELECT max(id) FROM deliveries))"
+    " AND state = :state AND updated_at < :before",
+    "all": "state = :state",
+}
+_PURGE = "DELETE FROM deliveries WHERE {where}"
+# Before delivered rows go, the sends they record that the dedup window may still ask
+# about move to the dedup table (see attempts.SENT_ROWS).
+_REMEMBER = (
+    "INSERT INTO dedup (fingerprint, status, channel, sent_at)"
+    " SELECT fingerprint, status, channel, max(updated_at) FROM deliveries"
+    " WHERE {where} AND deduplicated = 0 AND updated_at > :since"
+    " GROUP BY fingerprint, status, channel"
+    " ON CONFLICT DO UPDATE SET sent_at = max(sent_at, excluded.sent_at)"
 )
 
 
@@ -175,25 +189,29 @@ class OutboxStore(WritingMixin, ClaimingMixin, ChannelsMixin, AttemptsMixin):
         *,
         ids: Sequence[int] | None = None,
         older_than: float | None = None,
+        remember_since: float = 0.0,
     ) -> int:
         """Delete finished deliveries: dead letters by default, or delivered ones.
 
         :param older_than: only those last updated before this time.
+        :param remember_since: delivered ones sent since then stay known to the dedup
+            window (the default: all of them).
         """
         state = DeliveryState(state)
         if state not in (DeliveryState.DEAD, DeliveryState.DELIVERED):
             raise ValueError("only dead and delivered deliveries can be purged")
         args = {"state": state.value, "ids": _ids(ids), "before": older_than}
-        statement = _PURGE_IDS if ids is not None else _PURGE if older_than is None else _SWEEP
+        where = _PURGED["ids" if ids is not None else "all" if older_than is None else "age"]
         with self.db.write("purging deliveries") as conn:
-            return conn.execute(statement, args).rowcount
+            if state is DeliveryState.DELIVERED:
+                conn.execute(_REMEMBER.format(where=where), {**args, "since": remember_since})
+            return conn.execute(_PURGE.format(where=where), args).rowcount
 
     def prune(self, now: float, *, dedup_window: float, longest_window: float) -> None:
         """Forget send times older than any rate window and dedup rows past their use."""
-        keep = max(dedup_window, DEDUP_MEMORY)
         with self.db.write("pruning") as conn:
             conn.execute("DELETE FROM sends WHERE at <= ?", (now - longest_window,))
-            conn.execute("DELETE FROM dedup WHERE sent_at <= ?", (now - keep,))
+            conn.execute("DELETE FROM dedup WHERE sent_at <= ?", (dedup_memory(now, dedup_window),))
 
 
 class MonitorViews:

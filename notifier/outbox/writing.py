@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome
+from notifier.outbox.attempts import SENT_ROWS, SENT_TIMES
 from notifier.outbox.channels import (
     CHANNELS_NAMED,
     CLOSE_CIRCUIT,
@@ -60,9 +61,10 @@ LIVE_FPS = (
     "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
 )
-_SENT_FPS = (
-    "SELECT fingerprint, channel, status, sent_at FROM dedup"
-    " WHERE fingerprint IN (SELECT value FROM json_each(?))"
+_SENT_FPS = (  # built from constants
+    "SELECT fingerprint, channel, status, max(at) FROM"  # noqa: S608
+    f" ({SENT_ROWS.format(where='fingerprint IN (SELECT value FROM json_each(:fps))')})"
+    " GROUP BY fingerprint, channel, status"
 )
 
 
@@ -86,7 +88,7 @@ def enqueue(
         busy.add((fp, channel))
     sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     if window > 0:
-        for fp, channel, status, at in conn.execute(_SENT_FPS, (fps,)):
+        for fp, channel, status, at in conn.execute(_SENT_FPS, {"fps": fps}):
             sent[(fp, channel)][status] = at
     # Inside our write transaction each new row gets the largest id + 1, so the ids
     # are known before the insert (and checked after it).
@@ -126,11 +128,10 @@ def enqueue(
 # when its statuses were last sent on the channel (with a dedup window), the channel's
 # row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
 # the partial indexes' WHERE text (file.LIVE) exactly.
-LOOK = (
-    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"
+LOOK = (  # built from constants
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"  # noqa: S608
     " AND fingerprint = :fp),"
-    " CASE WHEN :dedup THEN (SELECT json_group_object(status, sent_at) FROM dedup"
-    " WHERE fingerprint = :fp AND channel = :channel) END,"
+    f" CASE WHEN :dedup THEN (SELECT json_group_object(status, at) FROM ({SENT_TIMES})) END,"
     " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
     " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
     " AND state IN ('pending', 'inflight'))"

@@ -34,13 +34,18 @@ Enqueue = Callable[[list[NewDelivery]], list[Enqueued]]
 
 
 class _Request:
-    __slots__ = ("done", "error", "items", "written")
+    __slots__ = ("done", "error", "items", "news", "written")
 
     def __init__(self, items: Sequence[NewDelivery]) -> None:
         self.items = items
         self.written: list[Enqueued] = []
         self.error: BaseException | None = None
         self.done = False
+        # Released once there is news for this request's thread: its transaction ended,
+        # or it is to write the next one. A lock per request rather than one condition for
+        # all: a transaction wakes the threads it wrote for and the next writer, not all.
+        self.news = threading.Lock()
+        self.news.acquire()
 
 
 class GroupCommit:
@@ -49,9 +54,8 @@ class GroupCommit:
     def __init__(self, enqueue: Enqueue, *, max_rows: int = MAX_ROWS) -> None:
         self._enqueue = enqueue
         self._max_rows = max_rows
-        lock = threading.Lock()
-        self._changed = threading.Condition(lock)  # a transaction ended
-        self._arrived = threading.Condition(lock)  # a request queued (for watchers only)
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # a request queued (for watchers only)
         self._queued: list[_Request] = []
         self._writing = False
         self.transactions = 0  # written so far, for tests and the benchmark
@@ -64,26 +68,28 @@ class GroupCommit:
         if not items:
             return []
         mine = _Request(items)
-        with self._changed:
+        with self._lock:
             self._queued.append(mine)
             self._arrived.notify_all()
-            while not mine.done:
-                if self._writing:
-                    self._changed.wait()
-                    continue
-                # Nobody is writing: this thread writes what is queued, oldest first, up
-                # to max_rows; its own request may be left for the round after.
-                self._writing = True
+            writer = not self._writing
+            self._writing = True
+        if not writer:
+            mine.news.acquire()  # written, or this thread writes next
+        while not mine.done:
+            # This thread writes what is queued, oldest first, up to max_rows; its own
+            # request may be left for the round after.
+            with self._lock:
                 batch = self._take()
-                self._changed.release()
-                try:
-                    self._write(batch)
-                finally:
-                    self._changed.acquire()
-                    for request in batch:
-                        request.done = True
+            self._write(batch)
+            with self._lock:
+                for request in batch:
+                    request.done = True
+                    if request is not mine:
+                        request.news.release()
+                if not self._queued:
                     self._writing = False
-                    self._changed.notify_all()
+                elif mine.done:  # the first request still queued writes next
+                    self._queued[0].news.release()
         return _result(mine)
 
     def wait_for_queued(self, requests: int, timeout: float) -> bool:
