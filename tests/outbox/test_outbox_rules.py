@@ -137,6 +137,31 @@ def test_a_resolved_alert_is_sent_once_when_it_resolves(make_engine, provider, c
     ]
 
 
+def test_the_dedup_window_remembers_sends_whose_delivered_rows_were_purged(
+    make_engine, provider, clock
+):
+    engine = make_engine(dedup_window=300, keep_delivered=0)
+    firing = alert("disk full")
+    resolved = alert("disk full", status=Status.RESOLVED, starts_at=firing.starts_at)
+    engine.submit([NewDelivery(firing, "ops")])
+    engine.submit([NewDelivery(resolved, "ops")])
+    clock.advance(1)
+    engine.submit([NewDelivery(alert("newest"), "ops")])  # the row a sweep keeps
+    clock.advance(1)
+    engine.maintain(force=True)
+    assert engine.store.counts() == {"ops": {"delivered": 1}}  # their rows are gone
+    # What they recorded is not: the resolution is still sent only once.
+    [again] = engine.submit([NewDelivery(resolved, "ops")])
+    assert again.outcome is Outcome.DEDUPLICATED
+    # A day on, the window has long forgotten the firing: it is news again.
+    clock.advance(86_401)
+    engine.maintain(force=True)
+    with engine.store.db.read("test") as conn:
+        assert conn.execute("SELECT count(*) FROM dedup").fetchone()[0] == 0
+    assert engine.submit([NewDelivery(firing, "ops")])[0].outcome is Outcome.DELIVERED
+    assert provider.titles("ops") == ["disk full", "disk full", "newest", "disk full"]
+
+
 def test_a_repeat_queued_behind_a_pending_resolution_is_judged_when_its_turn_comes(
     make_engine, provider, clock
 ):
