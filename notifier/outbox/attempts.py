@@ -56,18 +56,21 @@ _DEAD = (
     " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
     " WHERE id = ? AND state = 'inflight' AND lease_owner = ?"
 )
-# Every send on record of the deliveries ``{where}`` picks: a delivered row that was
-# sent (not found a duplicate) says so itself, and the dedup table keeps what rows
-# purged since said (schema version 5), so recording a send writes no second row.
+# Every send on record of the deliveries ``{where}`` picks, with the channel identity it
+# was sent under: a delivered row that was sent (not found a duplicate) says so itself,
+# and the dedup table keeps what rows purged since said (schema version 5), so recording
+# a send writes no second row.
 SENT_ROWS = (
-    "SELECT fingerprint, channel, status, sent_at AS at FROM dedup WHERE {where}"
-    " UNION ALL SELECT fingerprint, channel, status, updated_at FROM deliveries"
-    " WHERE {where} AND state = 'delivered' AND deduplicated = 0"
+    "SELECT fingerprint, channel, identity, status, sent_at AS at FROM dedup WHERE {where}"
+    " UNION ALL SELECT fingerprint, channel, channel_identity, status, updated_at"
+    " FROM deliveries WHERE {where} AND state = 'delivered' AND deduplicated = 0"
 )
-ONE_CHANNEL = "fingerprint = :fp AND channel = :channel"
+_ONE = SENT_ROWS.format(where="fingerprint = :fp AND channel = :channel")
 # When each status of a fingerprint was last sent on a channel: the dedup window.
-_ONE = SENT_ROWS.format(where=ONE_CHANNEL)
-SENT_TIMES = f"SELECT status, max(at) AS at FROM ({_ONE}) GROUP BY status"  # noqa: S608
+SENT_TIMES = (  # built from constants
+    f"SELECT status, max(at) AS at FROM ({_ONE}) WHERE identity IN (:identity, '')"  # noqa: S608
+    " GROUP BY status"
+)
 _FOLDED = (
     "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?,"
     " delivered_by = ?, lease_owner = NULL, lease_expires = NULL"
@@ -269,5 +272,6 @@ class AttemptsMixin(OwnChannels):
     def sent_times(self, fingerprint: str, channel: str) -> dict[str, float]:
         """When each status of ``fingerprint`` was last sent on ``channel``."""
         with self.db.read("reading the dedup window") as conn:
-            rows = conn.execute(SENT_TIMES, {"fp": fingerprint, "channel": channel}).fetchall()
+            args = {"fp": fingerprint, "channel": channel, "identity": self.identity(channel)}
+            rows = conn.execute(SENT_TIMES, args).fetchall()
         return dict(rows)

@@ -147,15 +147,29 @@ CREATE INDEX sends_channel_at ON sends (channel, identity, at)
 
 # Version 5: a dispatch's commit writes fewer pages. No index of finished deliveries
 # (every delivery moved into it); the sweep of delivered rows walks the oldest ids
-# instead (store._SWEPT), and dead letters, few and listed by operators, keep an index of
-# their own. A send is recorded on its delivery's row alone: the dedup window reads
+# instead (store._PURGED), and dead letters, few and listed by operators, keep an index
+# of their own. A send is recorded on its delivery's row alone: the dedup window reads
 # delivered rows by fingerprint (an index on every row, which a change of state leaves
-# alone) and the dedup table keeps only what rows said before they were purged.
+# alone) and the dedup table keeps only what rows said before they were purged. What was
+# sent is known per channel identity, as the channel's other state is since version 4:
+# another configuration's send to a same-named channel is not this one's duplicate.
 _V5 = """
 DROP INDEX deliveries_finished;
 CREATE INDEX deliveries_dead ON deliveries (state) WHERE state = 'dead';
 DROP INDEX deliveries_live_fingerprint;
-CREATE INDEX deliveries_fingerprint ON deliveries (fingerprint, channel)
+CREATE INDEX deliveries_fingerprint ON deliveries (fingerprint, channel);
+CREATE TABLE dedup_v5 (
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    identity TEXT NOT NULL DEFAULT '',
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, channel, identity, status)
+) WITHOUT ROWID;
+INSERT INTO dedup_v5 (fingerprint, status, channel, sent_at)
+    SELECT fingerprint, status, channel, sent_at FROM dedup;
+DROP TABLE dedup;
+ALTER TABLE dedup_v5 RENAME TO dedup
 """
 
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.

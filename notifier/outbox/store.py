@@ -70,10 +70,10 @@ _PURGE = "DELETE FROM deliveries WHERE {where}"
 # Before delivered rows go, the sends they record that the dedup window may still ask
 # about move to the dedup table (see attempts.SENT_ROWS).
 _REMEMBER = (
-    "INSERT INTO dedup (fingerprint, status, channel, sent_at)"
-    " SELECT fingerprint, status, channel, max(updated_at) FROM deliveries"
+    "INSERT INTO dedup (fingerprint, status, channel, identity, sent_at)"
+    " SELECT fingerprint, status, channel, channel_identity, max(updated_at) FROM deliveries"
     " WHERE {where} AND deduplicated = 0 AND updated_at > :since"
-    " GROUP BY fingerprint, status, channel"
+    " GROUP BY fingerprint, status, channel, channel_identity"
     " ON CONFLICT DO UPDATE SET sent_at = max(sent_at, excluded.sent_at)"
 )
 

@@ -58,13 +58,13 @@ _INSERT = (
 )
 # Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
 LIVE_FPS = (
-    "SELECT fingerprint, channel, idempotency_key, id FROM deliveries"
+    "SELECT fingerprint, channel, channel_identity, idempotency_key, id FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
 )
 _SENT_FPS = (  # built from constants
-    "SELECT fingerprint, channel, status, max(at) FROM"  # noqa: S608
+    "SELECT fingerprint, channel, identity, status, max(at) FROM"  # noqa: S608
     f" ({SENT_ROWS.format(where='fingerprint IN (SELECT value FROM json_each(:fps))')})"
-    " GROUP BY fingerprint, channel, status"
+    " GROUP BY fingerprint, channel, identity, status"
 )
 
 
@@ -80,16 +80,21 @@ def enqueue(
     queued coalesced, one sent within ``window`` deduplicated."""
     # Queued deliveries of these fingerprints: the same key is not queued twice, and
     # a fingerprint with one queued is not judged a duplicate until that is settled.
+    # Rows of another configuration's same-named channel are not ours (rows from before
+    # identities were kept are everyone's, as claiming.HEAD has it).
     live: dict[str, int] = {}
     busy: set[tuple[str, str]] = set()
     fps = json_list({item.alert.fingerprint for item, _, _ in prepared})
-    for fp, channel, key, id_ in conn.execute(LIVE_FPS, (fps,)):
-        live[key] = id_
-        busy.add((fp, channel))
+    for fp, channel, written_as, key, id_ in conn.execute(LIVE_FPS, (fps,)):
+        if written_as in (identity(channel), ""):
+            live[key] = id_
+            busy.add((fp, channel))
     sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     if window > 0:
-        for fp, channel, status, at in conn.execute(_SENT_FPS, {"fps": fps}):
-            sent[(fp, channel)][status] = at
+        for fp, channel, sent_as, status, at in conn.execute(_SENT_FPS, {"fps": fps}):
+            times = sent[(fp, channel)]
+            if sent_as in (identity(channel), "") and at > times.get(status, at - 1):
+                times[status] = at
     # Inside our write transaction each new row gets the largest id + 1, so the ids
     # are known before the insert (and checked after it).
     first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]

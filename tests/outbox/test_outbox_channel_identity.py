@@ -75,7 +75,21 @@ def test_each_configs_channel_of_one_name_keeps_its_own_circuit_breaker(configs)
         assert first.titles == []
 
 
-def test_a_version_3_file_is_upgraded_keeping_its_channel_state_and_send_log(db_path, clock):
+def test_another_configs_send_to_a_same_named_channel_is_not_a_duplicate(configs):
+    with Receiver() as first, Receiver() as second:
+        one = configs("one", first, "{ count = 10, per = 60 }")
+        two = configs("two", second, "{ count = 10, per = 60 }")
+        disk = Alert(title="disk full", labels={"host": "db1"})
+        assert [r.outcome for r in one.dispatch(disk)] == [Outcome.DELIVERED]
+        # Its people have not heard of it: config one's send went to its own URL.
+        assert [r.outcome for r in two.dispatch(disk)] == [Outcome.DELIVERED]
+        # Each config's own repeat is a duplicate, as ever.
+        assert [r.outcome for r in one.dispatch(disk)] == [Outcome.DEDUPLICATED]
+        assert [r.outcome for r in two.dispatch(disk)] == [Outcome.DEDUPLICATED]
+        assert first.titles == second.titles == ["disk full"]
+
+
+def test_a_version_3_file_is_upgraded_keeping_its_channel_state_send_log_and_sends(db_path, clock):
     conn = sqlite3.connect(db_path, isolation_level=None)
     for script in outbox_file.MIGRATIONS[:3]:
         for statement in script.split(";"):
@@ -97,6 +111,11 @@ def test_a_version_3_file_is_upgraded_keeping_its_channel_state_and_send_log(db_
         (now + 30, now + 20),
     )
     conn.execute("INSERT INTO sends (channel, at, delivery_id) VALUES ('ops', ?, 1)", (now - 1,))
+    conn.execute(
+        "INSERT INTO dedup (fingerprint, status, channel, sent_at)"
+        " VALUES ('fp', 'resolved', 'ops', ?)",
+        (now - 2,),
+    )
     conn.close()
 
     store = OutboxStore.open(db_path)
@@ -114,5 +133,7 @@ def test_a_version_3_file_is_upgraded_keeping_its_channel_state_and_send_log(db_
         assert (wake.channel, wake.reason, wake.ready_at) == ("ops", "blocked", now + 30)
         assert store.claim_due(now, 10, "w", 10.0) == []
         assert store.counts() == {"ops": {"pending": 1}}
+        # What the file knew was sent, it still knows (as sent under no identity).
+        assert store.sent_times("fp", "ops") == {"resolved": now - 2}
     finally:
         store.close()
