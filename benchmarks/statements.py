@@ -119,7 +119,7 @@ def run(settings: Settings, workdir: Path) -> Outcome:
             "statements per dispatch, a stream to one channel",
             grouped["statements"],
             "statements",
-            6,
+            5,
         ),
         (
             "statements writing a lone dispatch to an idle channel",
