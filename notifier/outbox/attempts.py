@@ -60,17 +60,21 @@ _DEAD = (
 # was sent under: a delivered row that was sent (not found a duplicate) says so itself,
 # and the dedup table keeps what rows purged since said (schema version 5), so recording
 # a send writes no second row.
-SENT_ROWS = (
-    "SELECT fingerprint, channel, identity, status, sent_at AS at FROM dedup WHERE {where}"
-    " UNION ALL SELECT fingerprint, channel, channel_identity, status, updated_at"
-    " FROM deliveries WHERE {where} AND state = 'delivered' AND deduplicated = 0"
+SENT_PARTS = (
+    "SELECT fingerprint, channel, identity, status, sent_at AS at FROM dedup WHERE {where}",
+    "SELECT fingerprint, channel, channel_identity AS identity, status, updated_at AS at"
+    " FROM deliveries WHERE {where} AND state = 'delivered' AND deduplicated = 0",
 )
-_ONE = SENT_ROWS.format(where="fingerprint = :fp AND channel = :channel")
+SENT_ROWS = " UNION ALL ".join(SENT_PARTS)
+# The sends of one fingerprint on one channel under this process's identity (or under
+# none, written before identities were kept).
+SENT_HERE = (  # built from constants
+    "SELECT status, at FROM"  # noqa: S608
+    f" ({SENT_ROWS.format(where='fingerprint = :fp AND channel = :channel')})"
+    " WHERE identity IN (:identity, '')"
+)
 # When each status of a fingerprint was last sent on a channel: the dedup window.
-SENT_TIMES = (  # built from constants
-    f"SELECT status, max(at) AS at FROM ({_ONE}) WHERE identity IN (:identity, '')"  # noqa: S608
-    " GROUP BY status"
-)
+SENT_TIMES = f"SELECT status, max(at) FROM ({SENT_HERE}) GROUP BY status"  # noqa: S608
 _FOLDED = (
     "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?,"
     " delivered_by = ?, lease_owner = NULL, lease_expires = NULL"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from notifier.models import Outcome
-from notifier.outbox.attempts import SENT_ROWS, SENT_TIMES
+from notifier.outbox.attempts import SENT_PARTS, SENT_ROWS
 from notifier.outbox.channels import (
     CHANNELS_NAMED,
     CLOSE_CIRCUIT,
@@ -129,19 +129,35 @@ def enqueue(
     return out
 
 
+# Each source of SENT_PARTS as "status at,status at,...", for this process's identity:
+# two scalar subqueries cost the fast path less than their union.
+_SENT_TEXT = [  # built from constants
+    f"CASE WHEN :dedup THEN (SELECT group_concat(printf('%s %.6f', status, at)) FROM"  # noqa: S608
+    f" ({part.format(where='fingerprint = :fp AND channel = :channel')})"
+    " WHERE identity IN (:identity, '')) END"
+    for part in SENT_PARTS
+]
 # All the fast path reads, in one statement: whether the fingerprint has a live delivery,
 # when its statuses were last sent on the channel (with a dedup window), the channel's
 # row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
 # the partial indexes' WHERE text (file.LIVE) exactly.
 LOOK = (  # built from constants
     "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"  # noqa: S608
-    " AND fingerprint = :fp),"
-    f" CASE WHEN :dedup THEN (SELECT json_group_object(status, at) FROM ({SENT_TIMES})) END,"
+    f" AND fingerprint = :fp), {_SENT_TEXT[0]}, {_SENT_TEXT[1]},"
     " c.name, c.blocked_until, c.circuit, c.failures, c.open_until, c.lease_owner,"
     " c.lease_expires, EXISTS (SELECT 1 FROM deliveries WHERE channel = :channel"
     " AND state IN ('pending', 'inflight'))"
     " FROM (SELECT 1) LEFT JOIN channels AS c ON c.name = :channel AND c.identity = :identity"
 )
+
+
+def _latest(sent: str) -> dict[str, float]:
+    """When each status was last sent, from LOOK's ``"status at,status at,..."``."""
+    latest: dict[str, float] = {}
+    for part in sent.split(","):
+        status, at = part.split(" ")
+        latest[status] = max(float(at), latest.get(status, 0.0))
+    return latest
 
 
 def write_and_claim_one(
@@ -169,12 +185,12 @@ def write_and_claim_one(
     fp = alert.fingerprint
     identity, origin = (store.identity(channel), store.origin) if store is not None else ("", "")
     look = {"fp": fp, "channel": channel, "identity": identity, "dedup": dedup_window > 0}
-    live, sent, *row, busy = conn.execute(LOOK, look).fetchone()
+    live, kept, recorded, *row, busy = conn.execute(LOOK, look).fetchone()
     if live:
         return None  # coalescing and the dedup rules for a fingerprint in flight
     status = alert.status.value
-    sent_at = json.loads(sent) if sent is not None and sent != "{}" else None
-    if sent_at and is_duplicate(status, sent_at, now, dedup_window):
+    sent = ",".join(text for text in (kept, recorded) if text)
+    if sent and is_duplicate(status, _latest(sent), now, dedup_window):
         return Enqueued(channel, key, fp, Outcome.DEDUPLICATED), None
     if busy:
         return None  # older work on the channel goes first
