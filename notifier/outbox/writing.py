@@ -92,9 +92,9 @@ def enqueue(
     sent: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     if window > 0:
         for fp, channel, sent_as, status, at in conn.execute(_SENT_FPS, {"fps": fps}):
-            times = sent[(fp, channel)]
-            if sent_as in (identity(channel), "") and at > times.get(status, at - 1):
-                times[status] = at
+            if sent_as in (identity(channel), ""):
+                times = sent[(fp, channel)]
+                times[status] = max(at, times.get(status, at))
     # Inside our write transaction each new row gets the largest id + 1, so the ids
     # are known before the insert (and checked after it).
     first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
