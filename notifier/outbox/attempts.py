@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 LEASE_LOST = math.inf
 
 # Statements are whole literals (values bound, lists as JSON); live-row filters repeat the
-# partial indexes' WHERE text exactly (file.LIVE).
+# partial indexes' WHERE text exactly (schema.LIVE).
 _RENEW = (
     "UPDATE deliveries SET lease_expires = ?"
     " WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?"

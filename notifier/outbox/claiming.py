@@ -32,7 +32,7 @@ from notifier.outbox.records import SELECT_IDS, Claim, Delivery, json_list
 if TYPE_CHECKING:
     pass
 
-# Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
+# Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 # A delivery in flight, in words the live-row indexes match.
 IN_FLIGHT = "state IN ('pending', 'inflight') AND state = 'inflight'"
 _RENEW_CHANNEL_LEASES = (

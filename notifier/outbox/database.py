@@ -35,6 +35,7 @@ from notifier.errors import OutboxError
 from notifier.filemodes import DIR_MODE, FILE_MODE
 from notifier.outbox import file as outbox_file
 from notifier.outbox.checkpoints import Checkpointer
+from notifier.outbox.schema import migrate
 from notifier.outbox.settings import MEMORY
 
 log = logging.getLogger("notifier.outbox")
@@ -199,7 +200,7 @@ class Database:
                 second = outbox_file.connect(path, busy_timeout, synchronous)
             db = cls(path, conn, second)
             with db.write("upgrading its schema") as migrating:
-                outbox_file.migrate(migrating, path)
+                migrate(migrating, path)
         except BaseException:
             conn.close()
             if second is not None:

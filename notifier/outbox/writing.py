@@ -56,7 +56,7 @@ _INSERT = (
     " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " ?, ?)"
 )
-# Queries on live rows repeat the partial indexes' WHERE text (file.LIVE) exactly.
+# Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 LIVE_FPS = (
     "SELECT fingerprint, channel, channel_identity, idempotency_key, id FROM deliveries"
     " WHERE state IN ('pending', 'inflight') AND fingerprint IN (SELECT value FROM json_each(?))"
@@ -140,7 +140,7 @@ _SENT_TEXT = [  # built from constants
 # All the fast path reads, in one statement: whether the fingerprint has a live delivery,
 # when its statuses were last sent on the channel (with a dedup window), the channel's
 # row (all NULL when it has none) and whether it has live deliveries. Live rows repeat
-# the partial indexes' WHERE text (file.LIVE) exactly.
+# the partial indexes' WHERE text (schema.LIVE) exactly.
 LOOK = (  # built from constants
     "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state IN ('pending', 'inflight')"  # noqa: S608
     f" AND fingerprint = :fp), {_SENT_TEXT[0]}, {_SENT_TEXT[1]},"

@@ -13,8 +13,7 @@ from outbox_support import Receiver, alert, webhook_config
 
 from notifier import Alert, Dispatcher
 from notifier.models import Outcome
-from notifier.outbox import OutboxStore
-from notifier.outbox import file as outbox_file
+from notifier.outbox import OutboxStore, schema
 from notifier.plugins import PluginHost
 
 
@@ -91,11 +90,11 @@ def test_another_configs_send_to_a_same_named_channel_is_not_a_duplicate(configs
 
 def test_a_version_3_file_is_upgraded_keeping_its_channel_state_send_log_and_sends(db_path, clock):
     conn = sqlite3.connect(db_path, isolation_level=None)
-    for script in outbox_file.MIGRATIONS[:3]:
+    for script in schema.MIGRATIONS[:3]:
         for statement in script.split(";"):
             if statement.strip():
                 conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {outbox_file.APPLICATION_ID}")
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 3")
     kept = alert("kept")
     now = clock.time()
@@ -121,7 +120,7 @@ def test_a_version_3_file_is_upgraded_keeping_its_channel_state_send_log_and_sen
     store = OutboxStore.open(db_path)
     try:
         with store.db.read("test") as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (outbox_file.VERSION,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
             channels = conn.execute(
                 "SELECT name, identity, blocked_until, circuit, failures, open_until FROM channels"
             ).fetchall()

@@ -11,7 +11,7 @@ from outbox_support import alert
 
 from notifier.errors import OutboxError
 from notifier.models import Alert
-from notifier.outbox import NewDelivery, OutboxStore, default_path
+from notifier.outbox import NewDelivery, OutboxStore, default_path, schema
 from notifier.outbox import file as outbox_file
 from notifier.outbox.database import Database
 
@@ -47,7 +47,7 @@ def test_opening_creates_missing_directories_and_a_wal_file(tmp_path):
     store.enqueue_many([NewDelivery(alert(), "ops")], now=1.0)
     with store.db.read("test") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == outbox_file.VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
     store.close()
     assert path.exists()
 
@@ -149,7 +149,7 @@ def test_another_applications_database_is_not_written_into(tmp_path):
 def test_an_outbox_from_a_newer_notifier_asks_for_an_upgrade(db_path):
     OutboxStore.open(db_path).close()
     conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {outbox_file.VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
     conn.close()
     with pytest.raises(OutboxError, match="upgrade notifier"):
         OutboxStore.open(db_path)
@@ -157,10 +157,10 @@ def test_an_outbox_from_a_newer_notifier_asks_for_an_upgrade(db_path):
 
 def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
     conn = sqlite3.connect(db_path, isolation_level=None)
-    for statement in outbox_file.MIGRATIONS[0].split(";"):
+    for statement in schema.MIGRATIONS[0].split(";"):
         if statement.strip():
             conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {outbox_file.APPLICATION_ID}")
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")
     kept = alert("kept")
     conn.execute(  # as version 1 wrote it, with an AUTOINCREMENT id
@@ -176,7 +176,7 @@ def test_a_version_1_file_is_upgraded_keeping_its_deliveries_and_ids(db_path):
     store = OutboxStore.open(db_path)
     try:
         with store.db.read("test") as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (outbox_file.VERSION,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
             ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
             assert "AUTOINCREMENT" not in ddl.fetchone()[0]
             indexes = conn.execute(
