@@ -13,9 +13,10 @@ Modules, in the order a delivery meets them:
 
 - :mod:`~.settings`: the ``[outbox]`` table and where the file lives;
 - :mod:`~.file`: the file itself (creating, opening, recognising it, what its errors
-  mean), :mod:`~.schema`: its tables and their migrations, and :mod:`~.database`: the connection's
-  transactions and the records that ride along with the next one (group commit), with
-  :mod:`~.checkpoints`: the log copied into the file by a connection of its own;
+  mean), :mod:`~.schema`: its tables and their migrations, :mod:`~.database`: the
+  connection's transactions, :mod:`~.deferred`: the records that ride along with the
+  next one (group commit), and :mod:`~.checkpoints`: the log copied into the file by a
+  connection of its own;
 - :mod:`~.records`: the rows as values, read by column name, and :class:`DeliveryState`,
   the one list of states;
 - :mod:`~.writing`: writing deliveries (coalescing, dedup, the one-delivery fast path);
