@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from notifier.attempt import Attempt
+from notifier.groups import AlertGroup
 from notifier.identity import channel_identity
 from notifier.kinds import RateLimit
 from notifier.lanes import Lanes, LaneTask, LiveChannel
@@ -22,7 +23,7 @@ from notifier.models import Alert, DeliveryContext, Receipt
 from notifier.pacing import Pacer, pace_within_deadline
 
 # Binds what the stored alert lacks (the route's template, label mentions) to a context.
-Bind = Callable[[str, Alert, DeliveryContext], DeliveryContext]
+Bind = Callable[[str, Alert, DeliveryContext, AlertGroup | None], DeliveryContext]
 
 
 @attrs.frozen
@@ -58,7 +59,13 @@ class Deliverer(Protocol):
         ...
 
     def attempt(
-        self, channel: str, alert: Alert, context: DeliveryContext, *, paced: bool = False
+        self,
+        channel: str,
+        alert: Alert,
+        context: DeliveryContext,
+        *,
+        paced: bool = False,
+        group: AlertGroup | None = None,
     ) -> Attempt:
         """Send ``alert`` on ``channel`` once, within its ``delivery_timeout``.
 
@@ -67,6 +74,9 @@ class Deliverer(Protocol):
 
         :param paced: the caller took the first send's slot already (the outbox takes
             it with its claim); take slots only for further parts.
+        :param group: the alerts ``alert`` stands for, when it is a group's message: the
+            channel's template sees them as ``group``. Callers pass it only when there
+            is one.
         """
         ...
 
@@ -138,7 +148,13 @@ class ChannelDeliverer:
         )
 
     def attempt(
-        self, channel: str, alert: Alert, context: DeliveryContext, *, paced: bool = False
+        self,
+        channel: str,
+        alert: Alert,
+        context: DeliveryContext,
+        *,
+        paced: bool = False,
+        group: AlertGroup | None = None,
     ) -> Attempt:
         live = self.live.get(channel)
         if live is None:
@@ -158,7 +174,7 @@ class ChannelDeliverer:
             template=context.template,
         )
         if self._bind is not None:
-            context = self._bind(channel, alert, context)
+            context = self._bind(channel, alert, context, group)
         (attempt,) = self.lanes.run([self.task(channel, alert, context, paced=paced)])
         return attempt
 
@@ -178,7 +194,13 @@ class FunctionDeliverer:
         return {}
 
     def attempt(
-        self, channel: str, alert: Alert, context: DeliveryContext, *, paced: bool = False
+        self,
+        channel: str,
+        alert: Alert,
+        context: DeliveryContext,
+        *,
+        paced: bool = False,
+        group: AlertGroup | None = None,
     ) -> Attempt:
         return Attempt.from_receipt(self.deliver(channel, alert, context))
 

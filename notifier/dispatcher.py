@@ -280,11 +280,18 @@ class Dispatcher:
         (attempt,) = self._lanes.run([task])
         return attempt.receipt(retried=retried_by_caller)
 
-    def _bind(self, channel: str, alert: Alert, delivery: DeliveryContext) -> DeliveryContext:
+    def _bind(
+        self,
+        channel: str,
+        alert: Alert,
+        delivery: DeliveryContext,
+        group: AlertGroup | None = None,
+    ) -> DeliveryContext:
         """``delivery`` with the route's template and label mentions, when it came
-        without them (from a scheduler, which stores the alert, not the route)."""
+        without them (from a scheduler, which stores the alert, not the route); a
+        group's message is rendered with its group."""
         if self._templating and delivery.template is None:
-            return self._templated(alert, self._target(channel, alert), delivery)
+            return self._templated(alert, self._target(channel, alert), delivery, group)
         return delivery
 
     def _context(
@@ -334,8 +341,10 @@ class Dispatcher:
         return attrs.evolve(context, mentions=mentions, template=rendering)
 
     def preview(self, channel: str, alert: Alert | AlertGroup) -> list[Part]:
-        """Exactly the messages ``channel`` would send for ``alert`` (or a group, sent as
-        one message), sending nothing. ``notifier render`` prints them.
+        """Exactly the messages ``channel`` would send for ``alert``, sending nothing, or
+        for a group (an Alertmanager notification) what ``notifier serve`` sends: the
+        group's message, or several cut at alert boundaries over the provider's limit
+        (:mod:`notifier.messages`). ``notifier render`` prints them.
 
         :raises UnsupportedOperation: no such channel, or its kind cannot preview.
         :raises TemplateError: the template failed for this alert.
@@ -349,16 +358,22 @@ class Dispatcher:
                 f"channel {channel!r} is of kind {live.spec.kind!r}, which cannot show its "
                 "messages before sending"
             )
-        group = alert if isinstance(alert, AlertGroup) else None
-        single = alert.summary() if isinstance(alert, AlertGroup) else alert
-        target = self._target(channel, single)
-        if group is not None:  # every alert's route mentions, not only the summary's
-            routed = [
-                t.mentions for a in group.alerts for t in self.targets(a) if t.channel == channel
-            ]
-            target = attrs.evolve(target, mentions=merge(target.mentions, *routed))
-        context = self._context(single, target, group)
-        return live.kind.preview(live.channel, single, context)
+        if not isinstance(alert, AlertGroup):
+            context = self._context(alert, self._target(channel, alert), None)
+            return live.kind.preview(live.channel, alert, context)
+        from notifier.messages import Budgets, messages
+
+        group = alert
+        # Every alert's route mentions, as serve merges them for the channel.
+        routed = merge(
+            (), *(t.mentions for a in group.alerts for t in self.targets(a) if t.channel == channel)
+        )
+        parts: list[Part] = []
+        for message, told in messages(group, group.alerts, Budgets(self)(channel)):
+            target = attrs.evolve(self._target(channel, message), mentions=routed)
+            context = self._context(message, target, told)
+            parts += live.kind.preview(live.channel, message, context)
+        return parts
 
     # -- groups ---------------------------------------------------------------------
 

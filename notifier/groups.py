@@ -3,9 +3,9 @@
 :class:`AlertGroup` holds the alerts and what they share (common labels and annotations,
 the labels they were grouped by); templates see it as ``group``. A lone alert is a group
 of one (:meth:`AlertGroup.of`), so every template can use ``group`` whatever it renders.
-:meth:`AlertGroup.summary` is the one alert that stands for the whole group when a channel
-delivers it: it is routed like any alert and carries the group's status, worst severity
-and common labels.
+:meth:`AlertGroup.summary` is one alert that stands for the whole group (its status, worst
+severity and common labels), as template checks render it; the messages ``notifier
+serve`` sends for a notification are :mod:`notifier.messages`'.
 """
 
 from __future__ import annotations
@@ -116,6 +116,27 @@ class AlertGroup:
             starts_at=min(a.starts_at for a in self.alerts),
             source=self.alerts[0].source,
         )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertGroup:
+        """The group :meth:`to_dict` wrote.
+
+        :raises ValueError: ``data`` is not such a group (``InvalidAlert`` for its alerts).
+        """
+        try:
+            return cls(
+                tuple(Alert.from_dict(a) for a in data["alerts"]),
+                status=Status(data["status"]),
+                receiver=str(data["receiver"]),
+                group_labels=dict(data["group_labels"]),
+                common_labels=dict(data["common_labels"]),
+                common_annotations=dict(data["common_annotations"]),
+                external_url=str(data["external_url"]),
+                group_key=str(data["group_key"]),
+                truncated_alerts=int(data["truncated_alerts"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a group of alerts: {exc!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from notifier.celery.settings import CelerySettings, redacted_url
 from notifier.celery.state import SharedState
 from notifier.clock import SYSTEM_CLOCK, Clock
 from notifier.errors import NotifierError, QueueUnavailable
+from notifier.groups import AlertGroup
 from notifier.identity import channel_identity
 from notifier.models import Alert, Outcome, Receipt, delivery_key
 
@@ -51,6 +52,7 @@ class Job:
     attempt: int = 1
     due: float = 0.0
     retrying: bool = False  # failed before: counted as in retry, not as queued
+    group: dict[str, Any] | None = None  # the alerts a group's message stands for
 
     @property
     def fingerprint(self) -> str:
@@ -71,7 +73,14 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def make_job(alert: Alert, target: Target, spec: ChannelSpec, seq: int, now: float) -> Job:
+def make_job(
+    alert: Alert,
+    target: Target,
+    spec: ChannelSpec,
+    seq: int,
+    now: float,
+    group: AlertGroup | None = None,
+) -> Job:
     return Job(
         alert=alert.to_dict(),
         channel=target.channel,
@@ -80,6 +89,7 @@ def make_job(alert: Alert, target: Target, spec: ChannelSpec, seq: int, now: flo
         identity=channel_identity(spec),
         written_at=now,
         mentions=target.mentions,
+        group=None if group is None else group.to_dict(),
     )
 
 
@@ -167,11 +177,15 @@ class CeleryDelivery:
             )
         return receipts
 
-    def enqueue(self, alert: Alert, target: Target) -> str:
-        """Place one delivery in its alert's order and send its task; the task id."""
+    def enqueue(self, alert: Alert, target: Target, group: AlertGroup | None = None) -> str:
+        """Place one delivery in its alert's order and send its task; the task id.
+
+        :param group: the alerts ``alert`` stands for, when it is a group's message.
+        """
         keep = self.settings.max_age + self.settings.backoff_max + 3600
         seq = self.state.enqueue(target.channel, alert.fingerprint, keep)
-        job = make_job(alert, target, self.specs[target.channel], seq, self.clock.time())
+        spec = self.specs[target.channel]
+        job = make_job(alert, target, spec, seq, self.clock.time(), group)
         try:
             self.state.keep(target.channel, alert.fingerprint, seq, job.to_payload())
             return publish(self.app, self.settings, job)

@@ -27,6 +27,7 @@ from notifier.celery.jobs import CeleryDelivery, Job, publish
 from notifier.celery.pacing import RedisWindow
 from notifier.celery.state import Begun
 from notifier.errors import QueueUnavailable, RateLimited
+from notifier.groups import AlertGroup
 from notifier.identity import channel_identity
 from notifier.models import Alert, DeliveryContext
 from notifier.outbox.policy import is_duplicate
@@ -57,7 +58,10 @@ OUTAGE_PAUSE = 1.0
 def attempt(dispatcher: Dispatcher, job: Job, alert: Alert) -> Attempt:
     """One attempt of ``job``, whose first send's slot the caller took already."""
     context = DeliveryContext(idempotency_key=job.key, attempt=job.attempt, mentions=job.mentions)
-    return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True)
+    if job.group is None:
+        return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True)
+    group = AlertGroup.from_dict(job.group)
+    return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True, group=group)
 
 
 class Runtime:

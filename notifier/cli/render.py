@@ -121,10 +121,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _title(item: Alert | AlertGroup) -> str:
-    """The title of an alert, or of the alert that stands for a group."""
+    """The title of an alert, or of a group's message."""
     from notifier.groups import AlertGroup
+    from notifier.messages import group_message
 
-    return item.summary().title if isinstance(item, AlertGroup) else item.title
+    if isinstance(item, AlertGroup):
+        return group_message(item, item.alerts, item.truncated_alerts).title
+    return item.title
 
 
 def _heading(part: Part, index: int, total: int) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from notifier.groups import AlertGroup
 from notifier.models import Alert, Outcome, Receipt, delivery_key, key_of
 
 
@@ -45,6 +46,16 @@ def _alert(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise TypeError(f"a delivery needs an Alert, got {type(value).__name__}")
 
 
+def _group(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, AlertGroup):
+        raise TypeError(f"a delivery's group is an AlertGroup, got {type(value).__name__}")
+
+
+def group_json(item: NewDelivery) -> str | None:
+    """The group ``item``'s message tells, as stored (``None``: a lone alert)."""
+    return None if item.group is None else _ENCODE(item.group.to_dict())
+
+
 def _mentions(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -56,11 +67,17 @@ class NewDelivery:
     """An alert to write to the outbox for one channel.
 
     :param mentions: people the matching route asks to notify; kept for every retry.
+    :param group: the alerts ``alert`` stands for, when it is a group's message (an
+        Alertmanager notification's): kept, and shown to the channel's template as
+        ``group``.
     """
 
     alert: Alert = attrs.field(validator=_alert)
     channel: str = attrs.field(validator=_channel)
     mentions: tuple[str, ...] = attrs.field(default=(), converter=_mentions)
+    group: AlertGroup | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(_group)
+    )
 
     @property
     def key(self) -> str:
@@ -134,6 +151,7 @@ class Delivery:
     channel_identity: str = ""  # see notifier.identity; "" when written before
     config: str = ""  # the configuration file that wrote it, when known
     delivered_by: str | None = None  # the digest that delivered it, when one did
+    group_json: str | None = attrs.field(default=None, repr=False)  # see NewDelivery.group
     # The Alert this process just wrote, when it has it: sent as is, not decoded again.
     loaded: Alert | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -165,6 +183,7 @@ class Delivery:
             channel_identity=row["channel_identity"],
             config=row["config"],
             delivered_by=row["delivered_by"],
+            group_json=row["alert_group"],
             loaded=loaded,
         )
 
@@ -184,6 +203,17 @@ class Delivery:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"stored alert is not JSON: {exc}") from exc
         return Alert.from_dict(data)
+
+    def group(self) -> AlertGroup | None:
+        """The stored group, if the alert is a group's message; ``ValueError`` when the
+        stored JSON is not a valid group."""
+        if self.group_json is None:
+            return None
+        try:
+            data = json.loads(self.group_json)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"stored group is not JSON: {exc}") from exc
+        return AlertGroup.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,7 +238,7 @@ class Delivery:
 DELIVERY_COLUMNS = (
     "id, channel, idempotency_key, fingerprint, status, alert, mentions, state, attempts,"
     " next_attempt_at, last_error, created_at, enqueued_at, updated_at, deduplicated,"
-    " lease_owner, lease_expires, channel_identity, config, delivered_by"
+    " lease_owner, lease_expires, channel_identity, config, delivered_by, alert_group"
 )
 
 # Lists travel as one JSON array parameter (json_each), never spliced into SQL.

@@ -137,6 +137,7 @@ CREATE INDEX sends_channel_at ON sends (channel, identity, at)
 # alone) and the dedup table keeps only what rows said before they were purged. What was
 # sent is known per channel identity, as the channel's other state is since version 4:
 # another configuration's send to a same-named channel is not this one's duplicate.
+# And a group's message (an Alertmanager notification's) keeps its group, for templates.
 _V5 = """
 DROP INDEX deliveries_finished;
 CREATE INDEX deliveries_dead ON deliveries (state) WHERE state = 'dead';
@@ -153,7 +154,8 @@ CREATE TABLE dedup_v5 (
 INSERT INTO dedup_v5 (fingerprint, status, channel, sent_at)
     SELECT fingerprint, status, channel, sent_at FROM dedup;
 DROP TABLE dedup;
-ALTER TABLE dedup_v5 RENAME TO dedup
+ALTER TABLE dedup_v5 RENAME TO dedup;
+ALTER TABLE deliveries ADD COLUMN alert_group TEXT
 """
 
 # MIGRATIONS[n] brings a file from version n to n + 1. Append; never edit a released one.

@@ -18,6 +18,7 @@ import attrs
 from notifier.attempt import Attempt
 from notifier.clock import Clock
 from notifier.deliverer import Deliverer
+from notifier.groups import AlertGroup
 from notifier.kinds import RateLimit
 from notifier.models import Alert, DeliveryContext, Outcome, Receipt, delivery_key
 from notifier.outbox.attempts import LEASE_LOST
@@ -128,7 +129,7 @@ class _Sending:
                 self.receipts[d.id] = _unsendable(ctx, d, now, error, release=last)
                 continue
             try:
-                alert = d.alert()
+                alert, group = d.alert(), d.group()
             except ValueError as exc:
                 self.released |= last
                 error = f"stored alert is unreadable: {exc}"
@@ -160,7 +161,7 @@ class _Sending:
             context = DeliveryContext(
                 idempotency_key=d.key, attempt=d.attempts + 1, mentions=d.mentions
             )
-            attempt = _attempt(ctx, d, alert, context)
+            attempt = _attempt(ctx, d, alert, context, group)
             settled = _settle(ctx, d, attempt, last, probe=claim.probe)
             self.receipts[d.id] = settled
             _report(alert.title, settled, ctx.clock.time())
@@ -264,10 +265,18 @@ def _judged(deliveries: list[Delivery], i: int) -> bool:
     return d.loaded is not None and all(x.fingerprint != d.fingerprint for x in deliveries[:i])
 
 
-def _attempt(ctx: SendContext, d: Delivery, alert: Alert, context: DeliveryContext) -> Attempt:
+def _attempt(
+    ctx: SendContext,
+    d: Delivery,
+    alert: Alert,
+    context: DeliveryContext,
+    group: AlertGroup | None = None,
+) -> Attempt:
     """One attempt; its send slot was taken with the claim (``start_attempt``)."""
     try:
-        return ctx.deliverer.attempt(d.channel, alert, context, paced=True)
+        if group is None:  # a deliverer written before groups were kept takes none
+            return ctx.deliverer.attempt(d.channel, alert, context, paced=True)
+        return ctx.deliverer.attempt(d.channel, alert, context, paced=True, group=group)
     except Exception as exc:  # attempt promises not to raise; if it does, retry later
         log.exception("outbox: delivering to %s raised", d.channel)
         error = redact(f"{type(exc).__name__}: {exc}")

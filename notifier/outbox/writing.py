@@ -41,6 +41,7 @@ from notifier.outbox.records import (
     DeliveryState,
     Enqueued,
     NewDelivery,
+    group_json,
     json_list,
     prepare,
 )
@@ -53,8 +54,8 @@ PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
 _INSERT = (
     "INSERT INTO deliveries (idempotency_key, channel, fingerprint, status, alert, mentions,"
     " state, next_attempt_at, created_at, enqueued_at, updated_at, lease_owner,"
-    " lease_expires, channel_identity, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?)"
+    " lease_expires, channel_identity, config, alert_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?, ?, ?, ?, ?, ?)"
 )
 # Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 LIVE_FPS = (
@@ -118,7 +119,7 @@ def enqueue(
         out.append(Enqueued(channel, key, fp, queued, id_))
         mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
         rows.append((key, channel, fp, status, text, mentions, PENDING, now, now, now, now,
-                     None, None, identity(channel), origin))  # fmt: skip
+                     None, None, identity(channel), origin, group_json(item)))  # fmt: skip
     if rows:
         conn.executemany(_INSERT, rows)
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -207,10 +208,11 @@ def write_and_claim_one(
     limit = terms.rate_limits.get(channel)
     g = gate(conn, channel_row, now, limit, terms.breaker, terms.owner)
     mentions = json.dumps(list(item.mentions)) if item.mentions else "[]"
+    group = group_json(item)
     if g.admit == 0:
         cursor = conn.execute(
             _INSERT, (key, channel, fp, status, text, mentions, PENDING, now, now, now, now,
-                      None, None, identity, origin),
+                      None, None, identity, origin, group),
         )  # fmt: skip
         if row is None:
             conn.execute(NEW_CHANNEL, (channel, identity))
@@ -218,7 +220,7 @@ def write_and_claim_one(
     until = now + terms.lease
     cursor = conn.execute(
         _INSERT, (key, channel, fp, status, text, mentions, INFLIGHT, now, now, now, now,
-                  terms.owner, until, identity, origin),
+                  terms.owner, until, identity, origin, group),
     )  # fmt: skip
     id_ = cursor.lastrowid
     assert id_ is not None  # an INSERT's cursor holds the new row's id
@@ -231,7 +233,8 @@ def write_and_claim_one(
     take_slot_in(conn, channel, identity, now, limit, id_)
     delivery = Delivery(
         id_, channel, key, fp, status, text, item.mentions, DeliveryState.INFLIGHT, 0, now,
-        None, now, now, now, False, terms.owner, until, identity, origin, loaded=alert,
+        None, now, now, now, False, terms.owner, until, identity, origin,
+        group_json=group, loaded=alert,
     )  # fmt: skip
     enqueued = Enqueued(channel, key, fp, Outcome.QUEUED, id_)
     return enqueued, Claim(channel, (delivery,), probe, started=True)

@@ -316,7 +316,10 @@ class NotifierApp:
         away: the sender retries, and what was queued before is then a duplicate."""
         assert self.celery is not None
         try:
-            return [self.celery.enqueue(d.alert, Target(d.channel, d.mentions)) for d in deliveries]
+            return [
+                self.celery.enqueue(d.alert, Target(d.channel, d.mentions), d.group)
+                for d in deliveries
+            ]
         except NotifierError as exc:
             raise Refused(
                 503, f"cannot queue the deliveries: {exc}", (("Retry-After", "5"),)

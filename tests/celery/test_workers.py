@@ -225,3 +225,25 @@ def test_notifier_serve_queues_tasks_for_the_workers_and_is_unready_without_redi
         assert status.startswith("503") and "cannot be reached" in json.dumps(answer)
     finally:
         app.close()
+
+
+def test_a_notifications_message_reaches_the_workers_with_its_group_for_the_template(
+    redis_url, sink, workers_for, tmp_path
+):
+    from notifier.server import create_app
+    from tests.server.samples import am_alert, notification
+
+    template = """template = { text = '{"title": "{{ group.counts.total }} alerts"}' }"""
+    config = celery_config(
+        tmp_path / "n.toml", redis_url, {"a": f"{sink.url}/a"}, extra_channel=template
+    )
+    workers_for(config).start(1)
+    app = create_app(config)
+    try:
+        body = json.dumps(notification([am_alert(1), am_alert(2), am_alert(3)])).encode()
+        status, answer = _call(app, "POST", "/api/v1/alertmanager", body)
+        assert status.startswith("200"), answer
+        sink.wait_count(1, timeout=30)
+    finally:
+        app.close()
+    assert [title for _, _, title, _ in sink.arrivals] == ["3 alerts"]

@@ -7,6 +7,7 @@ import json
 import requests
 from notifier_wework.testing import FakeWeCom
 
+from notifier.alertmanager import parse_notification
 from notifier.clock import FakeClock
 from notifier.server import create_app
 from tests.server.conftest import serving, write_config
@@ -117,3 +118,47 @@ max_body_bytes = 8388608
         assert len("\n".join(lines).encode()) <= 4096
         listed += [line.split(": Disk full on ")[1].split(" ")[0] for line in lines]
     assert sorted(listed) == sorted(f"host-{n}" for n in range(10000))
+
+
+def test_a_channels_template_sees_every_alert_of_the_notification_as_it_renders(tmp_path):
+    """The message is delivered with its group: a template's ``group`` is the
+    notification's alerts on the channel (not a group of one summary), with their own
+    labels for mentions, and ``notifier render --alertmanager`` shows the same."""
+    clock = FakeClock()
+    template = (
+        "{{ group.counts.firing }} firing, {{ group.counts.resolved }} resolved:"
+        "{% for a in group.alerts %} {{ a.labels.instance }}={{ a.status }}{% endfor %}"
+    )
+    with FakeWeCom(clock=clock) as wecom:
+        config = write_config(
+            tmp_path,
+            f"""
+[channels.robot]
+kind = "wework-robot"
+key = "fake-robot-key-0001"
+api_root = "{wecom.api_root}"
+mention_labels = ["owner"]
+template = {{ text = "{template}" }}
+
+[outbox]
+path = "outbox.db"
+""",
+        )
+        body = notification(
+            [am_alert(1, owner="alice"), am_alert(2, owner="bob"), am_alert(3, "resolved")]
+        )
+        app = create_app(config, clock=clock, deliver=False)
+        try:
+            with serving(app) as url:
+                answer = requests.post(url + "/api/v1/alertmanager", json=body, timeout=30)
+                assert answer.status_code == 200, answer.text
+            app.engine.drain(until_idle=True)
+            [preview] = app.dispatcher.preview("robot", parse_notification(body))
+        finally:
+            app.close()
+        [sent] = wecom.robot_messages("fake-robot-key-0001")
+    expected = "2 firing, 1 resolved: host-1=firing host-2=firing host-3=resolved"
+    assert (sent.content or "").startswith(expected)
+    # Each alert's owner, from its own labels (the summary's common labels have none).
+    assert sorted(sent.body[sent.msgtype]["mentioned_list"]) == ["alice", "bob"]
+    assert preview.content == sent.content

@@ -10,8 +10,8 @@ import pytest
 from notifier import alertmanager
 from notifier.alertmanager import alert_from_alertmanager
 from notifier.groups import AlertGroup
+from notifier.messages import group_message
 from notifier.models import Alert
-from notifier.server.ingest import group_message
 from tests.server.samples import am_alert
 
 
