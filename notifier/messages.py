@@ -129,12 +129,14 @@ def split(alerts: tuple[Alert, ...], budget: int | None) -> list[tuple[Alert, ..
 
 
 class Budgets:
-    """Per channel: how many bytes of alert lines fit in one provider message, found once
-    by previewing a message on the channel (``None``: no limit known)."""
+    """Per channel, found once: how many bytes of alert lines fit in one provider message
+    (by previewing a message on the channel; ``None``: no limit known), and whether its
+    messages need their group (:meth:`needs_group`)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self._known: dict[str, int | None] = {}
+        self._grouped: dict[str, bool] = {}
         # Copying every alert to show routes its receiver costs more than the rest of a
         # request: only done when a route asks for it.
         self.by_receiver = any(RECEIVER_LABEL in r.labels for r in dispatcher.config.routes)
@@ -143,6 +145,18 @@ class Budgets:
         if channel not in self._known:
             self._known[channel] = self._measure(channel)
         return self._known[channel]
+
+    def needs_group(self, channel: str) -> bool:
+        """Whether ``channel`` renders a message with its group: it (or a route to it) has
+        a template, or it mentions people named in alerts' labels. Storing the group
+        costs a request a fifth more: other channels are not given it."""
+        if channel not in self._grouped:
+            config = self.dispatcher.config
+            spec = config.channels[channel]
+            self._grouped[channel] = bool(spec.template or spec.mention_labels) or any(
+                r.template is not None for r in config.routes if channel in r.channels
+            )
+        return self._grouped[channel]
 
     def _measure(self, channel: str) -> int | None:
         live = self.dispatcher.channels[channel]

@@ -54,8 +54,9 @@ def notification_deliveries(
     deliveries = []
     for name, (alerts, mentions) in per_channel.items():
         merged = merge((), *mentions)  # every message of the channel mentions them all
+        kept = budgets.needs_group(name)
         for message, told in messages(group, tuple(alerts), budgets(name)):
-            deliveries.append(NewDelivery(message, name, merged, group=told))
+            deliveries.append(NewDelivery(message, name, merged, group=told if kept else None))
     return deliveries
 
 
