@@ -7,6 +7,7 @@ import threading
 import attrs
 from outbox_support import alert
 
+from notifier.groups import AlertGroup
 from notifier.kinds import RateLimit
 from notifier.models import Outcome, Receipt
 from notifier.outbox import NewDelivery, OutboxStore
@@ -158,6 +159,19 @@ def test_an_unreadable_stored_alert_becomes_a_dead_letter(make_engine, provider)
     [dead] = engine.store.dead_letters()
     assert dead.last_error.startswith("stored alert is unreadable")
     assert provider.attempts == []
+
+
+def test_an_unreadable_stored_group_becomes_a_dead_letter_and_the_rest_go_on(make_engine, provider):
+    engine = make_engine()
+    grouped = NewDelivery(alert("group"), "ops", group=AlertGroup((alert("x"), alert("y"))))
+    first, _ = engine.enqueue([grouped, *items(["b"], "ops")])
+    with engine.store.db.write("test") as conn:
+        conn.execute("UPDATE deliveries SET alert_group = '[1]' WHERE id = ?", (first.id,))
+    engine.drain()
+    [dead] = engine.store.dead_letters()
+    assert dead.id == first.id and dead.last_error.startswith("stored alert is unreadable")
+    assert "not a group of alerts" in dead.last_error
+    assert provider.titles("ops") == ["b"]
 
 
 def test_a_deliver_function_that_raises_counts_as_a_retryable_failure(make_engine, clock):
