@@ -149,7 +149,7 @@ class Budgets:
     def needs_group(self, channel: str) -> bool:
         """Whether ``channel`` renders a message with its group: it (or a route to it) has
         a template, or it mentions people named in alerts' labels. Storing the group
-        costs a request a fifth more: other channels are not given it."""
+        costs a request about a quarter more: other channels are not given it."""
         if channel not in self._grouped:
             config = self.dispatcher.config
             spec = config.channels[channel]
