@@ -62,8 +62,16 @@ def _line(alert: Alert) -> str:
     return line
 
 
-def group_message(group: AlertGroup, alerts: tuple[Alert, ...], truncated: int = 0) -> Alert:
-    """The summary alert one channel receives for ``alerts`` of ``group``."""
+def group_message(
+    group: AlertGroup,
+    alerts: tuple[Alert, ...],
+    truncated: int = 0,
+    lines: list[str] | None = None,
+) -> Alert:
+    """The summary alert one channel receives for ``alerts`` of ``group``.
+
+    :param lines: each alert's line, when the caller has them already.
+    """
     firing = sum(1 for a in alerts if not a.resolved)
     resolved = len(alerts) - firing
     name = (group.common_labels or {}).get("alertname") or alerts[0].title
@@ -71,7 +79,7 @@ def group_message(group: AlertGroup, alerts: tuple[Alert, ...], truncated: int =
     title = f"{name}: {firing} firing, {resolved} resolved"
     if grouped:
         title += f" ({grouped})"
-    lines = [_line(a) for a in alerts]
+    lines = [_line(a) for a in alerts] if lines is None else list(lines)
     if truncated:
         lines.append(f"and {truncated} more not sent by Alertmanager")
     key = "\x1f".join(
@@ -109,22 +117,20 @@ def group_message(group: AlertGroup, alerts: tuple[Alert, ...], truncated: int =
     return Alert.from_checked(**fields)
 
 
-def split(alerts: tuple[Alert, ...], budget: int | None) -> list[tuple[Alert, ...]]:
-    """``alerts`` in runs whose listed lines stay within ``budget`` bytes (a run holds at
-    least one alert, however long)."""
+def split(lines: list[str], budget: int | None) -> list[range]:
+    """Runs of ``lines`` (as index ranges) whose bytes stay within ``budget`` (a run holds
+    at least one line, however long)."""
     if budget is None:
-        return [alerts]
-    runs: list[tuple[Alert, ...]] = []
-    run: list[Alert] = []
-    used = 0
-    for alert in alerts:
-        size = len(_line(alert).encode()) + 1
-        if run and used + size > budget:
-            runs.append(tuple(run))
-            run, used = [], 0
-        run.append(alert)
+        return [range(len(lines))]
+    runs: list[range] = []
+    start, used = 0, 0
+    for index, line in enumerate(lines):
+        size = len(line.encode()) + 1
+        if index > start and used + size > budget:
+            runs.append(range(start, index))
+            start, used = index, 0
         used += size
-    runs.append(tuple(run))
+    runs.append(range(start, len(lines)))
     return runs
 
 
@@ -178,12 +184,13 @@ def messages(
     """The messages one channel receives for ``alerts`` of ``group``: each a summary
     alert and the group of the alerts it lists, cut at alert boundaries to fit ``budget``
     bytes of alert lines; the sender's count of alerts it left out goes with the last."""
-    runs = split(alerts, budget)
+    lines = [_line(a) for a in alerts]  # once: measured for the cuts, then listed
+    runs = split(lines, budget)
     out = []
     for index, run in enumerate(runs):
         truncated = group.truncated_alerts if index == len(runs) - 1 else 0
         told = AlertGroup(
-            run,
+            alerts[run.start : run.stop],
             receiver=group.receiver,
             group_labels=group.group_labels,
             common_labels=group.common_labels,
@@ -192,5 +199,6 @@ def messages(
             group_key=group.group_key,
             truncated_alerts=truncated,
         )
-        out.append((group_message(group, run, truncated), told))
+        message = group_message(group, told.alerts, truncated, lines[run.start : run.stop])
+        out.append((message, told))
     return out
