@@ -75,8 +75,7 @@ class Deliverer(Protocol):
         :param paced: the caller took the first send's slot already (the outbox takes
             it with its claim); take slots only for further parts.
         :param group: the alerts ``alert`` stands for, when it is a group's message: the
-            channel's template sees them as ``group``. Callers pass it only when there
-            is one.
+            channel's template sees them as ``group``.
         """
         ...
 

@@ -58,9 +58,7 @@ OUTAGE_PAUSE = 1.0
 def attempt(dispatcher: Dispatcher, job: Job, alert: Alert) -> Attempt:
     """One attempt of ``job``, whose first send's slot the caller took already."""
     context = DeliveryContext(idempotency_key=job.key, attempt=job.attempt, mentions=job.mentions)
-    if job.group is None:
-        return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True)
-    group = AlertGroup.from_dict(job.group)
+    group = None if job.group is None else AlertGroup.from_dict(job.group)
     return dispatcher.deliverer.attempt(job.channel, alert, context, paced=True, group=group)
 
 

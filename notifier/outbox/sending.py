@@ -274,8 +274,6 @@ def _attempt(
 ) -> Attempt:
     """One attempt; its send slot was taken with the claim (``start_attempt``)."""
     try:
-        if group is None:  # a deliverer written before groups were kept takes none
-            return ctx.deliverer.attempt(d.channel, alert, context, paced=True)
         return ctx.deliverer.attempt(d.channel, alert, context, paced=True, group=group)
     except Exception as exc:  # attempt promises not to raise; if it does, retry later
         log.exception("outbox: delivering to %s raised", d.channel)
