@@ -43,6 +43,11 @@ THREADS = 16  # notifier serve's default (--threads), and the bare app's
 # posting threads takes turns on one interpreter; more let the client use both cores
 # (NOTIFIER_BENCH_CLIENT_PROCESSES=1: the single process of earlier runs).
 CLIENT_PROCESSES = int(os.environ.get("NOTIFIER_BENCH_CLIENT_PROCESSES", "2"))
+# NOTIFIER_BENCH_SERVE_STAGES=1 adds servers that stop part of the way through a request
+# and answer 200 (no target): the JSON read, the notification parsed and checked, the
+# deliveries built (routes matched, messages rendered); nothing is stored. They show what
+# each step costs against the bare app under the same load.
+STAGES = ("json", "parse", "route") if os.environ.get("NOTIFIER_BENCH_SERVE_STAGES") else ()
 
 CONFIG = """
 [channels.audit]
@@ -64,6 +69,27 @@ def bare_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"{}"]
 
 
+def stage_app(stage: str, workdir: str) -> Any:
+    """A WSGI app doing the first steps of ``notifier serve``'s accept path, up to ``stage``."""
+    from notifier.server import create_app
+    from notifier.server.app import parse_group
+    from notifier.server.ingest import notification_deliveries
+
+    full = create_app(Path(workdir) / "accept" / "notifier.toml", deliver=False)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        data = json.loads(environ["wsgi.input"].read(length).decode("utf-8"))
+        if stage != "json":
+            group = parse_group(data)
+            if stage == "route":
+                notification_deliveries(full.dispatcher, full.budgets, group)
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+        return [b"{}"]
+
+    return app
+
+
 def serve(kind: str, workdir: str) -> None:
     """The server process: prints its port, serves until stdin closes."""
     import logging
@@ -75,6 +101,11 @@ def serve(kind: str, workdir: str) -> None:
         from waitress.server import create_server
 
         server: Any = create_server(bare_app, host="127.0.0.1", port=0, threads=THREADS)
+        app = None
+    elif kind in STAGES:
+        from waitress.server import create_server
+
+        server = create_server(stage_app(kind, workdir), host="127.0.0.1", port=0, threads=THREADS)
         app = None
     else:
         from notifier.server import create_app
@@ -265,7 +296,7 @@ def run(settings: Settings, workdir: Path) -> Outcome:
         (workdir / kind / "notifier.toml").write_text(CONFIG, encoding="utf-8")
     seconds = settings.pick(quick=2, full=5)
     rounds = settings.pick(quick=1, full=3)
-    servers = {kind: Server(kind, workdir) for kind in ("notifier", "bare", "accept")}
+    servers = {kind: Server(kind, workdir) for kind in ("notifier", "bare", "accept", *STAGES)}
     try:
         results = interleaved(
             {name: (lambda s=s: load(s, seconds)) for name, s in servers.items()},
@@ -312,8 +343,22 @@ def run(settings: Settings, workdir: Path) -> Outcome:
                    baseline_name="bare waitress app", compare="value")
             for name, rows in (("with delivery", ours), ("accept only", accept))
         ]  # fmt: skip
+    stage_names = {"json": "JSON read", "parse": "notification parsed and checked",
+                   "route": "deliveries built, nothing stored"}  # fmt: skip
+    figures += [
+        Figure("serve", f"stage: {stage_names[stage]} (no target)",
+               statistics.median(r["per_second"] for r in results[stage]), "/s",
+               baseline=statistics.median(r["per_second"] for r in bare),
+               baseline_name="bare waitress app",
+               paired_ratio=statistics.median(
+                   a["per_second"] / b["per_second"]
+                   for a, b in zip(results[stage], bare, strict=True)
+               ))
+        for stage in STAGES
+    ]  # fmt: skip
     failures = sum(r["failures"] for r in [*ours, *accept])
     details = {"notifier": ours, "bare": bare, "accept_only": accept, "non_200_answers": failures}
+    details.update({f"stage_{stage}": results[stage] for stage in STAGES})
     return Outcome(figures, details)
 
 
