@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -28,9 +28,6 @@ from notifier.outbox.channels import (
 )
 from notifier.outbox.policy import CircuitBreaker
 from notifier.outbox.records import SELECT_IDS, Claim, Delivery, json_list
-
-if TYPE_CHECKING:
-    pass
 
 # Queries on live rows repeat the partial indexes' WHERE text (schema.LIVE) exactly.
 # A delivery in flight, in words the live-row indexes match.

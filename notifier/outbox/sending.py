@@ -51,10 +51,15 @@ class SendContext:
     pool: ChannelPools = attrs.field(factory=lambda: ChannelPools({}))
 
 
+def _names(delivery: Delivery) -> dict[str, Any]:
+    """The details by which a receipt names the stored delivery it is about."""
+    return {"delivery_id": delivery.id, "idempotency_key": delivery.key}
+
+
 def _ours(delivery: Delivery, receipt: Receipt | None = None, **changes: Any) -> Receipt:
     """``receipt`` (or a fresh one) naming the stored delivery it is about."""
     details = dict(receipt.details) if receipt is not None else {}
-    details.update(delivery_id=delivery.id, idempotency_key=delivery.key)
+    details.update(_names(delivery))
     details.update(changes.pop("extra", {}))
     if receipt is None:
         receipt = Receipt(delivery.channel, Outcome.QUEUED, fingerprint=delivery.fingerprint)
@@ -297,10 +302,8 @@ def _settle(
         store.mark_delivered(d, owner, now, release=last, defer=last and settings.group_commit)
         if probe:  # the provider is back: what waits out a backoff from the outage goes now
             store.release_backlog(d.channel, now)
-        # As _ours() would name it, built once: this runs for every delivery sent.
-        return attempt.receipt(
-            extra={"delivery_id": d.id, "idempotency_key": d.key, "attempt": tries}
-        )
+        # Named as _ours() names it, built once: this runs for every delivery sent.
+        return attempt.receipt(extra={**_names(d), "attempt": tries})
     receipt = attempt.receipt()
     error = redact(receipt.error or "delivery failed")
     retry_after = attempt.retry_after

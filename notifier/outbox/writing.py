@@ -18,7 +18,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from notifier.models import Outcome
 from notifier.outbox.attempts import SENT_PARTS, SENT_ROWS
@@ -45,9 +45,6 @@ from notifier.outbox.records import (
     json_list,
     prepare,
 )
-
-if TYPE_CHECKING:
-    pass
 
 PENDING, INFLIGHT = DeliveryState.PENDING.value, DeliveryState.INFLIGHT.value
 # Every new row, whichever path writes it.

@@ -30,13 +30,14 @@ from notifier.config import load_config
 from notifier.dispatcher import Dispatcher
 from notifier.errors import NotifierError, OutboxError
 from notifier.groups import AlertGroup
+from notifier.messages import Budgets
 from notifier.models import Link
 from notifier.outbox.records import NewDelivery
 from notifier.plugins import PluginHost
 from notifier.routing import Target
 from notifier.server.auth import Credentials
 from notifier.server.commit import GroupCommit
-from notifier.server.ingest import Budgets, alert_deliveries, notification_deliveries, parse_alerts
+from notifier.server.ingest import alert_deliveries, notification_deliveries, parse_alerts
 from notifier.server.metrics import CONTENT_TYPE, Metrics
 from notifier.server.settings import ServerSettings
 

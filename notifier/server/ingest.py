@@ -25,7 +25,7 @@ from notifier.routing import Target
 if TYPE_CHECKING:
     from notifier.dispatcher import Dispatcher
 
-__all__ = ["Budgets", "alert_deliveries", "notification_deliveries", "parse_alerts"]
+__all__ = ["alert_deliveries", "notification_deliveries", "parse_alerts"]
 
 
 def _routed(alert: Alert, receiver: str) -> Alert:

@@ -14,6 +14,15 @@ from tests.server.conftest import serving, write_config
 from tests.server.samples import am_alert, notification
 
 
+def _accepted_and_delivered(app, body):
+    """Post ``body`` to ``app`` as Alertmanager would, then deliver what it accepted."""
+    with serving(app) as url:
+        answer = requests.post(url + "/api/v1/alertmanager", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+    app.engine.drain(until_idle=True)
+    return answer
+
+
 def test_a_storm_of_200_alerts_reaches_a_wecom_robot_as_a_handful_of_messages(tmp_path):
     clock = FakeClock()
     with FakeWeCom(clock=clock) as wecom:
@@ -32,11 +41,7 @@ path = "outbox.db"
         )
         app = create_app(config, clock=clock, deliver=False)
         try:
-            with serving(app) as url:
-                storm = notification([am_alert(n) for n in range(200)])
-                answer = requests.post(url + "/api/v1/alertmanager", json=storm, timeout=30)
-                assert answer.status_code == 200, answer.text
-            app.engine.drain(until_idle=True)
+            answer = _accepted_and_delivered(app, notification([am_alert(n) for n in range(200)]))
         finally:
             app.close()
         messages = [m.content or "" for m in wecom.robot_messages("fake-robot-key-0001")]
@@ -149,10 +154,7 @@ path = "outbox.db"
         )
         app = create_app(config, clock=clock, deliver=False)
         try:
-            with serving(app) as url:
-                answer = requests.post(url + "/api/v1/alertmanager", json=body, timeout=30)
-                assert answer.status_code == 200, answer.text
-            app.engine.drain(until_idle=True)
+            _accepted_and_delivered(app, body)
             [preview] = app.dispatcher.preview("robot", parse_notification(body))
         finally:
             app.close()
